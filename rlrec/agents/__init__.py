@@ -1,0 +1,1 @@
+"""rlrec.agents (see DESIGN.md section 2)."""

@@ -1,0 +1,1 @@
+"""rlrec.bench (see DESIGN.md section 2)."""

@@ -1,0 +1,1 @@
+"""rlrec.envs (see DESIGN.md section 2)."""

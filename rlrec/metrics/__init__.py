@@ -1,0 +1,1 @@
+"""rlrec.metrics (see DESIGN.md section 2)."""

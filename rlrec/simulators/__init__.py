@@ -1,0 +1,1 @@
+"""rlrec.simulators (see DESIGN.md section 2)."""

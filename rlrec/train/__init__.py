@@ -1,0 +1,1 @@
+"""rlrec.train (see DESIGN.md section 2)."""

