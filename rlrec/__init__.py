@@ -2,6 +2,18 @@
 
 Simulated users whose tastes live in a language model's embedding space choose from slates of real items;
 agents learn to balance exploration and exploitation, measured by exact regret.
+
+    env, params = rlrec.make("MovieLens-Session-v0", slate_size=5)
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+Importing rlrec registers every environment with Gymnasium as ``rlrec/<id>``.
 """
 
+from rlrec.envs import make, registered_envs
+from rlrec.envs.gym import register_all as _register_all
+
 __version__ = "0.1.0.dev0"
+__all__ = ["make", "registered_envs"]
+
+_register_all()

@@ -1,1 +1,5 @@
-"""rlrec.simulators (see DESIGN.md section 2)."""
+"""Pure JAX user simulation: population, choice model, dynamics (DESIGN.md section 4)."""
+
+from rlrec.simulators import choice, dynamics, population
+
+__all__ = ["choice", "dynamics", "population"]

@@ -1,0 +1,170 @@
+"""Gymnasium adapters: ``gymnasium.make("rlrec/<id>")`` and a JAX-batched ``gymnasium.make_vec("rlrec/<id>")``.
+
+The adapters hold the functional env, its params and a PRNG key; each step is one jitted call. Actions are
+validated here (the functional core cannot raise under ``jit``): out-of-range ids, repeated items in a slate,
+wrong shape or dtype raise :class:`InvalidActionError` naming the problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import jax
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from rlrec.envs.registry import REGISTRY, describe, make
+
+
+class InvalidActionError(ValueError):
+    """An action that is not a valid item index or slate for this environment."""
+
+
+def _to_numpy(tree: Any) -> Any:
+    return jax.tree.map(np.asarray, tree)
+
+
+def validate_actions(action: Any, num_items: int, slate_size: int, batch: int | None = None) -> np.ndarray:
+    """Checks one action (``batch=None``) or a batch and returns it as an int32 array.
+
+    Single-item envs take an integer (shape ``()``); slate envs take ``slate_size`` distinct integers.
+    """
+    array = np.asarray(action)
+    expected = (() if slate_size == 1 else (slate_size,)) if batch is None else (
+        (batch,) if slate_size == 1 else (batch, slate_size)
+    )
+    if slate_size == 1 and batch is None and array.shape == (1,):
+        array = array.reshape(())  # a 1-item slate written as a list is still one item
+    if array.shape != expected:
+        what = "an item index" if slate_size == 1 else f"a slate of {slate_size} item indices"
+        raise InvalidActionError(f"Action must be {what} with shape {expected}, got shape {array.shape}.")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise InvalidActionError(f"Action must hold integer item indices, got dtype {array.dtype}.")
+    out_of_range = (array < 0) | (array >= num_items)
+    if out_of_range.any():
+        bad = int(array[out_of_range].flat[0])
+        raise InvalidActionError(f"Item index {bad} is out of range: this catalog has items 0..{num_items - 1}.")
+    if slate_size > 1:
+        ordered = np.sort(array, axis=-1)
+        repeated = (ordered[..., 1:] == ordered[..., :-1]).any(axis=-1)
+        if np.any(repeated):
+            row = np.atleast_2d(array)[int(np.flatnonzero(np.atleast_1d(repeated))[0])]
+            raise InvalidActionError(f"A slate must show distinct items; {row.tolist()} repeats an item.")
+    return array.astype(np.int32)
+
+
+class RecGymEnv(gymnasium.Env):
+    """One simulated user at a time, as a standard Gymnasium environment (see :class:`~rlrec.envs.RecEnv`)."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, env_id: str, render_mode: str | None = None, **overrides: Any):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.env, self.params = make(env_id, **overrides)
+        self.action_space = self.env.action_space(self.params).to_gymnasium()
+        self.observation_space = self.env.observation_space(self.params).to_gymnasium()
+        self._num_items = self.env.num_items(self.params)
+        self._reset = jax.jit(self.env.reset)
+        self._step = jax.jit(self.env.step_env)
+        self._key = None
+        self._state = None
+        self._last: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
+        self._key, reset_key = jax.random.split(self._key)
+        obs, self._state = self._reset(reset_key, self.params)
+        self._last = {}
+        return _to_numpy(obs), {}
+
+    def step(self, action):
+        if self._state is None:
+            raise RuntimeError("Call reset() before step().")
+        action = validate_actions(action, self._num_items, self.env.slate_size)
+        self._key, step_key = jax.random.split(self._key)
+        obs, self._state, reward, terminated, truncated, info = self._step(step_key, self._state, action, self.params)
+        info = {name: value.item() for name, value in _to_numpy(info).items()}
+        self._last = dict(info, action=action.tolist())
+        return _to_numpy(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        if not self._last:
+            return "no step taken yet"
+        last = self._last
+        return (
+            f"step {int(self._state.step)}: showed {last['action']}, clicked slot {last['clicked_slot']} "
+            f"(P(click)={last['expected_reward']:.3f}, oracle {last['oracle_expected_reward']:.3f}, "
+            f"regret {last['regret']:.3f}), budget {last['budget']:.2f}"
+        )
+
+
+class RecVectorEnv(gymnasium.vector.VectorEnv):
+    """``num_envs`` users stepping in one jitted, vmapped call (auto-reset in the same step).
+
+    ``infos`` holds the per-env info arrays; after an episode ends, ``infos["final_obs"]`` holds the last
+    observations of the finished episodes and ``infos["_final_obs"]`` marks which envs they belong to.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, env_id: str, num_envs: int = 1, **overrides: Any):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        self.env, self.params = make(env_id, **overrides)
+        self.num_envs = num_envs
+        self.single_action_space = self.env.action_space(self.params).to_gymnasium()
+        self.single_observation_space = self.env.observation_space(self.params).to_gymnasium()
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._num_items = self.env.num_items(self.params)
+        self._reset = jax.jit(jax.vmap(self.env.reset, in_axes=(0, None)))
+        self._step = jax.jit(jax.vmap(self.env.step, in_axes=(0, 0, 0, None)))
+        self._key = None
+        self._state = None
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0]
+        super().reset(seed=seed)
+        self._key = jax.random.key(int(self.np_random.integers(0, 2**31 - 1)))
+        self._key, reset_key = jax.random.split(self._key)
+        obs, self._state = self._reset(jax.random.split(reset_key, self.num_envs), self.params)
+        return _to_numpy(obs), {}
+
+    def step(self, actions):
+        if self._state is None:
+            raise RuntimeError("Call reset() before step().")
+        actions = validate_actions(actions, self._num_items, self.env.slate_size, batch=self.num_envs)
+        self._key, step_key = jax.random.split(self._key)
+        obs, self._state, rewards, terminated, truncated, info = self._step(
+            jax.random.split(step_key, self.num_envs), self._state, actions, self.params
+        )
+        info = _to_numpy(info)
+        final_obs = info.pop("final_observation")
+        terminated, truncated = np.asarray(terminated), np.asarray(truncated)
+        done = terminated | truncated
+        if done.any():
+            info["final_obs"] = final_obs
+            info["_final_obs"] = done
+        return _to_numpy(obs), np.asarray(rewards), terminated, truncated, info
+
+
+def register_all() -> None:
+    """Registers every rlrec environment with Gymnasium under the ``rlrec/`` namespace."""
+    for env_id in REGISTRY:
+        full_id = f"rlrec/{env_id}"
+        if full_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=full_id,
+            entry_point="rlrec.envs.gym:RecGymEnv",
+            vector_entry_point="rlrec.envs.gym:RecVectorEnv",
+            kwargs={"env_id": env_id},
+        )

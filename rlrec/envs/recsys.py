@@ -1,0 +1,273 @@
+"""The recommendation environment: a simulated user, a catalog, a slate each step (gymnax-style, pure JAX).
+
+Reads top to bottom like the model in DESIGN.md section 4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rlrec.envs import spaces
+from rlrec.simulators import choice, dynamics, population
+
+
+@struct.dataclass
+class EnvParams:
+    """Everything numeric about an environment; a pytree, so any scalar knob can be vmapped.
+
+    The catalog and the prototype users live here once, shared by every simulated user (never copied per
+    user or per step). Shapes fix the catalog size ``N``, the simulator dimension ``d``, the number of
+    prototypes ``P`` with ``R`` requests each, and the slate size ``k`` (``position_bias``).
+    """
+
+    # catalog
+    item_features: jax.Array  # (N, d) unit-norm item embeddings in simulator space
+    item_quality: jax.Array  # (N,) standardised quality (Bayesian-average rating)
+    item_appeal: jax.Array  # (N,) standardised log-popularity: how tempting an item looks
+    # population
+    prototype_interests: jax.Array  # (P, d) hidden tastes of the prototype (real) users
+    prototype_requests: jax.Array  # (P, R, d) their stated requests, LM-encoded
+    prototype_log_weights: jax.Array  # (P,) log sampling weights
+    interest_noise: jax.Array = 0.3  # spread of simulated users around their prototype
+    # choice: v_i = affinity_weight <u, e_i> + quality_weight q_i + appeal_weight a_i - boredom_i + bias_slot
+    affinity_weight: jax.Array = 5.0
+    quality_weight: jax.Array = 0.3
+    appeal_weight: jax.Array = 0.0
+    position_bias: jax.Array = 0.0  # (k,) per-slot bias, highest first by convention
+    no_click_logit: jax.Array = 3.0
+    temperature: jax.Array = 1.0
+    # dynamics
+    drift_rate: jax.Array = 0.0
+    boredom_weight: jax.Array = 0.0
+    boredom_decay: jax.Array = 0.8
+    satisfaction_scale: jax.Array = 8.0
+    satisfaction_threshold: jax.Array = 0.3
+    satisfaction_quality_weight: jax.Array = 0.5
+    initial_budget: jax.Array = 1.0
+    step_cost: jax.Array = 0.0
+    budget_refund: jax.Array = 0.0
+    max_steps: jax.Array = 200
+
+
+@struct.dataclass
+class EnvState:
+    """One simulated user's hidden state and what has happened so far in the episode."""
+
+    interest: jax.Array  # (d,) hidden, unit-norm
+    request: jax.Array  # (d,) observed request embedding
+    prototype: jax.Array  # () which prototype the user was drawn around
+    memory: jax.Array  # (d,) boredom memory of recent consumption
+    budget: jax.Array  # () session budget; the user leaves at <= 0
+    step: jax.Array  # () steps taken in this episode
+    history_items: jax.Array  # (H, k) item ids shown, most recent last; -1 before the first step
+    history_clicks: jax.Array  # (H,) clicked slot per step, -1 for no click (or padding)
+    history_feedback: jax.Array  # (H,) satisfaction of the clicked item, 0 without a click
+
+
+@dataclasses.dataclass(frozen=True)
+class RecEnv:
+    """A recommendation environment over one simulated user at a time (vmap for a population).
+
+    Static configuration (shapes and code paths) lives on this object; numbers live in :class:`EnvParams`.
+
+    Observation (dict):
+        - ``request``: float32 ``(d,)``, the LM embedding of the user's stated request (unit norm).
+        - ``history_items``: int32 ``(H, k)``, slates shown in the last ``H`` steps (-1 padding).
+        - ``history_clicks``: int32 ``(H,)``, clicked slot per step (-1: no click or padding).
+        - ``history_feedback``: float32 ``(H,)``, satisfaction in [0, 1] of each clicked item.
+        - ``step``: int32 ``()``, steps taken in the episode.
+    Action: int32 ``()`` item index when ``slate_size == 1``, else int32 ``(k,)`` distinct item indices (slot
+        by slot). A repeated item in the functional core is shown once (later copies are ignored).
+    Reward: float32 ``()``: 1 if the user clicked an item of the slate, else 0.
+    Termination: the session budget ran out (the user left). Truncation: ``step >= max_steps``.
+    Info: ``expected_reward`` (P(click) of the slate), ``oracle_expected_reward`` (the best slate's),
+        ``regret`` (their difference, >= 0), ``clicked_slot`` (-1 if none), ``clicked_item`` (-1 if none),
+        ``satisfaction``, ``budget``, ``final_observation`` (the observation before an auto-reset).
+    """
+
+    slate_size: int = 1
+    history_length: int = 8
+    choice_model: str = choice.MNL
+    name: str = "RecEnv"
+
+    def __post_init__(self):
+        if self.slate_size < 1:
+            raise ValueError(f"slate_size must be >= 1, got {self.slate_size}.")
+        if self.history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {self.history_length}.")
+        if self.choice_model not in choice.CHOICE_MODELS:
+            raise ValueError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {self.choice_model!r}.")
+
+    # -- spaces -------------------------------------------------------------------------------------------
+
+    def num_items(self, params: EnvParams) -> int:
+        return int(params.item_features.shape[0])
+
+    def action_space(self, params: EnvParams) -> spaces.Discrete | spaces.Slate:
+        if self.slate_size == 1:
+            return spaces.Discrete(self.num_items(params))
+        return spaces.Slate(self.num_items(params), self.slate_size)
+
+    def observation_space(self, params: EnvParams) -> spaces.Dict:
+        dim = int(params.item_features.shape[1])
+        history, k = self.history_length, self.slate_size
+        return spaces.Dict(
+            {
+                "request": spaces.Box(-1.0, 1.0, (dim,), jnp.float32),
+                "history_items": spaces.Box(-1, self.num_items(params) - 1, (history, k), jnp.int32),
+                "history_clicks": spaces.Box(-1, k - 1, (history,), jnp.int32),
+                "history_feedback": spaces.Box(0.0, 1.0, (history,), jnp.float32),
+                "step": spaces.Box(0, 2**31 - 1, (), jnp.int32),
+            }
+        )
+
+    # -- the model ----------------------------------------------------------------------------------------
+
+    def item_utilities(self, state: EnvState, params: EnvParams) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(utility (N,), match (N,), boredom (N,))`` of every item for this user, before position bias."""
+        scores = params.item_features @ jnp.stack([state.interest, state.memory], axis=-1)  # one pass, (N, 2)
+        match = scores[:, 0]
+        boredom = params.boredom_weight * jax.nn.relu(scores[:, 1])
+        utility = (
+            params.affinity_weight * match
+            + params.quality_weight * params.item_quality
+            + params.appeal_weight * params.item_appeal
+            - boredom
+        )
+        return utility, match, boredom
+
+    def oracle_action(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """The slate maximising this step's click probability (reads hidden state: for checks and plots)."""
+        utility, _, _ = self.item_utilities(state, params)
+        slate = choice.oracle_slate(utility, self._position_bias(params))
+        return slate[0] if self.slate_size == 1 else slate
+
+    def _position_bias(self, params: EnvParams) -> jax.Array:
+        return jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (self.slate_size,))
+
+    def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:
+        """A fresh cold-start user drawn from the population."""
+        interest, request, prototype = population.sample_user(
+            key,
+            params.prototype_interests,
+            params.prototype_requests,
+            params.prototype_log_weights,
+            params.interest_noise,
+        )
+        dim = params.item_features.shape[1]
+        state = EnvState(
+            interest=interest,
+            request=request,
+            prototype=prototype.astype(jnp.int32),
+            memory=jnp.zeros((dim,), jnp.float32),
+            budget=jnp.asarray(params.initial_budget, jnp.float32),
+            step=jnp.zeros((), jnp.int32),
+            history_items=jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
+            history_clicks=jnp.full((self.history_length,), -1, jnp.int32),
+            history_feedback=jnp.zeros((self.history_length,), jnp.float32),
+        )
+        return self.get_obs(state), state
+
+    def step_env(
+        self, key: chex.PRNGKey, state: EnvState, action: jax.Array, params: EnvParams
+    ) -> tuple[dict, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """One step without auto-reset."""
+        slate = jnp.reshape(jnp.asarray(action, jnp.int32), (self.slate_size,))
+        shown = ~choice.mask_repeats(slate)
+        position_bias = self._position_bias(params)
+
+        # Utilities of every item: the shown slate's and the oracle's come from the same numbers.
+        utility, match, boredom = self.item_utilities(state, params)
+        probabilities = choice.click_probabilities(
+            (utility[slate] + position_bias) / params.temperature,
+            params.no_click_logit / params.temperature,
+            self.choice_model,
+            shown,
+        )
+        expected_reward = jnp.sum(probabilities)
+        best = choice.oracle_slate(utility, position_bias)
+        oracle_expected_reward = choice.expected_clicks(
+            utility[best], position_bias, params.no_click_logit, params.temperature, self.choice_model
+        )
+        # The oracle is exact, so regret >= 0 up to float rounding; clip that rounding away.
+        regret = jnp.maximum(oracle_expected_reward - expected_reward, 0.0)
+
+        # The user's choice.
+        clicked_slot = choice.sample_click(key, probabilities)
+        clicked = clicked_slot >= 0
+        item = slate[jnp.maximum(clicked_slot, 0)]
+        consumed = params.item_features[item]
+        satisfied = dynamics.satisfaction(
+            match[item],
+            params.item_quality[item],
+            boredom[item],
+            params.satisfaction_scale,
+            params.satisfaction_threshold,
+            params.satisfaction_quality_weight,
+        )
+        feedback = jnp.where(clicked, satisfied, 0.0)
+
+        # How the user changes.
+        budget = dynamics.update_budget(state.budget, satisfied, clicked, params.step_cost, params.budget_refund)
+        step = state.step + 1
+        next_state = state.replace(
+            interest=dynamics.drift(state.interest, consumed, params.drift_rate, clicked),
+            memory=dynamics.update_memory(state.memory, consumed, params.boredom_decay, clicked),
+            budget=budget,
+            step=step,
+            history_items=jnp.concatenate([state.history_items[1:], slate[None]], axis=0),
+            history_clicks=jnp.concatenate([state.history_clicks[1:], clicked_slot[None]]),
+            history_feedback=jnp.concatenate([state.history_feedback[1:], feedback[None].astype(jnp.float32)]),
+        )
+        reward = clicked.astype(jnp.float32)
+        terminated = budget <= 0.0
+        truncated = jnp.logical_and(step >= params.max_steps, ~terminated)
+        info = {
+            "expected_reward": expected_reward,
+            "oracle_expected_reward": oracle_expected_reward,
+            "regret": regret,
+            "clicked_slot": clicked_slot,
+            "clicked_item": jnp.where(clicked, item, -1),
+            "satisfaction": feedback,
+            "budget": budget,
+        }
+        return self.get_obs(next_state), next_state, reward, terminated, truncated, info
+
+    def get_obs(self, state: EnvState) -> dict[str, jax.Array]:
+        return {
+            "request": state.request,
+            "history_items": state.history_items,
+            "history_clicks": state.history_clicks,
+            "history_feedback": state.history_feedback,
+            "step": state.step,
+        }
+
+    # -- gymnax-style entry points --------------------------------------------------------------------------
+
+    def reset(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:
+        """``(obs, state)`` of a new episode."""
+        return self.reset_env(key, params)
+
+    def step(
+        self, key: chex.PRNGKey, state: EnvState, action: jax.Array, params: EnvParams
+    ) -> tuple[dict, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """``(obs, state, reward, terminated, truncated, info)``, auto-resetting a finished episode.
+
+        After termination or truncation the returned ``obs``/``state`` belong to a fresh user and
+        ``info["final_observation"]`` holds the last observation of the finished episode. The reset costs
+        ``O(d + H k)`` (no catalog-sized work), so paying it every step under ``jnp.where`` is cheap.
+        """
+        step_key, reset_key = jax.random.split(key)
+        obs, next_state, reward, terminated, truncated, info = self.step_env(step_key, state, action, params)
+        reset_obs, reset_state = self.reset_env(reset_key, params)
+        done = jnp.logical_or(terminated, truncated)
+        next_state = jax.tree.map(lambda fresh, old: jnp.where(done, fresh, old), reset_state, next_state)
+        info = dict(info, final_observation=obs)
+        obs = jax.tree.map(lambda fresh, old: jnp.where(done, fresh, old), reset_obs, obs)
+        return obs, next_state, reward, terminated, truncated, info

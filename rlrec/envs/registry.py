@@ -1,0 +1,226 @@
+"""Named environments: ``rlrec.make(id, **overrides) -> (env, params)`` and ``rlrec.registered_envs()``.
+
+Three settings, each as a single-item and a slate environment:
+
+- ``Bandit``: a cold-start user to learn over a fixed horizon; no dynamics (a contextual bandit).
+- ``Drift``: interests drift toward what is consumed and users tire of more of the same (boredom).
+- ``Session``: drift and boredom plus a session budget: each step costs budget, satisfying items give some
+  back, the user leaves when it runs out. Popular items are tempting (``appeal_weight``) but satisfaction
+  depends on the real match, so maximising the next click is not maximising the session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from rlrec.data import Catalog, load_catalog
+from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.simulators import choice
+from rlrec.simulators.population import Population, default_population
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "bandit": {"max_steps": 200},
+    "drift": {"max_steps": 200, "drift_rate": 0.1, "boredom_weight": 2.0, "boredom_decay": 0.8},
+    "session": {
+        "max_steps": 100,
+        "drift_rate": 0.05,
+        "boredom_weight": 2.0,
+        "boredom_decay": 0.8,
+        "appeal_weight": 1.0,
+        "initial_budget": 8.0,
+        "step_cost": 1.0,
+        "budget_refund": 2.0,
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """How to build a registered environment."""
+
+    id: str
+    setting: str
+    catalog: str
+    slate_size: int
+    description: str
+
+
+def _specs() -> dict[str, EnvSpec]:
+    specs = {}
+    catalogs = {"MovieLens": "movielens", "IMDB": "ggplot2movies"}
+    for prefix, catalog in catalogs.items():
+        for setting in SETTINGS:
+            for slate, suffix in ((1, ""), (5, "Slate")):
+                env_id = f"{prefix}-{setting.capitalize()}{suffix}-v0"
+                what = "a slate of 5" if slate > 1 else "one item"
+                specs[env_id] = EnvSpec(
+                    env_id, setting, catalog, slate, f"{setting} setting on the {catalog} catalog, {what} per step"
+                )
+    return specs
+
+
+REGISTRY: dict[str, EnvSpec] = _specs()
+
+STATIC_OVERRIDES = ("slate_size", "history_length", "choice_model")
+DATA_OVERRIDES = ("catalog", "dim", "population", "model_path", "position_decay")
+_ARRAY_FIELDS = {
+    "item_features",
+    "item_quality",
+    "item_appeal",
+    "prototype_interests",
+    "prototype_requests",
+    "prototype_log_weights",
+}
+NUMERIC_OVERRIDES = tuple(
+    field.name for field in dataclasses.fields(EnvParams) if field.name not in _ARRAY_FIELDS
+)
+
+DEFAULT_DIM = 32
+DEFAULT_POSITION_DECAY = 0.3
+
+# (field, lower bound, inclusive?) for numeric knobs; None: any finite value.
+_BOUNDS: dict[str, tuple[float | None, bool]] = {
+    "interest_noise": (0.0, True),
+    "temperature": (0.0, False),
+    "drift_rate": (0.0, True),
+    "boredom_weight": (0.0, True),
+    "boredom_decay": (0.0, True),
+    "satisfaction_scale": (0.0, True),
+    "initial_budget": (0.0, False),
+    "step_cost": (0.0, True),
+    "budget_refund": (0.0, True),
+    "max_steps": (1.0, True),
+}
+_UPPER: dict[str, float] = {"drift_rate": 1.0, "boredom_decay": 1.0}
+
+
+def registered_envs() -> list[str]:
+    """Ids accepted by :func:`make` (and, prefixed with ``rlrec/``, by ``gymnasium.make``)."""
+    return sorted(REGISTRY)
+
+
+def _check_number(name: str, value: Any) -> None:
+    array = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    low, inclusive = _BOUNDS.get(name, (None, True))
+    if low is not None and (np.any(array < low) if inclusive else np.any(array <= low)):
+        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value!r}.")
+    if name in _UPPER and np.any(array > _UPPER[name]):
+        raise ValueError(f"{name} must be <= {_UPPER[name]}, got {value!r}.")
+
+
+def standardise(values: np.ndarray) -> np.ndarray:
+    spread = values.std()
+    centred = values - values.mean()
+    return (centred / spread if spread > 0 else centred).astype(np.float32)
+
+
+def build_params(
+    catalog: Catalog, population: Population, *, slate_size: int, position_decay: float, **numeric: Any
+) -> EnvParams:
+    """Puts a catalog (simulator space) and a population (projected into it) into :class:`EnvParams`."""
+    if population.interests.shape[1] != catalog.embeddings.shape[1]:
+        raise ValueError(
+            f"population vectors have dim {population.interests.shape[1]} but catalog {catalog.name!r} embeddings "
+            f"have dim {catalog.embeddings.shape[1]}: build both with the same language model."
+        )
+    if slate_size > len(catalog):
+        raise ValueError(f"slate_size={slate_size} is larger than the catalog ({len(catalog)} items).")
+    count, requests_per_user, lm_dim = population.requests.shape
+    interests = catalog.project(population.interests)
+    requests = catalog.project(population.requests.reshape(-1, lm_dim)).reshape(count, requests_per_user, -1)
+    if "position_bias" in numeric:
+        position_bias = np.asarray(numeric.pop("position_bias"), dtype=np.float32).reshape(-1)
+        if position_bias.shape != (slate_size,):
+            raise ValueError(f"position_bias must have one value per slot ({slate_size}), got {position_bias.shape}.")
+    else:
+        position_bias = -position_decay * np.arange(slate_size, dtype=np.float32)
+    return EnvParams(
+        item_features=jnp.asarray(catalog.features),
+        item_quality=jnp.asarray(catalog.quality),
+        item_appeal=jnp.asarray(standardise(np.log1p(catalog.popularity.astype(np.float64)))),
+        prototype_interests=jnp.asarray(interests),
+        prototype_requests=jnp.asarray(requests),
+        prototype_log_weights=jnp.log(jnp.asarray(population.weights)),
+        position_bias=jnp.asarray(position_bias),
+        **{name: jnp.asarray(value, jnp.int32 if name == "max_steps" else jnp.float32) for name, value in numeric.items()},
+    )
+
+
+def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
+    """Builds a registered environment and its default parameters.
+
+    Args:
+        env_id: one of :func:`registered_envs` (a ``rlrec/`` prefix is accepted).
+        **overrides: static settings (``slate_size``, ``history_length``, ``choice_model``), data
+            (``catalog``: a built-in name or a :class:`~rlrec.data.Catalog`; ``dim``; ``population``: a
+            :class:`~rlrec.simulators.population.Population`; ``model_path``; ``position_decay``) or any
+            numeric field of :class:`EnvParams` (``no_click_logit=2.0``, ``drift_rate=0.2``, ...).
+
+    Returns:
+        ``(env, params)``.
+
+    Raises:
+        ValueError: unknown id or override, or an out-of-range value (the message names the field).
+    """
+    env_id = env_id.removeprefix("rlrec/")
+    if env_id not in REGISTRY:
+        raise ValueError(f"Unknown environment {env_id!r}. Registered: {', '.join(registered_envs())}.")
+    spec = REGISTRY[env_id]
+    valid = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)}.")
+
+    slate_size = int(overrides.pop("slate_size", spec.slate_size))
+    history_length = int(overrides.pop("history_length", 8))
+    choice_model = overrides.pop("choice_model", choice.MNL)
+    if slate_size < 1:
+        raise ValueError(f"slate_size must be >= 1, got {slate_size}.")
+    dim_given = "dim" in overrides
+    dim = overrides.pop("dim", DEFAULT_DIM)
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
+        raise ValueError(f"dim must be a positive integer or None, got {dim!r}.")
+    model_path = overrides.pop("model_path", None)
+    position_decay = overrides.pop("position_decay", DEFAULT_POSITION_DECAY)
+    _check_number("position_decay", position_decay)
+    catalog = overrides.pop("catalog", spec.catalog)
+    population = overrides.pop("population", None)
+
+    numeric = dict(SETTINGS[spec.setting])
+    numeric.update(overrides)
+    for name, value in numeric.items():
+        _check_number(name, value)
+    if "max_steps" in numeric and float(numeric["max_steps"]) != math.floor(float(numeric["max_steps"])):
+        raise ValueError(f"max_steps must be a whole number of steps, got {numeric['max_steps']!r}.")
+
+    if isinstance(catalog, str):
+        catalog = load_catalog(catalog, dim=dim, model_path=model_path)
+    elif isinstance(catalog, Catalog):
+        if dim_given:  # a catalog object is used as given unless a dim is asked for
+            catalog = catalog.with_projection(dim)
+    else:
+        raise ValueError(f"catalog must be a built-in name or a Catalog, got {type(catalog).__name__}.")
+    if population is None:
+        population = default_population(model_path)
+    elif not isinstance(population, Population):
+        raise ValueError(f"population must be a Population, got {type(population).__name__}.")
+
+    env = RecEnv(slate_size=slate_size, history_length=history_length, choice_model=choice_model, name=env_id)
+    params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
+    return env, params
+
+
+def describe(env_id: str) -> str:
+    return REGISTRY[env_id.removeprefix("rlrec/")].description
+
+
+def override_names() -> Sequence[str]:
+    return sorted(set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES))

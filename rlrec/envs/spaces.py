@@ -1,0 +1,105 @@
+"""Functional action/observation spaces with pure ``sample(key)`` and ``contains(x)``, and their Gymnasium twins."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Discrete:
+    """Integers ``0 .. n-1`` (one item index)."""
+
+    n: int
+    dtype: Any = jnp.int32
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return ()
+
+    def sample(self, key: chex.PRNGKey) -> jax.Array:
+        return jax.random.randint(key, (), 0, self.n, dtype=self.dtype)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        return jnp.logical_and(x >= 0, x < self.n) & (x.shape == ())
+
+    def to_gymnasium(self) -> gymnasium.spaces.Space:
+        return gymnasium.spaces.Discrete(self.n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Slate:
+    """``k`` distinct integers in ``0 .. n-1`` (a slate of item indices, slot by slot)."""
+
+    n: int
+    k: int
+    dtype: Any = jnp.int32
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.k,)
+
+    def sample(self, key: chex.PRNGKey) -> jax.Array:
+        return jax.random.choice(key, self.n, (self.k,), replace=False).astype(self.dtype)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != (self.k,):
+            return jnp.asarray(False)
+        in_range = jnp.all((x >= 0) & (x < self.n))
+        distinct = ~jnp.any(jnp.triu(x[:, None] == x[None, :], k=1))
+        return in_range & distinct
+
+    def to_gymnasium(self) -> gymnasium.spaces.Space:
+        return gymnasium.spaces.MultiDiscrete(np.full(self.k, self.n, dtype=np.int64))
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """Arrays of a fixed shape with elementwise bounds."""
+
+    low: float
+    high: float
+    shape: tuple[int, ...]
+    dtype: Any = jnp.float32
+
+    def sample(self, key: chex.PRNGKey) -> jax.Array:
+        if jnp.issubdtype(self.dtype, jnp.integer):
+            return jax.random.randint(key, self.shape, int(self.low), int(self.high) + 1, dtype=self.dtype)
+        return jax.random.uniform(key, self.shape, self.dtype, self.low, self.high)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != tuple(self.shape):
+            return jnp.asarray(False)
+        return jnp.all((x >= self.low) & (x <= self.high))
+
+    def to_gymnasium(self) -> gymnasium.spaces.Space:
+        dtype = np.dtype(self.dtype)
+        return gymnasium.spaces.Box(low=self.low, high=self.high, shape=self.shape, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dict:
+    """A dictionary of named spaces."""
+
+    spaces: dict[str, Any]
+
+    def sample(self, key: chex.PRNGKey) -> dict[str, jax.Array]:
+        keys = jax.random.split(key, len(self.spaces))
+        return {name: space.sample(k) for (name, space), k in zip(self.spaces.items(), keys)}
+
+    def contains(self, x: dict[str, jax.Array]) -> jax.Array:
+        if set(x) != set(self.spaces):
+            return jnp.asarray(False)
+        return jnp.all(jnp.stack([jnp.asarray(space.contains(x[name])) for name, space in self.spaces.items()]))
+
+    def to_gymnasium(self) -> gymnasium.spaces.Space:
+        return gymnasium.spaces.Dict({name: space.to_gymnasium() for name, space in self.spaces.items()})

@@ -1,0 +1,251 @@
+"""User populations whose hidden tastes come from real ratings in language-model space.
+
+A population is a set of *prototypes* (by default the 671 real MovieLens users). Each prototype has
+
+- a hidden interest vector, built from that user's ratings in LM space:
+  ``u = normalise(sum_j (r_uj - mean_u) * e_j)`` (items rated above the user's mean pull toward them, items
+  rated below push away);
+- a few stated **requests**: texts written from the same tastes (favourite genres, a liked title, a disliked
+  genre), encoded by the same LM. Agents observe a request embedding, never ``u``.
+
+Simulated users are drawn around prototypes (``interest = normalise(u_p + noise)``) so a population of any
+size keeps the real distribution of tastes. Building happens once in NumPy (with the LM, outside ``jit``);
+sampling is a pure JAX function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from rlrec.data.builtin import readable_title
+from rlrec.data.catalog import Catalog, CatalogError, normalise_rows
+
+# How genres read in a sentence ("I love animated comedies" rather than "Animation Comedy").
+GENRE_PHRASES = {
+    "Action": "action",
+    "Adventure": "adventure",
+    "Animation": "animated",
+    "Children": "children's",
+    "Comedy": "comedy",
+    "Crime": "crime",
+    "Documentary": "documentary",
+    "Drama": "drama",
+    "Fantasy": "fantasy",
+    "Film-Noir": "film-noir",
+    "Horror": "horror",
+    "IMAX": "IMAX",
+    "Musical": "musical",
+    "Mystery": "mystery",
+    "Romance": "romance",
+    "Sci-Fi": "sci-fi",
+    "Thriller": "thriller",
+    "War": "war",
+    "Western": "western",
+    "Short": "short",
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Population:
+    """Prototype users in LM space (NumPy, built once).
+
+    Attributes:
+        interests: ``(P, D)`` unit-norm hidden interest vectors in the catalog's LM space.
+        requests: ``(P, R, D)`` unit-norm embeddings of each prototype's ``R`` stated requests.
+        request_texts: the ``P x R`` request texts (``None`` for bring-your-own arrays).
+        weights: ``(P,)`` sampling weights (sum to 1).
+        user_ids: ``(P,)`` ids of the real users behind the prototypes.
+        name: where the prototypes come from.
+    """
+
+    interests: np.ndarray
+    requests: np.ndarray
+    request_texts: tuple[tuple[str, ...], ...] | None
+    weights: np.ndarray
+    user_ids: np.ndarray
+    name: str = "population"
+
+    def __len__(self) -> int:
+        return int(self.interests.shape[0])
+
+    @classmethod
+    def from_arrays(
+        cls,
+        interests: np.ndarray,
+        requests: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        name: str = "arrays",
+    ) -> Population:
+        """Bring-your-own prototypes: interest vectors ``(P, D)`` and optional request vectors ``(P, R, D)``.
+
+        Without requests, each user "states" its own interest exactly (a fully informative observation).
+        """
+        interests = np.asarray(interests, dtype=np.float32)
+        if interests.ndim != 2 or interests.shape[0] == 0:
+            raise CatalogError(f"interests must be a non-empty (users, dim) array, got shape {interests.shape}.")
+        if not np.isfinite(interests).all() or (np.linalg.norm(interests, axis=1) == 0).any():
+            raise CatalogError("interests contain NaN/inf or all-zero rows; every user needs a direction.")
+        if requests is None:
+            requests = interests[:, None, :]
+        requests = np.asarray(requests, dtype=np.float32)
+        if requests.ndim == 2:
+            requests = requests[:, None, :]
+        if requests.shape[0] != interests.shape[0] or requests.shape[-1] != interests.shape[1]:
+            raise CatalogError(
+                f"requests must have shape (users, R, dim) = ({interests.shape[0]}, R, {interests.shape[1]}), "
+                f"got {requests.shape}."
+            )
+        if not np.isfinite(requests).all():
+            raise CatalogError("requests contain NaN or inf.")
+        count = interests.shape[0]
+        weights = np.full(count, 1.0 / count) if weights is None else np.asarray(weights, dtype=np.float64)
+        if weights.shape != (count,) or (weights < 0).any() or weights.sum() <= 0:
+            raise CatalogError(f"weights must be ({count},) non-negative with a positive sum.")
+        return cls(
+            interests=normalise_rows(interests),
+            requests=normalise_rows(requests),
+            request_texts=None,
+            weights=(weights / weights.sum()).astype(np.float32),
+            user_ids=np.arange(count),
+            name=name,
+        )
+
+
+def interests_from_ratings(
+    embeddings: np.ndarray, item_index: np.ndarray, ratings: np.ndarray, user_index: np.ndarray, num_users: int
+) -> np.ndarray:
+    """``u = normalise(sum_j (r_uj - mean_u) e_j)`` for each user (rows of ``num_users``).
+
+    A user whose ratings are all equal has no contrast; they fall back to the mean of what they rated.
+    """
+    ratings = np.asarray(ratings, dtype=np.float64)
+    counts = np.bincount(user_index, minlength=num_users).astype(np.float64)
+    means = np.bincount(user_index, weights=ratings, minlength=num_users) / np.maximum(counts, 1)
+    centred = ratings - means[user_index]
+    dim = embeddings.shape[1]
+    interests = np.zeros((num_users, dim))
+    np.add.at(interests, user_index, centred[:, None] * embeddings[item_index])
+    flat = np.linalg.norm(interests, axis=1) < 1e-9
+    if flat.any():
+        fallback = np.zeros((num_users, dim))
+        np.add.at(fallback, user_index, embeddings[item_index].astype(np.float64))
+        interests[flat] = fallback[flat]
+    return normalise_rows(interests)
+
+
+def _phrase(genres: list[str]) -> str:
+    words = [GENRE_PHRASES.get(g, g.lower()) for g in genres]
+    return " and ".join(words)
+
+
+def request_texts_for_user(
+    liked_genres: list[str], disliked_genre: str | None, liked_title: str | None
+) -> tuple[str, str, str]:
+    """Three ways a user might say what they want, from their hidden tastes."""
+    favourite = _phrase(liked_genres[:2]) or "good"
+    first = f"I love {favourite} movies."
+    second = f"Something like {liked_title}, please." if liked_title else f"Show me some great {favourite} films."
+    third = f"I'm in the mood for a {_phrase(liked_genres[:1]) or 'good'} movie"
+    if liked_title:
+        third += f" like {liked_title}"
+    if disliked_genre:
+        third += f", but nothing {GENRE_PHRASES.get(disliked_genre, disliked_genre.lower())}"
+    return first, second, third + "."
+
+
+def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) -> Population:
+    """Prototypes from the real MovieLens users of ``catalog`` (LM space, before any projection).
+
+    Args:
+        catalog: the MovieLens catalog (its ``interactions`` are used unless ``ratings`` is given).
+        ratings: optional subset of the interactions (``user_id, item_index, rating``), e.g. a training split.
+    """
+    ratings = catalog.interactions if ratings is None else ratings
+    if ratings is None or len(ratings) == 0:
+        raise CatalogError(f"Catalog {catalog.name!r} has no interactions to derive users from.")
+    if catalog.genres is None:
+        raise CatalogError(f"Catalog {catalog.name!r} has no genres; request texts need them.")
+    user_ids, user_index = np.unique(ratings["user_id"].to_numpy(), return_inverse=True)
+    item_index = ratings["item_index"].to_numpy()
+    values = ratings["rating"].to_numpy(np.float64)
+    interests = interests_from_ratings(catalog.embeddings, item_index, values, user_index, len(user_ids))
+
+    counts = np.bincount(user_index, minlength=len(user_ids))
+    means = np.bincount(user_index, weights=values, minlength=len(user_ids)) / np.maximum(counts, 1)
+    centred = values - means[user_index]
+    genre_matrix = catalog.genres.astype(np.float64)
+    genre_taste = np.zeros((len(user_ids), genre_matrix.shape[1]))
+    np.add.at(genre_taste, user_index, centred[:, None] * genre_matrix[item_index])
+    genre_count = np.zeros_like(genre_taste)
+    np.add.at(genre_count, user_index, genre_matrix[item_index])
+    titles = catalog.metadata["title"].to_numpy() if "title" in catalog.metadata else np.array(catalog.texts)
+    # Each user's best-loved title: highest rating, then most popular.
+    order = np.lexsort((-catalog.popularity[item_index], -values, user_index))
+    first_of_user = order[np.unique(user_index[order], return_index=True)[1]]
+    liked_item = item_index[first_of_user]
+
+    texts = []
+    for u in range(len(user_ids)):
+        seen = genre_count[u] >= 2  # tastes need some evidence
+        liked = [catalog.genre_names[g] for g in np.argsort(-genre_taste[u]) if seen[g] and genre_taste[u, g] > 0]
+        disliked_order = [g for g in np.argsort(genre_taste[u]) if seen[g] and genre_taste[u, g] < 0]
+        disliked = catalog.genre_names[disliked_order[0]] if disliked_order else None
+        texts.append(request_texts_for_user(liked, disliked, readable_title(str(titles[liked_item[u]]))))
+    encoder = catalog.encoder()
+    flat = [text for triple in texts for text in triple]
+    requests = encoder.encode(flat).reshape(len(user_ids), 3, -1)
+    return Population(
+        interests=interests,
+        requests=requests,
+        request_texts=tuple(texts),
+        weights=np.full(len(user_ids), 1.0 / len(user_ids), dtype=np.float32),
+        user_ids=user_ids,
+        name=f"{catalog.name}-users",
+    )
+
+
+@lru_cache(maxsize=4)
+def default_population(model_path: str | None = None) -> Population:
+    """The 671 real MovieLens users as prototypes (memoised; request embeddings use the on-disk cache)."""
+    from rlrec.data import load_catalog
+
+    return movielens_population(load_catalog("movielens", model_path=model_path))
+
+
+# -- pure JAX sampling --------------------------------------------------------------------------------------
+
+
+def sample_user(
+    key: chex.PRNGKey,
+    interests: jax.Array,
+    requests: jax.Array,
+    log_weights: jax.Array,
+    interest_noise: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Draws one simulated user around a prototype.
+
+    Args:
+        key: PRNG key.
+        interests: ``(P, d)`` prototype interests (simulator space).
+        requests: ``(P, R, d)`` prototype request embeddings.
+        log_weights: ``(P,)`` log sampling weights.
+        interest_noise: scale of the isotropic perturbation; 0 reproduces the prototypes exactly.
+
+    Returns:
+        ``(interest (d,), request (d,), prototype ())``, interest unit-norm.
+    """
+    prototype_key, noise_key, request_key = jax.random.split(key, 3)
+    prototype = jax.random.categorical(prototype_key, log_weights)
+    dim = interests.shape[-1]
+    noise = jax.random.normal(noise_key, (dim,)) / jnp.sqrt(dim)
+    interest = interests[prototype] + interest_noise * noise
+    interest = interest / jnp.maximum(jnp.linalg.norm(interest), 1e-12)
+    request = requests[prototype, jax.random.randint(request_key, (), 0, requests.shape[1])]
+    return interest, request, prototype
