@@ -88,7 +88,7 @@ class RecGymEnv(gymnasium.Env):
         action = validate_actions(action, self._num_items, self.env.slate_size)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, reward, terminated, truncated, info = self._step(step_key, self._state, action, self.params)
-        info = {name: value.item() for name, value in _to_numpy(info).items()}
+        info = {name: value.item() if value.ndim == 0 else value for name, value in _to_numpy(info).items()}
         self._last = dict(info, action=action.tolist())
         return _to_numpy(obs), float(reward), bool(terminated), bool(truncated), info
 

@@ -87,8 +87,9 @@ class RecEnv:
     Reward: float32 ``()``: 1 if the user clicked an item of the slate, else 0.
     Termination: the session budget ran out (the user left). Truncation: ``step >= max_steps``.
     Info: ``expected_reward`` (P(click) of the slate), ``oracle_expected_reward`` (the best slate's),
-        ``regret`` (their difference, >= 0), ``clicked_slot`` (-1 if none), ``clicked_item`` (-1 if none),
-        ``satisfaction``, ``budget``, ``final_observation`` (the observation before an auto-reset).
+        ``regret`` (their difference, >= 0), ``oracle_slate`` (int32 ``(k,)``, the best slate),
+        ``clicked_slot`` (-1 if none), ``clicked_item`` (-1 if none), ``satisfaction``, ``budget``,
+        ``final_observation`` (the observation before an auto-reset; ``step`` only).
     """
 
     slate_size: int = 1
@@ -232,6 +233,7 @@ class RecEnv:
             "expected_reward": expected_reward,
             "oracle_expected_reward": oracle_expected_reward,
             "regret": regret,
+            "oracle_slate": best,
             "clicked_slot": clicked_slot,
             "clicked_item": jnp.where(clicked, item, -1),
             "satisfaction": feedback,

@@ -186,10 +186,10 @@ def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) 
     genre_count = np.zeros_like(genre_taste)
     np.add.at(genre_count, user_index, genre_matrix[item_index])
     titles = catalog.metadata["title"].to_numpy() if "title" in catalog.metadata else np.array(catalog.texts)
-    # Each user's best-loved title: highest rating, then most popular.
-    order = np.lexsort((-catalog.popularity[item_index], -values, user_index))
-    first_of_user = order[np.unique(user_index[order], return_index=True)[1]]
-    liked_item = item_index[first_of_user]
+    # Each user's best-loved title: highest rating, then most popular *within these ratings* (so a training
+    # split never sees held-out data), preferring titles of the user's favourite genre so the request reads
+    # consistently ("a thriller like <a thriller>").
+    popularity_here = np.bincount(item_index, minlength=len(catalog)).astype(np.float64)
 
     texts = []
     for u in range(len(user_ids)):
@@ -197,7 +197,15 @@ def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) 
         liked = [catalog.genre_names[g] for g in np.argsort(-genre_taste[u]) if seen[g] and genre_taste[u, g] > 0]
         disliked_order = [g for g in np.argsort(genre_taste[u]) if seen[g] and genre_taste[u, g] < 0]
         disliked = catalog.genre_names[disliked_order[0]] if disliked_order else None
-        texts.append(request_texts_for_user(liked, disliked, readable_title(str(titles[liked_item[u]]))))
+        rows = np.flatnonzero(user_index == u)
+        candidates = item_index[rows]
+        if liked:
+            favourite = catalog.genre_names.index(liked[0])
+            in_genre = catalog.genres[candidates, favourite]
+            if in_genre.any():
+                rows, candidates = rows[in_genre], candidates[in_genre]
+        best = np.lexsort((-popularity_here[candidates], -values[rows]))[0]
+        texts.append(request_texts_for_user(liked, disliked, readable_title(str(titles[candidates[best]]))))
     encoder = catalog.encoder()
     flat = [text for triple in texts for text in triple]
     requests = encoder.encode(flat).reshape(len(user_ids), 3, -1)
