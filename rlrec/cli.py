@@ -149,6 +149,120 @@ def embed(
     console.print(f"wrote {len(vectors)} embeddings of dim {vectors.shape[1]} ({encoder.model_id}) to {out}")
 
 
+def _parse_assignments(pairs: list[str] | None, what: str) -> dict:
+    """``["alpha=0.5", "context=request-item"]`` -> ``{"alpha": 0.5, "context": "request-item"}``."""
+    import ast
+
+    parsed = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            _fail(f"{what} {pair!r} must look like name=value.")
+        name, raw = pair.split("=", 1)
+        try:
+            parsed[name.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            parsed[name.strip()] = raw
+    return parsed
+
+
+@app.command()
+def run(
+    env_id: Annotated[str, typer.Option("--env", help="Environment id (see `rlrec envs`).")] = "MovieLens-BanditSlate-v0",
+    agents: Annotated[
+        Optional[list[str]], typer.Option("--agent", "-a", help="Agent name; repeat to compare several.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Independent seeds (vmapped, sharded over devices).")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Steps per seed.")] = 200,
+    mode: Annotated[str, typer.Option(help="personal (one learner per user) or shared (one for a batch).")] = "personal",
+    users: Annotated[int, typer.Option(min=1, help="Users per seed in shared mode.")] = 64,
+    seed: Annotated[int, typer.Option(help="Root random seed.")] = 0,
+    accuracy_k: Annotated[int, typer.Option(min=0, help="Size of each user's true top set for accuracy@k.")] = 10,
+    env_overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")
+    ] = None,
+    hyperparameters: Annotated[
+        Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the summary CSV and the regret plot.")] = Path("runs"),
+) -> None:
+    """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
+    import csv
+
+    from rlrec.agents import AGENTS, make_agent
+    from rlrec.bench import report
+    from rlrec.bench.runner import MODES, run as run_agent
+    from rlrec.data import load_catalog
+    from rlrec.envs import REGISTRY, make
+
+    agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
+    if env_id.removeprefix("rlrec/") not in REGISTRY:
+        _fail(f"Unknown environment {env_id!r}; choose one of: {', '.join(sorted(REGISTRY))}.")
+    unknown = [name for name in agents if name not in AGENTS]
+    if unknown:
+        _fail(f"Unknown agent(s) {unknown}; choose from: {', '.join(AGENTS)}.")
+    if mode not in MODES:
+        _fail(f"--mode must be one of {MODES}, got {mode!r}.")
+    overrides = _parse_assignments(env_overrides, "--set")
+    hyper = _parse_assignments(hyperparameters, "--hp")
+    try:
+        env, params = make(env_id, **overrides)
+        built = [make_agent(name, env, **{k: v for k, v in hyper.items() if k in AGENTS[name][0].__dataclass_fields__})
+                 for name in agents]
+    except ValueError as error:
+        _fail(str(error))
+    spec = REGISTRY[env_id.removeprefix("rlrec/")]
+    catalog = load_catalog(overrides.get("catalog", spec.catalog)) if isinstance(overrides.get("catalog", spec.catalog), str) else None
+    popularity = catalog.popularity if catalog is not None else None
+    genres = catalog.genres if catalog is not None else None
+
+    results, rows = [], []
+    for agent in built:
+        result = run_agent(
+            env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed, mode=mode, num_users=users,
+            accuracy_k=accuracy_k, chunk_size=max(1, steps // 10), progress=True,
+        )
+        results.append(result)
+        summary = report.summarise(result, env.num_items(params), popularity, genres)
+        rows.append((agent.name, summary, result.wall_time))
+
+    names = [name for name in report.SUMMARY_METRICS if name in rows[0][1]]
+    table = Table(title=f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps (mean ± 95% CI)")
+    table.add_column("metric")
+    for agent_name, _, _ in rows:
+        table.add_column(agent_name, justify="right")
+    for name in names:
+        table.add_row(name.replace("_", " "), *[report.format_value(*summary[name]) for _, summary, _ in rows])
+    table.add_row("wall time (s)", *[f"{wall:.1f}" for _, _, wall in rows])
+    console.print(table)
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{env.name}-{mode}"
+    csv_path = out / f"{stem}-summary.csv"
+    temporary = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["env", "agent", "mode", "seeds", "steps", "metric", "mean", "ci95_half_width"])
+        for agent_name, summary, _ in rows:
+            for name, (mean, half) in summary.items():
+                writer.writerow([env.name, agent_name, mode, seeds, steps, name, mean, half])
+    temporary.replace(csv_path)
+    plot_path = report.plot_regret(results, out / f"{stem}-regret.png")
+    console.print(f"wrote {csv_path} and {plot_path}")
+
+
+@app.command()
+def envs() -> None:
+    """List the registered environments."""
+    from rlrec.envs.registry import REGISTRY
+
+    table = Table(title="rlrec environments (gymnasium id: rlrec/<id>)")
+    table.add_column("id")
+    table.add_column("description")
+    for env_id in sorted(REGISTRY):
+        table.add_row(env_id, REGISTRY[env_id].description)
+    console.print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -6,6 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rlrec
+import rlrec.data
 from rlrec.envs.gym import InvalidActionError, validate_actions
 
 MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
@@ -114,3 +115,22 @@ def test_step_before_reset_is_an_error():
 def test_bad_override_through_gymnasium_names_the_field():
     with pytest.raises(ValueError, match="initial_budget"):
         gymnasium.make("rlrec/MovieLens-Session-v0", initial_budget=-2.0)
+
+
+def test_slate_action_spaces_sample_distinct_items():
+    from rlrec.simulators.population import Population
+
+    env = gymnasium.make(
+        "rlrec/MovieLens-BanditSlate-v0",
+        catalog=rlrec.data.Catalog.from_arrays(np.eye(6)),
+        population=Population.from_arrays(np.eye(6)[:2]),
+    )
+    env.action_space.seed(0)
+    for _ in range(200):  # with 6 items, a plain MultiDiscrete would repeat an item almost every time
+        slate = env.action_space.sample()
+        assert len(set(slate.tolist())) == 5 and env.action_space.contains(slate)
+    assert not env.action_space.contains(np.array([0, 0, 1, 2, 3]))
+    envs = gymnasium.make_vec("rlrec/MovieLens-BanditSlate-v0", num_envs=3)
+    slates = envs.action_space.sample()
+    assert slates.shape == (3, 5) and all(len(set(row.tolist())) == 5 for row in slates)
+    assert envs.action_space.contains(slates)

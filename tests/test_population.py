@@ -27,12 +27,13 @@ def test_interest_from_ratings_by_hand():
 
 
 def test_request_texts_read_naturally():
-    texts = request_texts_for_user(["Animation", "Comedy"], "Horror", "Toy Story")
+    texts = request_texts_for_user(["Animation", "Comedy", "Drama"], "Toy Story")
     assert texts == (
         "I love animated and comedy movies.",
         "Something like Toy Story, please.",
-        "I'm in the mood for a animated movie like Toy Story, but nothing horror.",
+        "Recommend me some animated and comedy films like Toy Story.",
     )
+    assert request_texts_for_user([], None)[2] == "Recommend me some good films."
 
 
 def test_movielens_population_has_every_real_user(movielens):

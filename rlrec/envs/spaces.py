@@ -10,6 +10,7 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnasium.vector.utils import batch_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Slate:
         return in_range & distinct
 
     def to_gymnasium(self) -> gymnasium.spaces.Space:
-        return gymnasium.spaces.MultiDiscrete(np.full(self.k, self.n, dtype=np.int64))
+        return GymSlate(self.n, self.k)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,3 +104,49 @@ class Dict:
 
     def to_gymnasium(self) -> gymnasium.spaces.Space:
         return gymnasium.spaces.Dict({name: space.to_gymnasium() for name, space in self.spaces.items()})
+
+
+class GymSlate(gymnasium.spaces.MultiDiscrete):
+    """A Gymnasium ``MultiDiscrete`` of ``k`` slots over ``n`` items whose samples are distinct items and whose
+    ``contains`` requires distinct items (a plain ``MultiDiscrete`` would sample slates with repeats).
+
+    Batched (``shape (B, k)``) by :func:`gymnasium.vector.utils.batch_space`: each row is its own slate.
+    """
+
+    def __init__(self, n: int, k: int, batch: int | None = None, seed: int | None = None):
+        shape = (k,) if batch is None else (batch, k)
+        super().__init__(np.full(shape, n, dtype=np.int64), seed=seed)
+        self.num_items, self.slate_size, self.batch = n, k, batch
+
+    def sample(self, mask=None, probability=None):
+        if mask is not None or probability is not None:
+            raise NotImplementedError("GymSlate.sample does not take a mask or probabilities.")
+        rows = 1 if self.batch is None else self.batch
+        slates = np.stack(
+            [self.np_random.choice(self.num_items, self.slate_size, replace=False) for _ in range(rows)]
+        ).astype(self.dtype)
+        return slates[0] if self.batch is None else slates
+
+    def contains(self, x) -> bool:
+        if not super().contains(x):
+            return False
+        rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
+        return bool(np.all(rows[:, 1:] != rows[:, :-1]))
+
+    def __repr__(self) -> str:
+        batch = "" if self.batch is None else f", batch={self.batch}"
+        return f"GymSlate(n={self.num_items}, k={self.slate_size}{batch})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, GymSlate) and (self.num_items, self.slate_size, self.batch) == (
+            other.num_items,
+            other.slate_size,
+            other.batch,
+        )
+
+
+@batch_space.register(GymSlate)
+def _batch_slate(space: GymSlate, n: int = 1) -> GymSlate:
+    if space.batch is not None:
+        raise ValueError("A batched slate space cannot be batched again.")
+    return GymSlate(space.num_items, space.slate_size, batch=n, seed=int(space.np_random.integers(2**31)))

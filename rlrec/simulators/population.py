@@ -5,8 +5,8 @@ A population is a set of *prototypes* (by default the 671 real MovieLens users).
 - a hidden interest vector, built from that user's ratings in LM space:
   ``u = normalise(sum_j (r_uj - mean_u) * e_j)`` (items rated above the user's mean pull toward them, items
   rated below push away);
-- a few stated **requests**: texts written from the same tastes (favourite genres, a liked title, a disliked
-  genre), encoded by the same LM. Agents observe a request embedding, never ``u``.
+- a few stated **requests**: texts written from the same tastes (favourite genres, a liked title), encoded
+  by the same LM. Agents observe a request embedding, never ``u``.
 
 Simulated users are drawn around prototypes (``interest = normalise(u_p + noise)``) so a population of any
 size keeps the real distribution of tastes. Building happens once in NumPy (with the LM, outside ``jit``);
@@ -145,19 +145,18 @@ def _phrase(genres: list[str]) -> str:
     return " and ".join(words)
 
 
-def request_texts_for_user(
-    liked_genres: list[str], disliked_genre: str | None, liked_title: str | None
-) -> tuple[str, str, str]:
-    """Three ways a user might say what they want, from their hidden tastes."""
+def request_texts_for_user(liked_genres: list[str], liked_title: str | None) -> tuple[str, str, str]:
+    """Three ways a user might say what they want, from their hidden tastes.
+
+    No negations ("but nothing horror"): sentence encoders place "nothing horror" near horror, so a
+    negated request would point away from the user's taste (measured: such a template ranked the user's
+    own interest 302nd of 671 prototypes on average, against 76th for the template below).
+    """
     favourite = _phrase(liked_genres[:2]) or "good"
     first = f"I love {favourite} movies."
     second = f"Something like {liked_title}, please." if liked_title else f"Show me some great {favourite} films."
-    third = f"I'm in the mood for a {_phrase(liked_genres[:1]) or 'good'} movie"
-    if liked_title:
-        third += f" like {liked_title}"
-    if disliked_genre:
-        third += f", but nothing {GENRE_PHRASES.get(disliked_genre, disliked_genre.lower())}"
-    return first, second, third + "."
+    third = f"Recommend me some {favourite} films" + (f" like {liked_title}." if liked_title else ".")
+    return first, second, third
 
 
 def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) -> Population:
@@ -195,8 +194,6 @@ def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) 
     for u in range(len(user_ids)):
         seen = genre_count[u] >= 2  # tastes need some evidence
         liked = [catalog.genre_names[g] for g in np.argsort(-genre_taste[u]) if seen[g] and genre_taste[u, g] > 0]
-        disliked_order = [g for g in np.argsort(genre_taste[u]) if seen[g] and genre_taste[u, g] < 0]
-        disliked = catalog.genre_names[disliked_order[0]] if disliked_order else None
         rows = np.flatnonzero(user_index == u)
         candidates = item_index[rows]
         if liked:
@@ -205,7 +202,7 @@ def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) 
             if in_genre.any():
                 rows, candidates = rows[in_genre], candidates[in_genre]
         best = np.lexsort((-popularity_here[candidates], -values[rows]))[0]
-        texts.append(request_texts_for_user(liked, disliked, readable_title(str(titles[candidates[best]]))))
+        texts.append(request_texts_for_user(liked, readable_title(str(titles[candidates[best]]))))
     encoder = catalog.encoder()
     flat = [text for triple in texts for text in triple]
     requests = encoder.encode(flat).reshape(len(user_ids), 3, -1)
@@ -250,7 +247,13 @@ def sample_user(
         ``(interest (d,), request (d,), prototype ())``, interest unit-norm.
     """
     prototype_key, noise_key, request_key = jax.random.split(key, 3)
-    prototype = jax.random.categorical(prototype_key, log_weights)
+    # Inverse-CDF sampling: one uniform draw instead of the P Gumbel draws of jax.random.categorical (this
+    # runs at every auto-reset, i.e. every step, so it matters).
+    cumulative = jnp.cumsum(jax.nn.softmax(log_weights))
+    prototype = jnp.minimum(
+        jnp.searchsorted(cumulative, jax.random.uniform(prototype_key) * cumulative[-1], side="right"),
+        log_weights.shape[0] - 1,
+    )
     dim = interests.shape[-1]
     noise = jax.random.normal(noise_key, (dim,)) / jnp.sqrt(dim)
     interest = interests[prototype] + interest_noise * noise

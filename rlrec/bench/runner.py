@@ -1,0 +1,275 @@
+"""One runner for every agent: ``lax.scan`` over steps, ``vmap`` over seeds, sharded over devices.
+
+Two learning modes (DESIGN.md section 7):
+
+- **personal**: each seed is one user stream with its own agent state, learning that user from scratch
+  (cold start). When a user's episode ends, a fresh user arrives and the agent state is re-initialised.
+- **shared**: each seed is a batch of ``num_users`` users stepping in parallel, all served by one agent state
+  that learns from the whole batch (population-level learning).
+
+Per-step keys are ``fold_in(seed_key, t)``, so results do not depend on how the run is chunked; the seed
+axis is sharded over all devices (``jax.sharding``), so 1 CPU, 8 forced CPU devices or a GPU give the same
+numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from rlrec import metrics
+from rlrec.agents.base import Agent, Transition, as_slate, slot_rewards
+from rlrec.envs.recsys import EnvParams, RecEnv
+
+PERSONAL = "personal"
+SHARED = "shared"
+MODES = (PERSONAL, SHARED)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Per-step arrays (NumPy) of a run, seeds first.
+
+    ``reward``, ``regret``, ``expected_reward``, ``oracle_expected_reward``, ``precision``, ``recall``,
+    ``ndcg`` and ``diversity`` (intra-list, NaN for single items) are ``(S, T)`` (shared mode: means over the
+    batch of users); ``done`` is ``(S, T)`` (shared: number of users whose episode ended); ``slates`` are
+    ``(S, T, k)`` or ``(S, T, B, k)`` item ids shown.
+    """
+
+    env_id: str
+    agent: str
+    mode: str
+    num_users: int
+    reward: np.ndarray
+    regret: np.ndarray
+    expected_reward: np.ndarray
+    oracle_expected_reward: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    ndcg: np.ndarray
+    diversity: np.ndarray
+    done: np.ndarray
+    slates: np.ndarray
+    wall_time: float
+    devices: list[str]
+
+    @property
+    def num_seeds(self) -> int:
+        return int(self.reward.shape[0])
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.reward.shape[1])
+
+    def cumulative_regret(self) -> np.ndarray:
+        """``(S, T)`` running regret per seed."""
+        return np.asarray(metrics.cumulative_regret(self.regret))
+
+    def user_steps(self) -> int:
+        return self.num_seeds * self.num_steps * self.num_users
+
+
+def _step_outputs(env: RecEnv, params: EnvParams, env_state, slate, info, accuracy_k: int) -> dict:
+    """Per-user metrics of one step, computed inside the scan (no catalog-sized outputs)."""
+    if accuracy_k > 0:
+        utility, _, _ = env.item_utilities(env_state, params)
+        _, relevant = jax.lax.top_k(utility, accuracy_k)
+    else:
+        relevant = info["oracle_slate"]
+    if slate.shape[-1] >= 2:
+        diversity = metrics.intra_list_diversity(params.item_features[slate])
+    else:
+        diversity = jnp.asarray(jnp.nan, jnp.float32)
+    return {
+        "regret": info["regret"],
+        "expected_reward": info["expected_reward"],
+        "oracle_expected_reward": info["oracle_expected_reward"],
+        "precision": metrics.precision_at_k(slate, relevant),
+        "recall": metrics.recall_at_k(slate, relevant),
+        "ndcg": metrics.ndcg_at_k(slate, relevant),
+        "diversity": diversity,
+    }
+
+
+def _act(agent: Agent, key, agent_state, obs, params, env_state):
+    if agent.reads_hidden_state:
+        return agent.act(key, agent_state, obs, params, env_state=env_state)
+    return agent.act(key, agent_state, obs, params)
+
+
+def _personal_step(env, agent, params, accuracy_k, carry, step_key):
+    env_state, obs, agent_state = carry
+    act_key, env_key, update_key, init_key = jax.random.split(step_key, 4)
+    action = _act(agent, act_key, agent_state, obs, params, env_state)
+    next_obs, next_env_state, reward, terminated, truncated, info = env.step(env_key, env_state, action, params)
+    done = jnp.logical_or(terminated, truncated)
+    slate = as_slate(action)
+    transition = Transition(
+        obs=obs,
+        action=action,
+        reward=reward,
+        slot_rewards=slot_rewards(info["clicked_slot"], slate.shape[0]),
+        next_obs=info["final_observation"],
+        done=done,
+    )
+    agent_state, _ = agent.update(update_key, agent_state, transition, params)
+    fresh = agent.init(init_key, params)  # a new user gets a new learner
+    agent_state = jax.tree.map(lambda new, old: jnp.where(done, new, old), fresh, agent_state)
+    outputs = _step_outputs(env, params, env_state, slate, info, accuracy_k)
+    outputs.update(reward=reward, done=done, slates=slate)
+    return (next_env_state, next_obs, agent_state), outputs
+
+
+def _shared_step(env, agent, params, accuracy_k, num_users, carry, step_key):
+    env_states, obs, agent_state = carry
+    act_key, env_key, update_key = jax.random.split(step_key, 3)
+    actions = jax.vmap(lambda k, o, s: _act(agent, k, agent_state, o, params, s))(
+        jax.random.split(act_key, num_users), obs, env_states
+    )
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    next_obs, next_env_states, rewards, terminated, truncated, info = step(
+        jax.random.split(env_key, num_users), env_states, actions, params
+    )
+    done = jnp.logical_or(terminated, truncated)
+    slates = jax.vmap(as_slate)(actions)
+    transition = Transition(
+        obs=obs,
+        action=actions,
+        reward=rewards,
+        slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slates.shape[-1]),
+        next_obs=info["final_observation"],
+        done=done,
+    )
+    agent_state, _ = agent.update(update_key, agent_state, transition, params)
+    per_user = jax.vmap(lambda s, a, i: _step_outputs(env, params, s, a, i, accuracy_k))(env_states, slates, info)
+    outputs = {name: jnp.mean(value) for name, value in per_user.items()}
+    outputs.update(reward=jnp.mean(rewards), done=jnp.sum(done), slates=slates)
+    return (next_env_states, next_obs, agent_state), outputs
+
+
+def _init(env, agent, params, mode, num_users, seed_key):
+    init_key, _ = jax.random.split(seed_key)  # the second half drives the steps
+    env_key, agent_key = jax.random.split(init_key)
+    if mode == PERSONAL:
+        obs, env_state = env.reset(env_key, params)
+    else:
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(env_key, num_users), params)
+    return env_state, obs, agent.init(agent_key, params)
+
+
+def seed_mesh(num_seeds: int) -> Mesh:
+    """A 1-D mesh over the devices that divide the seed batch (all of them when they do)."""
+    devices = jax.devices()
+    usable = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    return Mesh(np.array(devices[:usable]), ("seeds",))
+
+
+def run(
+    env: RecEnv,
+    params: EnvParams,
+    agent: Agent,
+    *,
+    num_seeds: int = 8,
+    num_steps: int = 200,
+    seed: int = 0,
+    mode: str = PERSONAL,
+    num_users: int = 64,
+    accuracy_k: int = 10,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Runs ``agent`` on ``env`` for ``num_steps`` steps and ``num_seeds`` independent seeds in one program.
+
+    Args:
+        env, params: from :func:`rlrec.make`.
+        agent: any :class:`~rlrec.agents.base.Agent`; its ``slate_size`` must match the env's.
+        num_seeds: independent replicas, vmapped and sharded over devices.
+        num_steps: steps per seed.
+        seed: the root seed; seed ``s`` uses ``fold_in(key(seed), s)``.
+        mode: ``"personal"`` (one learner per user) or ``"shared"`` (one learner for ``num_users`` users).
+        num_users: users per seed in shared mode.
+        accuracy_k: size of each user's true top set for precision/recall/NDCG (0: the oracle slate).
+        chunk_size: steps per jitted call (default: all); smaller chunks let a progress bar move.
+        progress: show a progress bar over chunks.
+
+    Returns:
+        A :class:`RunResult` with per-step arrays.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    if agent.slate_size != env.slate_size:
+        raise ValueError(
+            f"The agent shows slates of {agent.slate_size} but the env expects {env.slate_size}; build the agent "
+            f"with slate_size=env.slate_size."
+        )
+    for name, value in (("num_seeds", num_seeds), ("num_steps", num_steps), ("num_users", num_users)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}.")
+    if accuracy_k < 0 or accuracy_k > env.num_items(params):
+        raise ValueError(f"accuracy_k must be in 0..{env.num_items(params)}, got {accuracy_k}.")
+    chunk_size = min(chunk_size or num_steps, num_steps)
+    users = num_users if mode == SHARED else 1
+
+    def run_chunk(carry, seed_keys, start, params, agent):
+        # params and agent are arguments (not constants) so their leaves are traced: new values, no retrace.
+        if mode == PERSONAL:
+            step_fn = functools.partial(_personal_step, env, agent, params, accuracy_k)
+        else:
+            step_fn = functools.partial(_shared_step, env, agent, params, accuracy_k, users)
+
+        def one_seed(seed_carry, seed_key):
+            _, stream_key = jax.random.split(seed_key)
+            step_keys = jax.vmap(lambda t: jax.random.fold_in(stream_key, t))(start + jnp.arange(chunk_size))
+            return jax.lax.scan(step_fn, seed_carry, step_keys)
+
+        return jax.vmap(one_seed)(carry, seed_keys)
+
+    mesh = seed_mesh(num_seeds)
+    sharded = NamedSharding(mesh, PartitionSpec("seeds"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    root = jax.random.key(seed)
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(num_seeds))
+    seed_keys = jax.device_put(seed_keys, sharded)
+    params = jax.device_put(params, replicated)
+
+    started = time.perf_counter()
+    init = jax.jit(
+        lambda keys, params, agent: jax.vmap(lambda key: _init(env, agent, params, mode, users, key))(keys),
+        out_shardings=sharded,
+    )
+    carry = init(seed_keys, params, agent)
+    chunk = jax.jit(run_chunk, donate_argnums=(0,))
+    pieces = []
+    starts = range(0, num_steps, chunk_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_steps, desc=f"{agent.name} on {env.name}", unit="step")
+    for start in starts:
+        carry, outputs = chunk(carry, seed_keys, jnp.asarray(start, jnp.int32), params, agent)
+        pieces.append(outputs)
+        if bar is not None:
+            jax.block_until_ready(outputs)
+            bar.update(min(chunk_size, num_steps - start))
+    if bar is not None:
+        bar.close()
+    outputs = jax.tree.map(lambda *chunks: np.concatenate([np.asarray(c) for c in chunks], axis=1), *pieces)
+    outputs = jax.tree.map(lambda x: x[:, :num_steps], outputs)
+    wall_time = time.perf_counter() - started
+    return RunResult(
+        env_id=env.name,
+        agent=agent.name,
+        mode=mode,
+        num_users=users,
+        wall_time=wall_time,
+        devices=[str(device) for device in mesh.devices.ravel()],
+        **{name: np.asarray(value) for name, value in outputs.items()},
+    )
