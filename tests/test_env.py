@@ -258,3 +258,29 @@ def test_unknown_id_lists_registered_ids():
 def test_env_config_validation():
     with pytest.raises(ValueError, match="history_length"):
         RecEnv(history_length=0)
+
+
+def test_snapshot_round_trip(tmp_path, slate_env):
+    from rlrec.envs.gym import RecGymEnv
+    from rlrec.envs.snapshot import load_env, save_env
+
+    env, params = slate_env
+    path = save_env(tmp_path / "env.npz", env, params)
+    loaded_env, loaded_params = load_env(path)
+    assert loaded_env == env
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    action = jnp.arange(5, dtype=jnp.int32)
+    np.testing.assert_array_equal(
+        env.step(key, state, action, params)[2], loaded_env.step(key, state, action, loaded_params)[2]
+    )
+    gym_env = RecGymEnv(functional=(loaded_env, loaded_params))
+    obs, _ = gym_env.reset(seed=0)
+    assert gym_env.observation_space.contains(obs)
+    np.savez(tmp_path / "other.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match="not an rlrec environment snapshot"):
+        load_env(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match=".npz"):
+        save_env(tmp_path / "env.json", env, params)

@@ -55,16 +55,27 @@ def validate_actions(action: Any, num_items: int, slate_size: int, batch: int | 
     return array.astype(np.int32)
 
 
+def _functional(env_id: str | None, functional, overrides: dict):
+    if functional is not None:
+        if env_id is not None or overrides:
+            raise ValueError("Pass either env_id (with overrides) or functional=(env, params), not both.")
+        return functional
+    if env_id is None:
+        raise ValueError("Pass a registered env_id or functional=(env, params).")
+    return make(env_id, **overrides)
+
+
 class RecGymEnv(gymnasium.Env):
     """One simulated user at a time, as a standard Gymnasium environment (see :class:`~rlrec.envs.RecEnv`)."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, env_id: str, render_mode: str | None = None, **overrides: Any):
+    def __init__(self, env_id: str | None = None, render_mode: str | None = None, *, functional=None, **overrides: Any):
+        """Args: a registered ``env_id`` with overrides, or ``functional=(env, params)`` built elsewhere."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
         self.render_mode = render_mode
-        self.env, self.params = make(env_id, **overrides)
+        self.env, self.params = _functional(env_id, functional, overrides)
         self.action_space = self.env.action_space(self.params).to_gymnasium()
         self.observation_space = self.env.observation_space(self.params).to_gymnasium()
         self._num_items = self.env.num_items(self.params)
@@ -114,10 +125,10 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, env_id: str, num_envs: int = 1, **overrides: Any):
+    def __init__(self, env_id: str | None = None, num_envs: int = 1, *, functional=None, **overrides: Any):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
-        self.env, self.params = make(env_id, **overrides)
+        self.env, self.params = _functional(env_id, functional, overrides)
         self.num_envs = num_envs
         self.single_action_space = self.env.action_space(self.params).to_gymnasium()
         self.single_observation_space = self.env.observation_space(self.params).to_gymnasium()

@@ -81,6 +81,10 @@ NUMERIC_OVERRIDES = tuple(
     field.name for field in dataclasses.fields(EnvParams) if field.name not in _ARRAY_FIELDS
 )
 
+_NUMERIC_DEFAULTS = {
+    field.name: field.default for field in dataclasses.fields(EnvParams) if field.name in NUMERIC_OVERRIDES
+}
+
 DEFAULT_DIM = 32
 DEFAULT_POSITION_DECAY = 0.3
 
@@ -150,7 +154,13 @@ def build_params(
         prototype_requests=jnp.asarray(requests),
         prototype_log_weights=jnp.log(jnp.asarray(population.weights)),
         position_bias=jnp.asarray(position_bias),
-        **{name: jnp.asarray(value, jnp.int32 if name == "max_steps" else jnp.float32) for name, value in numeric.items()},
+        # Every knob becomes an array of a fixed dtype (not a Python float), so params built here, loaded from a
+        # snapshot or batched for vmap all have the same pytree structure and dtypes.
+        **{
+            name: jnp.asarray(numeric.get(name, default), jnp.int32 if name == "max_steps" else jnp.float32)
+            for name, default in _NUMERIC_DEFAULTS.items()
+            if name != "position_bias"
+        },
     )
 
 

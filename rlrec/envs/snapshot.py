@@ -1,0 +1,54 @@
+"""Save an environment (static config + params) to one ``.npz`` and load it back, with no LM or catalog.
+
+Useful to ship an exact environment to another machine (an accelerator without the language model, a
+colleague) or to pin the environment of a published result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.lm import atomic_save_npz
+
+FORMAT = "rlrec-env-v1"
+
+
+def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
+    """Writes ``env`` and ``params`` to ``path`` (``.npz``, atomically)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"Environment snapshots are .npz files; got {path}.")
+    config = {"format": FORMAT, "env": dataclasses.asdict(env)}
+    arrays = {f"params.{field.name}": np.asarray(getattr(params, field.name)) for field in dataclasses.fields(params)}
+    atomic_save_npz(path, config=np.asarray(json.dumps(config)), **arrays)
+    return path
+
+
+def load_env(path: str | os.PathLike) -> tuple[RecEnv, EnvParams]:
+    """Reads a snapshot written by :func:`save_env`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No environment snapshot at {path}.")
+    with np.load(path) as contents:
+        try:
+            config = json.loads(str(contents["config"]))
+        except KeyError as error:
+            raise ValueError(f"{path} is not an rlrec environment snapshot (no config entry).") from error
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{path} has snapshot format {config.get('format')!r}; this rlrec reads {FORMAT!r}.")
+        fields = {field.name for field in dataclasses.fields(EnvParams)}
+        stored = {name.removeprefix("params."): contents[name] for name in contents.files if name.startswith("params.")}
+        if set(stored) != fields:
+            raise ValueError(
+                f"{path} does not match this rlrec's EnvParams (missing {sorted(fields - set(stored))}, "
+                f"unknown {sorted(set(stored) - fields)})."
+            )
+        params = EnvParams(**{name: jnp.asarray(value) for name, value in stored.items()})
+    return RecEnv(**config["env"]), params

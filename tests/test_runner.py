@@ -1,0 +1,101 @@
+"""The runner: shapes, chunking invariance, determinism, shared mode, 1 device == 8 devices, reports."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import rlrec
+from rlrec.agents import make_agent
+from rlrec.bench import report
+from rlrec.bench.runner import run
+
+
+@pytest.fixture(scope="module")
+def slate_bandit():
+    return rlrec.make("MovieLens-BanditSlate-v0")
+
+
+def test_result_shapes_and_chunking_invariance(slate_bandit):
+    env, params = slate_bandit
+    agent = make_agent("lints", env)
+    whole = run(env, params, agent, num_seeds=3, num_steps=40, seed=5)
+    chunked = run(env, params, agent, num_seeds=3, num_steps=40, seed=5, chunk_size=15)
+    assert whole.regret.shape == (3, 40) and whole.slates.shape == (3, 40, 5)
+    for name in ("reward", "regret", "slates", "precision", "diversity"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+    other = run(env, params, agent, num_seeds=3, num_steps=40, seed=6)
+    assert not np.array_equal(whole.slates, other.slates)
+
+
+def test_personal_mode_resets_the_learner_with_each_new_user():
+    env, params = rlrec.make("MovieLens-Bandit-v0", max_steps=10)
+    result = run(env, params, make_agent("linucb", env), num_seeds=2, num_steps=30)
+    assert result.done.sum(axis=1).tolist() == [3, 3]
+    # each new cold-start user starts from the same prior, so the first action only depends on the request
+    assert np.isfinite(report.per_seed_metrics(result, env.num_items(params))["episode_return"]).all()
+
+
+def test_shared_mode_learns_from_a_batch_of_users():
+    env, params = rlrec.make("MovieLens-BanditSlate-v0")
+    agent = make_agent("linucb", env, context="request-item")
+    result = run(env, params, agent, num_seeds=2, num_steps=60, mode="shared", num_users=32)
+    assert result.regret.shape == (2, 60) and result.slates.shape == (2, 60, 32, 5)
+    assert result.regret[:, 40:].mean() < 0.8 * result.regret[:, :10].mean()
+    baseline = run(env, params, make_agent("random", env), num_seeds=2, num_steps=60, mode="shared", num_users=32)
+    assert result.regret.mean() < baseline.regret.mean()
+
+
+def test_runner_rejects_bad_input(slate_bandit):
+    env, params = slate_bandit
+    single = make_agent("random", rlrec.make("MovieLens-Bandit-v0")[0])
+    with pytest.raises(ValueError, match="slates of 1 but the env expects 5"):
+        run(env, params, single)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        run(env, params, make_agent("random", env), mode="global")
+    with pytest.raises(ValueError, match="num_seeds must be >= 1"):
+        run(env, params, make_agent("random", env), num_seeds=0)
+
+
+def test_one_device_equals_eight_forced_cpu_devices(slate_bandit):
+    env, params = slate_bandit
+    reference = run(env, params, make_agent("lints", env), num_seeds=8, num_steps=25, seed=2)
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        import jax
+        import rlrec
+        from rlrec.agents import make_agent
+        from rlrec.bench.runner import run
+        assert len(jax.devices()) == 8, jax.devices()
+        env, params = rlrec.make("MovieLens-BanditSlate-v0")
+        result = run(env, params, make_agent("lints", env), num_seeds=8, num_steps=25, seed=2)
+        print(json.dumps({"devices": result.devices, "slates": result.slates.tolist(),
+                          "regret": result.regret.tolist()}))
+        """
+    )
+    import os
+
+    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=600, check=True
+    )
+    sharded = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert len(sharded["devices"]) == 8
+    np.testing.assert_array_equal(np.array(sharded["slates"]), reference.slates)
+    np.testing.assert_allclose(np.array(sharded["regret"]), reference.regret, rtol=1e-5, atol=1e-6)
+
+
+def test_summary_and_plot(tmp_path, slate_bandit, movielens):
+    env, params = slate_bandit
+    results = [run(env, params, make_agent(name, env), num_seeds=4, num_steps=30) for name in ("random", "oracle")]
+    summary = report.summarise(results[1], env.num_items(params), movielens.popularity, movielens.genres)
+    assert summary["cumulative_regret"] == (0.0, 0.0)
+    assert summary["precision"][0] == 1.0
+    assert set(report.SUMMARY_METRICS) == set(summary)
+    path = report.plot_regret(results, tmp_path / "regret.png")
+    assert path.stat().st_size > 10_000
+    assert report.format_value(1.23456, 0.5) == "1.235 ± 0.500"
