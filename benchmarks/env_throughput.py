@@ -197,11 +197,14 @@ def sample_distinct(space, max_tries: int = 100) -> tuple[np.ndarray, int]:
     raise RuntimeError("could not sample a slate of distinct items")
 
 
-def bench_python_loop(env_id: str, steps: int, seed: int, warmup: int = 5) -> dict[str, Any]:
+def bench_python_loop(env_id: str, steps: int, seed: int, warmup: int = 5, functional=None) -> dict[str, Any]:
     import gymnasium
 
+    from rlrec.envs.gym import RecGymEnv
+
     start = time.perf_counter()
-    env = gymnasium.make(f"rlrec/{env_id}")
+    # From a snapshot the adapter is built directly (no gymnasium.make wrappers: slightly less overhead).
+    env = RecGymEnv(functional=functional) if functional else gymnasium.make(f"rlrec/{env_id}")
     make_s = time.perf_counter() - start
     env.action_space.seed(seed)
     env.reset(seed=seed)
@@ -309,6 +312,15 @@ def memory_report(env: RecEnv, params: EnvParams, user_counts: list[int], steps:
 # -- main -----------------------------------------------------------------------------------------------------
 
 
+def build(env_id: str, snapshots: str | None):
+    """``rlrec.make(env_id)``, or the saved snapshot ``<snapshots>/<env_id>.npz``."""
+    if snapshots is None:
+        return rlrec.make(env_id)
+    from rlrec.envs.snapshot import load_env
+
+    return load_env(os.path.join(snapshots, f"{env_id}.npz"))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -330,6 +342,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--square", type=int, default=2048, help="size of the square reference matmul")
     parser.add_argument("--memory-users", default="1024,4096", help="comma-separated user counts for the memory check")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--snapshots",
+        default=None,
+        help="folder of env snapshots (<env id>.npz from rlrec.envs.snapshot.save_env) to use instead of rlrec.make:"
+        " runs where the language model and catalogs are not installed (e.g. an accelerator machine)",
+    )
     args = parser.parse_args(argv)
     for name in ("users", "steps", "repeats", "python_steps", "large_users", "large_steps", "matmul_repeats", "square"):
         if getattr(args, name) < 1:
@@ -356,8 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     # 1. jitted + vmapped + scanned --------------------------------------------------------------------------
     header(f"1. jitted + vmapped + scanned env.step: {args.env}")
     start = time.perf_counter()
-    env, params = rlrec.make(args.env)
-    print(f"  rlrec.make            : {time.perf_counter() - start:.2f} s (catalog + population, cached embeddings)")
+    env, params = build(args.env, args.snapshots)
+    print(f"  build env             : {time.perf_counter() - start:.2f} s "
+          f"({'snapshot' if args.snapshots else 'catalog + population, cached embeddings'})")
     what = "item" if env.slate_size == 1 else f"slate of {env.slate_size} distinct items"
     print(f"  policy                : uniformly random {what} (randint of ranks + rank shift, O(k^2) per user)")
     jitted = bench_jitted(env, params, args.users, args.steps, args.seed, args.repeats)
@@ -370,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Python loop ------------------------------------------------------------------------------------------
     header(f"2. Python loop: gymnasium.make('rlrec/{args.env}'), one user")
-    loop = bench_python_loop(args.env, args.python_steps, args.seed)
+    loop = bench_python_loop(
+        args.env, args.python_steps, args.seed, functional=(env, params) if args.snapshots else None
+    )
     print(f"  steps                 : {loop['steps']:,} in {loop['seconds']:.2f} s ({loop['episodes']} episode ends)")
     print(f"  throughput            : {human(loop['rate'], 'steps/s')} ({1e3 / loop['rate']:.2f} ms/step)")
     print(f"  mean regret           : {loop['mean_regret']:.4f}")
@@ -390,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         start = time.perf_counter()
-        large_env, large_params = rlrec.make(args.large_env)
-        print(f"  rlrec.make            : {time.perf_counter() - start:.2f} s")
+        large_env, large_params = build(args.large_env, args.snapshots)
+        print(f"  build env             : {time.perf_counter() - start:.2f} s")
         large = bench_jitted(large_env, large_params, args.large_users, args.large_steps, args.seed, args.repeats)
         print_jitted(large)
         per_step = scoring_flops_per_user_step(large["num_items"], large["dim"])
