@@ -287,7 +287,7 @@ class Catalog:
             embeddings=vectors,
             metadata=metadata.reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(count)),
             popularity=_per_item(popularity, count, "popularity", default=1.0),
-            quality=_standardise(_per_item(quality, count, "quality", default=0.0)),
+            quality=standardise(_per_item(quality, count, "quality", default=0.0)),
         )
         return catalog.with_projection(dim) if dim is not None else catalog
 
@@ -342,7 +342,7 @@ class Catalog:
             popularity=_per_item(
                 frame[popularity_column].to_numpy() if popularity_column else None, len(frame), "popularity", 1.0
             ),
-            quality=_standardise(
+            quality=standardise(
                 _per_item(frame[quality_column].to_numpy() if quality_column else None, len(frame), "quality", 0.0)
             ),
             genres=genres,
@@ -403,6 +403,7 @@ def _per_item(values, count: int, label: str, default: float) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _standardise(values: np.ndarray) -> np.ndarray:
+def standardise(values: np.ndarray) -> np.ndarray:
+    """Mean 0, standard deviation 1 (just centred when all values are equal), float32."""
     spread = values.std()
     return ((values - values.mean()) / spread if spread > 0 else values - values.mean()).astype(np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from rlrec.envs.registry import REGISTRY, describe, make
+from rlrec.envs.registry import REGISTRY, make
 
 
 class InvalidActionError(ValueError):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
 from rlrec.data import Catalog, load_catalog
+from rlrec.data.catalog import standardise
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population, default_population
@@ -125,12 +125,6 @@ def _check_number(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be <= {_UPPER[name]}, got {value!r}.")
 
 
-def standardise(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    centred = values - values.mean()
-    return (centred / spread if spread > 0 else centred).astype(np.float32)
-
-
 def build_params(
     catalog: Catalog, population: Population, *, slate_size: int, position_decay: float, **numeric: Any
 ) -> EnvParams:
@@ -231,11 +225,3 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     env = RecEnv(slate_size=slate_size, history_length=history_length, choice_model=choice_model, name=env_id)
     params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
     return env, params
-
-
-def describe(env_id: str) -> str:
-    return REGISTRY[env_id.removeprefix("rlrec/")].description
-
-
-def override_names() -> Sequence[str]:
-    return sorted(set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES))
