@@ -77,20 +77,10 @@ from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population
 
+# Shared formatting with the sibling benchmark (run from the repo root: benchmarks/ is on sys.path).
+from env_throughput import header, human  # noqa: E402
+
 # -- helpers --------------------------------------------------------------------------------------------------
-
-
-def human(value: float, unit: str = "") -> str:
-    """SI prefixes: ``human(2.5e10, "FLOP/s") -> '25.00 GFLOP/s'``, ``human(12345, "dec/s") -> '12.35k dec/s'``."""
-    attach = unit.startswith(("FLOP", "B/s"))
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f} {prefix}{unit}" if attach else f"{value / factor:.2f}{prefix} {unit}"
-    return f"{value:.2f} {unit}"
-
-
-def header(title: str) -> None:
-    print(f"\n== {title} " + "=" * max(0, 74 - len(title)), flush=True)
 
 
 class CompileClock:
