@@ -128,7 +128,7 @@ class LinUCBNoVariance(LinUCB):
     """LinUCB minus the exploration bonus: ``x^T theta`` only (Cholesky, ``theta`` and the tie-break kept)."""
 
     def act(self, key, state, obs, env_params):
-        features, theta, _ = self.posterior(state, env_params, obs["request"])
+        features, theta, _, _ = self.posterior(state, env_params, obs["request"])
         scores = features @ theta
         return top_k_slate(scores + 1e-6 * jax.random.uniform(key, scores.shape), self.slate_size)
 

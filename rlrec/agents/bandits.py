@@ -132,13 +132,17 @@ class LinearBandit(Agent):
         )
 
     def posterior(self, state: LinearState, env_params: Any, request: jax.Array):
-        """``(features (N, f), theta (f,), cholesky factor of A)`` for scoring."""
+        """``(features (N, f), theta (f,), covariance A^-1, cholesky factor of A)`` for scoring.
+
+        ``A^-1`` comes from one Cholesky solve against the identity and ``theta`` is a matmul with it: fewer
+        batched LAPACK triangular solves under ``vmap``, which on CPU (jaxlib 0.10) were seen to deadlock
+        XLA's intra-op pool intermittently with two solves per step.
+        """
         features = self.features(env_params, request)
         factor = jax.scipy.linalg.cho_factor(state.precision, lower=True)
-        theta = jax.scipy.linalg.cho_solve(
-            factor, state.response + self.regulariser * self.prior_mean(env_params, request)
-        )
-        return features, theta, factor
+        covariance = jax.scipy.linalg.cho_solve(factor, jnp.eye(features.shape[1], dtype=features.dtype))
+        theta = covariance @ (state.response + self.regulariser * self.prior_mean(env_params, request))
+        return features, theta, covariance, factor
 
     def update(self, key, state: LinearState, transition: Transition, env_params):
         slates = as_slate(transition.action).reshape(-1, self.slate_size)
@@ -156,9 +160,8 @@ class LinearBandit(Agent):
         )
 
 
-def _variance(features: jax.Array, factor) -> jax.Array:
-    """``x_i^T A^-1 x_i`` for every row: ``A^-1`` once (``f^3``), then one ``(N, f) @ (f, f)`` matmul."""
-    covariance = jax.scipy.linalg.cho_solve(factor, jnp.eye(features.shape[1], dtype=features.dtype))
+def _variance(features: jax.Array, covariance: jax.Array) -> jax.Array:
+    """``x_i^T A^-1 x_i`` for every row: one ``(N, f) @ (f, f)`` matmul."""
     return jnp.maximum(jnp.sum((features @ covariance) * features, axis=1), 0.0)
 
 
@@ -168,8 +171,8 @@ class LinUCB(LinearBandit):
     alpha: float = 0.3
 
     def act(self, key, state, obs, env_params):
-        features, theta, factor = self.posterior(state, env_params, obs["request"])
-        scores = features @ theta + self.alpha * jnp.sqrt(_variance(features, factor))
+        features, theta, covariance, _ = self.posterior(state, env_params, obs["request"])
+        scores = features @ theta + self.alpha * jnp.sqrt(_variance(features, covariance))
         return top_k_slate(scores + 1e-6 * jax.random.uniform(key, scores.shape), self.slate_size)
 
 
@@ -179,7 +182,7 @@ class LinTS(LinearBandit):
     posterior_scale: float = 0.1
 
     def act(self, key, state, obs, env_params):
-        features, theta, factor = self.posterior(state, env_params, obs["request"])
+        features, theta, _, factor = self.posterior(state, env_params, obs["request"])
         lower, _ = factor
         noise = jax.random.normal(key, theta.shape)
         # A = L L^T, so L^-T z ~ N(0, A^-1).
@@ -197,7 +200,7 @@ class EpsilonGreedy(LinearBandit):
 
     def act(self, key, state, obs, env_params):
         explore_key, random_key, tie_key = jax.random.split(key, 3)
-        features, theta, _ = self.posterior(state, env_params, obs["request"])
+        features, theta, _, _ = self.posterior(state, env_params, obs["request"])
         greedy_scores = features @ theta + 1e-6 * jax.random.uniform(tie_key, (features.shape[0],))
         greedy = top_k_slate(greedy_scores, self.slate_size)
         exploring = jax.random.uniform(explore_key) < jnp.maximum(
