@@ -78,7 +78,7 @@ from rlrec.simulators import choice
 from rlrec.simulators.population import Population
 
 # Shared formatting with the sibling benchmark (run from the repo root: benchmarks/ is on sys.path).
-from env_throughput import header, human  # noqa: E402
+from env_throughput import compile_and_time, header, human  # noqa: E402
 
 # -- helpers --------------------------------------------------------------------------------------------------
 
@@ -204,14 +204,7 @@ def bench_scan(env: RecEnv, params: EnvParams, agent, seeds: int, steps: int, se
     """Compiles the rollout once (AOT), then times ``repeats`` separate calls (best used)."""
     horizon = int(min(steps, int(params.max_steps)))
     keys = seed_keys_for(seeds, seed)
-    start = time.perf_counter()
-    compiled = jax.jit(make_rollout(env, steps, horizon)).lower(params, agent, keys).compile()
-    compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sums = jax.block_until_ready(compiled(params, agent, keys))
-        times.append(time.perf_counter() - start)
+    _, compile_s, sums, times = compile_and_time(make_rollout(env, steps, horizon), (params, agent, keys), repeats)
     sums = {name: np.asarray(value, dtype=np.float64) for name, value in sums.items()}
     decisions = seeds * steps
     best = min(times)
