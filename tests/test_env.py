@@ -1,5 +1,7 @@
 """The functional environment: oracle/regret, jit == eager, vmap == loop, traces, determinism, episodes."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -326,3 +328,35 @@ def test_session_setting_rewards_looking_ahead(env_id):
     difference = looking_ahead.mean() - myopic.mean()
     sigma = np.sqrt(looking_ahead.var() / len(looking_ahead) + myopic.var() / len(myopic))
     assert difference > 4 * sigma, (looking_ahead.mean(), myopic.mean(), sigma)
+
+
+@pytest.mark.parametrize("slate_size", [1, 5])
+def test_untracked_regret_gives_the_same_users(slate_size):
+    """``track_regret=False`` scores only the shown items: the same clicks, budgets and observations as the
+    full env under the same keys; the oracle fields are NaN / -1."""
+    env, params = make("MovieLens-Session-v0", slate_size=slate_size)
+    fast = dataclasses.replace(env, track_regret=False)
+
+    def policy(key, obs, state):
+        return env.action_space(params).sample(key)
+
+    def trace(env):
+        def one_user(key):
+            def one_step(carry, step_key):
+                obs, state = carry
+                act_key, env_key = jax.random.split(step_key)
+                obs, state, reward, terminated, truncated, info = env.step(env_key, state, policy(act_key, obs, state), params)
+                return (obs, state), (reward, terminated, info["expected_reward"], info["budget"], info["regret"], info["oracle_slate"])
+
+            obs, state = env.reset(key, params)
+            return jax.lax.scan(one_step, (obs, state), jax.random.split(key, 60))[1]
+
+        return jax.jit(jax.vmap(one_user))(jax.random.split(jax.random.key(3), 32))
+
+    full, untracked = trace(env), trace(fast)
+    np.testing.assert_array_equal(full[0], untracked[0])
+    np.testing.assert_array_equal(full[1], untracked[1])
+    np.testing.assert_allclose(full[2], untracked[2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full[3], untracked[3], rtol=1e-5, atol=1e-5)
+    assert np.all(np.isfinite(full[4])) and np.all(np.isnan(untracked[4]))
+    assert np.all(untracked[5] == -1)
