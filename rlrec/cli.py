@@ -1,4 +1,4 @@
-"""The ``rlrec`` command: info, catalog, embed (and later run, train, bench).
+"""The ``rlrec`` command: info, catalog, embed, envs, run, train, evaluate.
 
 Parsing and files live here, at the edge; everything below is plain library calls.
 """
@@ -248,6 +248,105 @@ def run(
     temporary.replace(csv_path)
     plot_path = report.plot_regret(results, out / f"{stem}-regret.png")
     console.print(f"wrote {csv_path} and {plot_path}")
+
+
+@app.command()
+def train(
+    env_id: Annotated[str, typer.Option("--env", help="Environment id (see `rlrec envs`).")] = "MovieLens-Session-v0",
+    agent: Annotated[str, typer.Option("--agent", "-a", help="dqn, slateq, ppo, reinforce (or any agent).")] = "ppo",
+    seeds: Annotated[int, typer.Option(help="Independent training seeds (vmapped).", min=1)] = 4,
+    users: Annotated[int, typer.Option(help="Simulated users per seed, stepping in parallel.", min=1)] = 256,
+    iterations: Annotated[int, typer.Option(help="Training iterations (rollout + update each).", min=1)] = 300,
+    chunk: Annotated[int, typer.Option(help="Iterations per metrics row and checkpoint.", min=1)] = 25,
+    seed: Annotated[int, typer.Option(help="Root seed.")] = 0,
+    env_overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")
+    ] = None,
+    hyperparameters: Annotated[
+        Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run folder: config, metrics.csv, checkpoints.")] = Path("runs/train"),
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    list_hp: Annotated[bool, typer.Option("--list-hp", help="Show the agent's hyperparameters and exit.")] = False,
+) -> None:
+    """Train an agent (DQN/SlateQ, PPO, REINFORCE, ...) with checkpoints, metrics and resume."""
+    from rlrec.agents import AGENTS, hyperparameter_names
+    from rlrec.train.checkpoint import CheckpointError
+    from rlrec.train.run import TrainConfig, evaluate as evaluate_run, run_training
+
+    if agent not in AGENTS:
+        _fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
+    if list_hp:
+        cls, defaults = AGENTS[agent]
+        table = Table(title=f"{agent} hyperparameters (--hp name=value)")
+        table.add_column("name")
+        table.add_column("default", justify="right")
+        for name in hyperparameter_names(agent):
+            table.add_row(name, repr(defaults.get(name, cls.__dataclass_fields__[name].default)))
+        console.print(table)
+        return
+    try:
+        config = TrainConfig(
+            env=env_id,
+            agent=agent,
+            hyperparameters=_parse_assignments(hyperparameters, "--hp"),
+            env_overrides=_parse_assignments(env_overrides, "--set"),
+            seeds=seeds,
+            users=users,
+            iterations=iterations,
+            chunk=chunk,
+            seed=seed,
+        )
+        result = run_training(config, out, resume=resume)
+    except (ValueError, FileExistsError, CheckpointError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt as interrupt:
+        console.print(f"[yellow]{interrupt}[/]")
+        raise typer.Exit(code=130)
+    speed = result.env_steps / max(result.wall_time, 1e-9)
+    console.print(
+        f"trained {agent} on {env_id}: {result.env_steps:,} env steps in {result.wall_time:.1f} s "
+        f"({speed:,.0f} steps/s incl. compilation); run folder {out}"
+    )
+    summary = evaluate_run(out, num_seeds=8, num_steps=200)
+    _print_evaluation(summary, out)
+
+
+def _print_evaluation(summary: dict, out: Path) -> None:
+    from rlrec.metrics import mean_confidence_interval
+
+    table = Table(title=f"evaluation of {out} on fresh users ({'greedy' if summary['deterministic'] else 'sampled'} actions)")
+    for column in ("trained seed", "episode return", "CTR", "regret / step"):
+        table.add_column(column, justify="right")
+    for row in summary["seeds"]:
+        table.add_row(
+            str(row["trained_seed"]), f"{row['episode_return']:.2f}", f"{row['ctr']:.3f}", f"{row['regret_per_step']:.4f}"
+        )
+    returns = [row["episode_return"] for row in summary["seeds"]]
+    mean, half = mean_confidence_interval(returns)
+    table.add_row("all", f"{mean:.2f} ± {half:.2f}" if len(returns) > 1 else f"{mean:.2f}", "", "")
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `rlrec train`.")],
+    step: Annotated[Optional[int], typer.Option(help="Checkpoint iteration (default: the latest).")] = None,
+    seeds: Annotated[int, typer.Option(help="Evaluation seeds (fresh user streams) per trained seed.", min=1)] = 16,
+    steps: Annotated[int, typer.Option(help="Steps per evaluation seed.", min=1)] = 200,
+    greedy: Annotated[
+        Optional[bool], typer.Option("--greedy/--sampled", help="Greedy or sampled actions (default: per agent).")
+    ] = None,
+) -> None:
+    """Evaluate a saved checkpoint, frozen, on fresh simulated users (episode return, CTR, regret)."""
+    from rlrec.train.checkpoint import CheckpointError
+    from rlrec.train.run import evaluate as evaluate_run
+
+    try:
+        summary = evaluate_run(run_dir, step=step, num_seeds=seeds, num_steps=steps, deterministic=greedy)
+    except (CheckpointError, ValueError) as error:
+        _fail(str(error))
+    _print_evaluation(summary, run_dir)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from rlrec.agents.bandits import (
     TextMatchAgent,
     UCB1,
 )
+from rlrec.agents.deep import DQN, DeepAgent, PolicyGradient
 
 # name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
 # request embedding.
@@ -30,7 +31,22 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
     "lm-linucb": (LinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
     "lm-lints": (LinTS, {"prior_scale": 0.5, "regulariser": 5.0}),
     "oracle": (OracleAgent, {}),
+    # Deep RL (train with rlrec.train / `rlrec train`); on slate envs DQN is SlateQ.
+    "dqn": (DQN, {}),
+    "slateq": (DQN, {}),
+    "ppo": (PolicyGradient, {}),
+    "reinforce": (
+        PolicyGradient,
+        {"clip": 0.0, "gae_lambda": 1.0, "epochs": 1, "minibatches": 1, "rollout_length": 32, "learning_rate": 1e-3},
+    ),
 }
+DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")
+
+
+def hyperparameter_names(name: str) -> list[str]:
+    """The hyperparameters agent ``name`` takes (its dataclass fields, less those set from the env)."""
+    cls, _ = AGENTS[name]
+    return sorted(set(cls.__dataclass_fields__) - {"slate_size", "env", "label", "history_length", "deterministic"})
 
 
 def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
@@ -46,15 +62,22 @@ def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
     fields = set(cls.__dataclass_fields__)
     unknown = sorted(set(settings) - fields)
     if unknown:
-        raise ValueError(f"Unknown hyperparameter(s) {unknown} for {name}; it takes {sorted(fields - {'slate_size', 'env', 'label'})}.")
+        raise ValueError(f"Unknown hyperparameter(s) {unknown} for {name}; it takes {hyperparameter_names(name)}.")
     if name == "oracle":
         settings["env"] = env
+    if "history_length" in fields:
+        settings.setdefault("history_length", env.history_length)
     return cls(slate_size=env.slate_size, label=name, **settings)
 
 
 __all__ = [
     "AGENTS",
+    "DEEP_AGENTS",
+    "DQN",
     "Agent",
+    "DeepAgent",
+    "PolicyGradient",
+    "hyperparameter_names",
     "EpsilonGreedy",
     "LinTS",
     "LinUCB",

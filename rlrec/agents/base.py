@@ -30,6 +30,10 @@ class Transition:
         slot_rewards: float32 ``(k,)``, 1 in the clicked slot, else 0 (per-item feedback on a slate).
         next_obs: observation after the step (of the next user after an auto-reset).
         done: bool ``()``, the episode ended (terminated or truncated).
+        terminated: bool ``()``, the user left (no bootstrapping from ``next_obs``); ``None`` when the
+            caller does not tell truncation apart (bandits do not need it).
+        extras: what the agent's ``act_with_extras`` returned with the action (e.g. log-probability and
+            value for policy-gradient agents); empty for bandits.
     """
 
     obs: dict
@@ -38,6 +42,8 @@ class Transition:
     slot_rewards: jax.Array
     next_obs: dict
     done: jax.Array
+    terminated: jax.Array | None = None
+    extras: dict = struct.field(default_factory=dict)
 
 
 def as_slate(action: jax.Array) -> jax.Array:
@@ -102,5 +108,32 @@ class Agent(struct.PyTreeNode):
     def act(self, key: chex.PRNGKey, state: Any, obs: dict, env_params: Any) -> jax.Array:
         raise NotImplementedError
 
+    def act_with_extras(self, key: chex.PRNGKey, state: Any, obs: dict, env_params: Any) -> tuple[jax.Array, dict]:
+        """The action and what the agent wants back in ``Transition.extras`` (training loops call this)."""
+        return self.act(key, state, obs, env_params), {}
+
     def update(self, key: chex.PRNGKey, state: Any, transition: Transition, env_params: Any) -> tuple[Any, dict]:
         return state, {}
+
+
+class Frozen(Agent):
+    """A trained agent that no longer learns: ``init`` returns ``state``, ``update`` changes nothing.
+
+    Use it to evaluate a trained learner with :func:`rlrec.run` (``Frozen.of(agent, state)``).
+    """
+
+    agent: Any = None
+    state: Any = None
+
+    @classmethod
+    def of(cls, agent: Agent, state: Any, deterministic: bool | None = None) -> "Frozen":
+        """Freezes ``agent`` at ``state``; ``deterministic`` overrides its action noise when it has one."""
+        if deterministic is not None and hasattr(agent, "deterministic"):
+            agent = agent.replace(deterministic=deterministic)
+        return cls(slate_size=agent.slate_size, label=agent.name, agent=agent, state=state)
+
+    def init(self, key, env_params):
+        return self.state
+
+    def act(self, key, state, obs, env_params):
+        return self.agent.act(key, state, obs, env_params)

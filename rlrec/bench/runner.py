@@ -118,6 +118,7 @@ def _personal_step(env, agent, params, accuracy_k, carry, step_key):
         slot_rewards=slot_rewards(info["clicked_slot"], slate.shape[0]),
         next_obs=info["final_observation"],
         done=done,
+        terminated=terminated,
     )
     agent_state, _ = agent.update(update_key, agent_state, transition, params)
     fresh = agent.init(init_key, params)  # a new user gets a new learner
@@ -146,6 +147,7 @@ def _shared_step(env, agent, params, accuracy_k, num_users, carry, step_key):
         slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slates.shape[-1]),
         next_obs=info["final_observation"],
         done=done,
+        terminated=terminated,
     )
     agent_state, _ = agent.update(update_key, agent_state, transition, params)
     per_user = jax.vmap(lambda s, a, i: _step_outputs(env, params, s, a, i, accuracy_k))(env_states, slates, info)

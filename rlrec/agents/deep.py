@@ -1,0 +1,474 @@
+"""Deep RL agents: DQN (double DQN; SlateQ for slates) and policy gradients (REINFORCE with a baseline, PPO).
+
+Same API as the bandits (``init / act / update``), plus ``rollout_length`` (steps of a batch of users a
+training loop collects before each ``update``) and ``act_with_extras`` (what the update needs back, e.g.
+log-probabilities). ``update`` takes transitions with leading ``(T, B)`` axes. All networks score items as a
+user tower dotted with item features (:mod:`rlrec.agents.networks`), so they serve any catalog size.
+
+References: DQN, Mnih et al. (2015); double DQN, van Hasselt et al. (2016); SlateQ, Ie et al. (2019)
+"SlateQ: a tractable decomposition for reinforcement learning with recommendation sets"; REINFORCE,
+Williams (1992); PPO, Schulman et al. (2017); GAE, Schulman et al. (2016).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flashbax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from rlrec.agents import networks
+from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, random_slate, top_k_slate
+
+
+class DeepAgent(Agent):
+    """Shared configuration of the deep agents (network size, optimiser, discount)."""
+
+    hidden: int = struct.field(pytree_node=False, default=64)
+    rollout_length: int = struct.field(pytree_node=False, default=1)
+    deterministic: bool = struct.field(pytree_node=False, default=False)  # greedy actions (evaluation)
+    learning_rate: float = 3e-4
+    max_grad_norm: float = 10.0
+    gamma: float = 0.95
+    history_decay: float = 0.8
+
+    num_heads = 1
+
+    def graph(self, env_params) -> nnx.GraphDef:
+        return networks.graphdef(*networks.tower_dims(env_params), self.hidden, self.num_heads)
+
+    def init_network(self, key, env_params) -> nnx.State:
+        return networks.init_tower(key, *networks.tower_dims(env_params), self.hidden, self.num_heads)
+
+    def optimiser(self) -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(self.max_grad_norm), optax.adam(self.learning_rate))
+
+    def tower(self, params: nnx.State, obs: dict, env_params) -> tuple[dict, jax.Array]:
+        """Tower outputs and history memory for observations with any leading batch shape."""
+        def one(o):
+            features, memory = networks.observation_features(o, env_params, self.history_decay)
+            return networks.apply_tower(self.graph(env_params), params, features), memory
+
+        batch_shape = obs["step"].shape
+        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), obs)
+        outputs, memory = jax.vmap(one)(flat)
+        return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (outputs, memory))
+
+    def act(self, key, state, obs, env_params):
+        return self.act_with_extras(key, state, obs, env_params)[0]
+
+
+def _flatten(tree, leading: int):
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[leading:]), tree)
+
+
+# -- DQN and SlateQ ----------------------------------------------------------------------------------------
+
+
+class DQNState(struct.PyTreeNode):
+    params: nnx.State
+    target_params: nnx.State
+    opt_state: Any
+    buffer: Any  # flashbax item buffer state
+    env_steps: jax.Array  # transitions seen (drives the epsilon schedule)
+    updates: jax.Array  # gradient steps taken
+
+
+class DQN(DeepAgent):
+    """Double DQN with a target network, a replay buffer (flashbax) and a linear epsilon schedule.
+
+    Single items: ``Q(s, i)`` is the tower's score of item ``i``; the greedy action is the best-scoring item
+    of the whole catalog, and the target is ``r + gamma Q_target(s', argmax_i Q(s', i))`` (bootstrapped on
+    truncation, not when the user left).
+
+    Slates (``slate_size > 1``): **SlateQ**. Two heads score every item: ``Qbar(s, i)``, the long-term value
+    of the user clicking ``i``, and ``v(s, i)``, a click logit (a learnt multinomial-logit choice model with a
+    no-click option of logit 0, fitted by maximum likelihood on the observed clicks). The tower's value
+    output is the long-term value of no click. ``Q(s, A) = P(none | A) V_none(s) + sum_i P(i | A) Qbar(s,
+    i)``; the slate shown is the top-k of ``exp(v) Qbar`` (SlateQ's top-k heuristic); ``Qbar`` learns only
+    from the clicked item, with the next slate chosen greedily by the online network (double Q).
+    """
+
+    rollout_length: int = struct.field(pytree_node=False, default=1)
+    buffer_size: int = struct.field(pytree_node=False, default=50_000)
+    batch_size: int = struct.field(pytree_node=False, default=256)
+    gradient_steps: int = struct.field(pytree_node=False, default=1)
+    learning_starts: int = 1_000
+    target_period: int = 250  # gradient steps between target-network copies
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_decay_steps: float = 50_000.0  # transitions over which epsilon decays linearly
+    click_loss_weight: float = 1.0  # SlateQ only
+    learning_rate: float = 1e-3
+    history_length: int = struct.field(pytree_node=False, default=8)  # the env's (replay item layout)
+
+    @property
+    def num_heads(self) -> int:  # type: ignore[override]
+        return 1 if self.slate_size == 1 else 2
+
+    def _buffer(self):
+        return flashbax.make_item_buffer(
+            max_length=self.buffer_size, min_length=self.batch_size, sample_batch_size=self.batch_size, add_batches=True
+        )
+
+    def init(self, key, env_params):
+        params = self.init_network(key, env_params)
+        example = self._example_item(env_params)
+        return DQNState(
+            params=params,
+            target_params=params,
+            opt_state=self.optimiser().init(params),
+            buffer=self._buffer().init(example),
+            env_steps=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    def _example_item(self, env_params):
+        # One stored transition (the replay buffer's item layout), built from shapes.
+        obs = {
+            "request": jnp.zeros(env_params.item_features.shape[1], jnp.float32),
+            "history_items": jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
+            "history_clicks": jnp.full((self.history_length,), -1, jnp.int32),
+            "history_feedback": jnp.zeros((self.history_length,), jnp.float32),
+            "step": jnp.zeros((), jnp.int32),
+        }
+        return {
+            "obs": obs,
+            "action": jnp.zeros((self.slate_size,), jnp.int32),
+            "reward": jnp.zeros((), jnp.float32),
+            "slot_rewards": jnp.zeros((self.slate_size,), jnp.float32),
+            "next_obs": obs,
+            "terminated": jnp.zeros((), jnp.bool_),
+        }
+
+    def epsilon(self, state: DQNState) -> jax.Array:
+        progress = jnp.clip(state.env_steps / self.epsilon_decay_steps, 0.0, 1.0)
+        return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress
+
+    def _item_scores(self, outputs, memory, env_params) -> jax.Array:
+        """``(heads, N)`` scores of every item for one user."""
+        features = bandit_features(env_params)
+        return jnp.stack(
+            [
+                networks.score_items(networks.select_head(outputs, h), features, env_params.item_features, memory)
+                for h in range(self.num_heads)
+            ]
+        )
+
+    def _greedy(self, outputs, memory, env_params) -> jax.Array:
+        scores = self._item_scores(outputs, memory, env_params)
+        if self.slate_size == 1:
+            return top_k_slate(scores[0], 1)
+        # SlateQ top-k: rank by P(click) x value; exp(v) Qbar is monotone in v + log(Qbar) for Qbar > 0.
+        return top_k_slate(jax.nn.softplus(scores[0]) * jnp.exp(jnp.clip(scores[1], -30.0, 30.0)), self.slate_size)
+
+    def q_values(self, state: DQNState, obs: dict, env_params) -> jax.Array:
+        """``(N,)`` Q-values of every item for one observation (SlateQ: ``Qbar``, the value of a click)."""
+        outputs, memory = self.tower(state.params, obs, env_params)
+        return self._item_scores(outputs, memory, env_params)[0]
+
+    def act_with_extras(self, key, state, obs, env_params):
+        outputs, memory = self.tower(state.params, obs, env_params)
+        greedy = self._greedy(outputs, memory, env_params)
+        if self.deterministic:
+            return greedy, {}
+        explore_key, random_key = jax.random.split(key)
+        random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
+        explore = jax.random.uniform(explore_key) < self.epsilon(state)
+        return jnp.where(explore, random, greedy), {}
+
+    # learning
+
+    def _values_of(self, params, obs, actions, env_params) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(scores (B, heads, k), no-click value (B,), memory)`` of the shown items."""
+        outputs, memory = self.tower(params, obs, env_params)
+        features = bandit_features(env_params)[actions]  # (B, k, d + 2)
+        embeddings = env_params.item_features[actions]
+
+        def one(out, mem, feat, emb):
+            return jnp.stack(
+                [networks.score_items(networks.select_head(out, h), feat, emb, mem) for h in range(self.num_heads)]
+            )
+
+        return jax.vmap(one)(outputs, memory, features, embeddings), outputs["value"]
+
+    def _next_value(self, params, target_params, next_obs, env_params) -> jax.Array:
+        """Double-Q value of the next states: greedy action(s) by the online net, valued by the target net."""
+        outputs, memory = self.tower(params, next_obs, env_params)
+        greedy = jax.vmap(lambda o, m: as_slate(self._greedy(o, m, env_params)))(outputs, memory)  # (B, k)
+        target_scores, target_none = self._values_of(target_params, next_obs, greedy, env_params)
+        if self.slate_size == 1:
+            return target_scores[:, 0, 0]
+        click_logits = jnp.concatenate([jnp.zeros_like(target_none)[:, None], target_scores[:, 1]], axis=1)
+        probabilities = jax.nn.softmax(click_logits, axis=1)
+        values = jnp.concatenate([target_none[:, None], target_scores[:, 0]], axis=1)
+        return jnp.sum(probabilities * values, axis=1)
+
+    def _loss(self, params, target_params, batch, env_params):
+        actions = batch["action"]
+        scores, none_value = self._values_of(params, batch["obs"], actions, env_params)
+        next_value = jax.lax.stop_gradient(self._next_value(params, target_params, batch["next_obs"], env_params))
+        target = batch["reward"] + self.gamma * (1.0 - batch["terminated"].astype(jnp.float32)) * next_value
+        if self.slate_size == 1:
+            td = scores[:, 0, 0] - target
+            return jnp.mean(optax.huber_loss(td)), {"q_loss": jnp.mean(td**2), "q_mean": jnp.mean(scores[:, 0, 0])}
+        clicked = batch["slot_rewards"]  # (B, k) one-hot of the clicked slot
+        any_click = jnp.sum(clicked, axis=1)
+        chosen_value = jnp.sum(clicked * scores[:, 0], axis=1) + (1.0 - any_click) * none_value
+        td = chosen_value - target
+        logits = jnp.concatenate([jnp.zeros_like(none_value)[:, None], scores[:, 1]], axis=1)
+        labels = jnp.concatenate([(1.0 - any_click)[:, None], clicked], axis=1)
+        click_loss = jnp.mean(optax.softmax_cross_entropy(logits, labels))
+        q_loss = jnp.mean(optax.huber_loss(td))
+        return q_loss + self.click_loss_weight * click_loss, {
+            "q_loss": jnp.mean(td**2),
+            "click_loss": click_loss,
+            "q_mean": jnp.mean(chosen_value),
+        }
+
+    def update(self, key, state: DQNState, transition: Transition, env_params):
+        leading = transition.reward.ndim
+        items = {
+            "obs": transition.obs,
+            "action": jax.vmap(as_slate)(transition.action.reshape((-1,) + transition.action.shape[leading:])),
+            "reward": transition.reward,
+            "slot_rewards": transition.slot_rewards,
+            "next_obs": transition.next_obs,
+            "terminated": transition.done if transition.terminated is None else transition.terminated,
+        }
+        items = {name: _flatten(value, leading) if name != "action" else value for name, value in items.items()}
+        buffer = self._buffer()
+        buffer_state = buffer.add(state.buffer, items)
+        env_steps = state.env_steps + items["reward"].shape[0]
+        optimiser = self.optimiser()
+
+        def gradient_step(carry, step_key):
+            params, target_params, opt_state, updates = carry
+            batch = buffer.sample(buffer_state, step_key).experience
+            (loss, metrics), grads = jax.value_and_grad(self._loss, has_aux=True)(
+                params, target_params, batch, env_params
+            )
+            changes, new_opt_state = optimiser.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, changes)
+            # Learn only once the buffer holds learning_starts transitions (select: vmaps over seeds).
+            learn = (env_steps >= self.learning_starts) & buffer.can_sample(buffer_state)
+            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn, n, o), new, old)  # noqa: E731
+            params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
+            updates = updates + learn.astype(jnp.int32)
+            copy = learn & (updates % jnp.maximum(jnp.asarray(self.target_period, jnp.int32), 1) == 0)
+            target_params = jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, target_params)
+            metrics = dict(metrics, loss=loss, learning=learn.astype(jnp.float32))
+            return (params, target_params, opt_state, updates), metrics
+
+        (params, target_params, opt_state, updates), metrics = jax.lax.scan(
+            gradient_step,
+            (state.params, state.target_params, state.opt_state, state.updates),
+            jax.random.split(key, self.gradient_steps),
+        )
+        new_state = DQNState(params, target_params, opt_state, buffer_state, env_steps, updates)
+        metrics = {name: jnp.mean(value) for name, value in metrics.items()}
+        metrics["epsilon"] = self.epsilon(new_state)
+        return new_state, metrics
+
+
+# -- policy gradients ----------------------------------------------------------------------------------------
+
+
+# Logit of padding and already-chosen items: finite, so gradients stay finite (0 * -inf would be NaN).
+_MASKED = -1e9
+
+
+class PGState(struct.PyTreeNode):
+    params: nnx.State
+    opt_state: Any
+    tree: networks.ItemTree
+    updates: jax.Array
+
+
+class PolicyGradient(DeepAgent):
+    """Actor-critic policy gradient over a hierarchical item policy: PPO, or REINFORCE with a baseline.
+
+    The policy picks a leaf of the item tree (:func:`~rlrec.agents.networks.build_item_tree`) by its
+    centroid's score, then an item within the leaf (a slate: ``k`` items of that leaf without replacement,
+    Plackett-Luce), all scored by the same user tower; the tower's value output is the critic (baseline).
+    Advantages are generalised advantage estimates over each rollout (bootstrapped from the critic where a
+    rollout or an episode is cut by truncation, not where the user left).
+
+    - **PPO** (``clip > 0``): clipped surrogate, several epochs of minibatches per rollout.
+    - **REINFORCE with a learnt baseline** (``clip = 0``, ``gae_lambda = 1``, one epoch, one minibatch):
+      the policy gradient of Monte-Carlo returns minus the critic.
+    """
+
+    rollout_length: int = struct.field(pytree_node=False, default=16)
+    epochs: int = struct.field(pytree_node=False, default=4)
+    minibatches: int = struct.field(pytree_node=False, default=4)
+    clip: float = 0.2
+    gae_lambda: float = 0.95
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    normalise_advantages: bool = struct.field(pytree_node=False, default=True)
+    max_grad_norm: float = 0.5
+
+    def init(self, key, env_params):
+        params = self.init_network(key, env_params)
+        return PGState(
+            params=params,
+            opt_state=self.optimiser().init(params),
+            tree=networks.build_item_tree(env_params, min_leaf_size=self.slate_size),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    def _logits(self, head, memory, tree: networks.ItemTree, leaf, env_params):
+        """``(leaf logits (C,), item logits within ``leaf`` (L,))`` for one user."""
+        leaf_logits = networks.score_items(head, tree.centroid_features, tree.centroid_embeddings, memory)
+        members = tree.leaves[leaf]
+        safe = jnp.maximum(members, 0)
+        item_logits = networks.score_items(
+            head, bandit_features(env_params)[safe], env_params.item_features[safe], memory
+        )
+        return leaf_logits, jnp.where(members >= 0, item_logits, _MASKED)
+
+    def _slate_log_prob(self, item_logits, slots):
+        """Plackett-Luce log-probability of the ordered ``slots`` (a single item when ``k == 1``)."""
+        log_prob = jnp.zeros(())
+        logits = item_logits
+        for slot in range(self.slate_size):
+            log_prob = log_prob + jax.nn.log_softmax(logits)[slots[slot]]
+            logits = logits.at[slots[slot]].set(_MASKED)
+        return log_prob
+
+    def item_probabilities(self, state: PGState, obs: dict, env_params) -> jax.Array:
+        """``(N,)`` probability of each item being shown (first slot) for one observation: ``O(N d)``."""
+        outputs, memory = self.tower(state.params, obs, env_params)
+        head = networks.select_head(outputs, 0)
+        tree = state.tree
+        leaf_probs = jax.nn.softmax(
+            networks.score_items(head, tree.centroid_features, tree.centroid_embeddings, memory)
+        )
+        item_probs = jax.vmap(lambda leaf: jax.nn.softmax(self._logits(head, memory, tree, leaf, env_params)[1]))(
+            jnp.arange(tree.leaves.shape[0])
+        )
+        joint = leaf_probs[:, None] * item_probs
+        return jnp.zeros(env_params.item_features.shape[0]).at[tree.leaves].add(
+            jnp.where(tree.leaves >= 0, joint, 0.0), mode="drop"
+        )
+
+    def value(self, state: PGState, obs: dict, env_params) -> jax.Array:
+        """The critic's value of one observation."""
+        return self.tower(state.params, obs, env_params)[0]["value"]
+
+    def act_with_extras(self, key, state: PGState, obs, env_params):
+        outputs, memory = self.tower(state.params, obs, env_params)
+        head = networks.select_head(outputs, 0)
+        leaf_key, item_key = jax.random.split(key)
+        leaf_logits = networks.score_items(head, state.tree.centroid_features, state.tree.centroid_embeddings, memory)
+        if self.deterministic:
+            leaf = jnp.argmax(leaf_logits)
+        else:
+            leaf = jax.random.categorical(leaf_key, leaf_logits)
+        _, item_logits = self._logits(head, memory, state.tree, leaf, env_params)
+        if self.deterministic:
+            perturbed = item_logits
+        else:  # Gumbel top-k: k items without replacement, Plackett-Luce order
+            perturbed = item_logits + jax.random.gumbel(item_key, item_logits.shape)
+        _, slots = jax.lax.top_k(perturbed, self.slate_size)
+        log_prob = jax.nn.log_softmax(leaf_logits)[leaf] + self._slate_log_prob(item_logits, slots)
+        items = state.tree.leaves[leaf][slots].astype(jnp.int32)
+        action = items[0] if self.slate_size == 1 else items
+        return action, {"log_prob": log_prob, "value": outputs["value"]}
+
+    def _evaluate(self, params, tree, obs, actions, env_params):
+        """``(log-probability, entropy, value)`` of taken actions ``(B, k)`` under ``params``."""
+        outputs, memory = self.tower(params, obs, env_params)
+
+        def one(out, mem, slate):
+            head = networks.select_head(out, 0)
+            leaf = tree.leaf_of[slate[0]]
+            leaf_logits, item_logits = self._logits(head, mem, tree, leaf, env_params)
+            leaf_log_probs = jax.nn.log_softmax(leaf_logits)
+            item_log_probs = jax.nn.log_softmax(item_logits)
+            slots = tree.slot_of[slate]
+            log_prob = leaf_log_probs[leaf] + self._slate_log_prob(item_logits, slots)
+            # Entropy of the leaf choice plus that of the first item within the taken leaf.
+            item_probs = jnp.exp(item_log_probs)
+            entropy = -jnp.sum(jnp.exp(leaf_log_probs) * leaf_log_probs) - jnp.sum(item_probs * item_log_probs)
+            return log_prob, entropy
+
+        log_prob, entropy = jax.vmap(one)(outputs, memory, actions)
+        return log_prob, entropy, outputs["value"]
+
+    def update(self, key, state: PGState, transition: Transition, env_params):
+        if transition.reward.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}.update takes a rollout with (steps, users) leading axes; got reward of "
+                f"shape {transition.reward.shape}. Train it with rlrec.train, which collects rollouts."
+            )
+        steps, users = transition.reward.shape
+        terminated = transition.done if transition.terminated is None else transition.terminated
+        values = transition.extras["value"]
+        next_outputs, _ = self.tower(state.params, transition.next_obs, env_params)
+        next_values = next_outputs["value"]
+        not_terminated = 1.0 - terminated.astype(jnp.float32)
+        deltas = transition.reward + self.gamma * not_terminated * next_values - values
+        continues = 1.0 - transition.done.astype(jnp.float32)
+
+        def accumulate(advantage, inputs):
+            delta, cont = inputs
+            advantage = delta + self.gamma * self.gae_lambda * cont * advantage
+            return advantage, advantage
+
+        _, advantages = jax.lax.scan(accumulate, jnp.zeros(users), (deltas, continues), reverse=True)
+        returns = advantages + values
+
+        data = {
+            "obs": transition.obs,
+            "action": jax.vmap(jax.vmap(as_slate))(transition.action),
+            "log_prob": transition.extras["log_prob"],
+            "advantage": advantages,
+            "return": returns,
+        }
+        data = _flatten(data, 2)
+        total = steps * users
+        size = total // self.minibatches
+        optimiser = self.optimiser()
+
+        def loss_fn(params, batch):
+            log_prob, entropy, value = self._evaluate(params, state.tree, batch["obs"], batch["action"], env_params)
+            advantage = batch["advantage"]
+            if self.normalise_advantages:
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            ratio = jnp.exp(log_prob - batch["log_prob"])
+            clipped = jnp.clip(ratio, 1.0 - self.clip, 1.0 + self.clip)
+            use_clip = self.clip > 0
+            surrogate = jnp.where(use_clip, jnp.minimum(ratio * advantage, clipped * advantage), ratio * advantage)
+            policy_loss = -jnp.mean(surrogate)
+            value_loss = 0.5 * jnp.mean((value - batch["return"]) ** 2)
+            entropy = jnp.mean(entropy)
+            loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
+            approx_kl = jnp.mean(batch["log_prob"] - log_prob)
+            return loss, {
+                "policy_loss": policy_loss,
+                "value_loss": value_loss,
+                "entropy": entropy,
+                "approx_kl": approx_kl,
+            }
+
+        def minibatch_step(carry, indices):
+            params, opt_state = carry
+            batch = jax.tree.map(lambda x: x[indices], data)
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+            changes, opt_state = optimiser.update(grads, opt_state, params)
+            return (optax.apply_updates(params, changes), opt_state), dict(metrics, loss=loss)
+
+        def epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, total)[: size * self.minibatches]
+            return jax.lax.scan(minibatch_step, carry, order.reshape(self.minibatches, size))
+
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(key, self.epochs)
+        )
+        metrics = {name: jnp.mean(value) for name, value in metrics.items()}
+        return state.replace(params=params, opt_state=opt_state, updates=state.updates + 1), metrics

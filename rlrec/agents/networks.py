@@ -1,0 +1,207 @@
+"""Networks for deep RL agents: a user tower over the observation, dotted with item features.
+
+Every deep agent scores item ``i`` for a user in state ``s`` as::
+
+    score(s, i) = <query(s), x_i> - softplus(boredom(s)) * relu(<memory(s), e_i>) + bias(s)
+
+with ``x_i = [e_i, quality_i, appeal_i]`` the item's features (:func:`~rlrec.agents.base.bandit_features`)
+and ``memory(s)`` a decayed sum of the embeddings of recently clicked items (from the observed history).
+The user tower (a Flax NNX MLP) maps the observation to ``query``, ``boredom`` and ``bias`` for each of its
+score heads, and to a state value. Nothing depends on the catalog size, so one network serves a 9k or a 58k
+catalog, single items or slates.
+
+Networks are Flax NNX modules split into ``(graphdef, state)`` at the jit boundary: agents keep the
+graphdef as static configuration (rebuilt from shapes with :func:`graphdef`) and the parameters as a pytree
+in their state, so training loops are plain ``jax.jit(jax.vmap(jax.lax.scan(...)))``.
+
+Large catalogs and policies: a softmax over all ``N`` items costs ``O(N d)`` per step and per gradient.
+Policy-gradient agents instead use a balanced **item tree** (:func:`build_item_tree`): ``C ~ sqrt(N)``
+leaves of similar items; the policy picks a leaf (scored by its centroid) and then an item within it
+(hierarchical softmax, Morin & Bengio 2005), so acting and learning cost ``O((C + N / C) d)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from rlrec.agents.base import bandit_features
+
+NUM_SCALARS = 6
+
+
+def observation_features(obs: dict, env_params, decay: float) -> tuple[jax.Array, jax.Array]:
+    """``(features (4 d + 6,), memory (d,))`` of one user's observation.
+
+    Features: the request embedding; ``memory``, the decayed sum of clicked items' embeddings (what the user
+    has just consumed: boredom); the decayed sum of clicked embeddings weighted by satisfaction minus 1/2
+    (what pleased or disappointed); the decayed mean embedding of shown slates; and scalars (history click
+    rate, mean satisfaction of clicks, last step's click and satisfaction, whether there is any history,
+    episode progress ``step / max_steps``).
+    """
+    items, clicks, feedback = obs["history_items"], obs["history_clicks"], obs["history_feedback"]
+    length = items.shape[0]
+    embeddings = env_params.item_features
+    weights = decay ** jnp.arange(length - 1, -1, -1, dtype=jnp.float32)  # most recent step last
+    shown = items[:, 0] >= 0
+    clicked = clicks >= 0
+    clicked_items = jnp.take_along_axis(items, jnp.maximum(clicks, 0)[:, None], axis=1)[:, 0]
+    clicked_embeddings = embeddings[jnp.maximum(clicked_items, 0)]
+    click_weights = jnp.where(clicked, weights, 0.0)
+    memory = click_weights @ clicked_embeddings
+    liked = (click_weights * (feedback - 0.5)) @ clicked_embeddings
+    slate_embeddings = jnp.mean(embeddings[jnp.maximum(items, 0)], axis=1)
+    seen = jnp.where(shown, weights, 0.0) @ slate_embeddings
+    num_shown = jnp.sum(shown)
+    num_clicked = jnp.sum(clicked)
+    scalars = jnp.stack(
+        [
+            num_clicked / jnp.maximum(num_shown, 1),
+            jnp.sum(jnp.where(clicked, feedback, 0.0)) / jnp.maximum(num_clicked, 1),
+            clicked[-1].astype(jnp.float32),
+            feedback[-1],
+            (num_shown > 0).astype(jnp.float32),
+            obs["step"] / jnp.asarray(env_params.max_steps, jnp.float32),
+        ]
+    )
+    features = jnp.concatenate([obs["request"], memory, liked, seen, scalars.astype(jnp.float32)])
+    return features, memory
+
+
+class UserTower(nnx.Module):
+    """MLP from observation features to ``heads`` score heads (query, boredom, bias) and a value."""
+
+    def __init__(self, feature_dim: int, item_dim: int, hidden: int, heads: int, rngs: nnx.Rngs):
+        self.heads, self.item_dim = heads, item_dim
+        self.layer1 = nnx.Linear(feature_dim, hidden, rngs=rngs)
+        self.layer2 = nnx.Linear(hidden, hidden, rngs=rngs)
+        # Small initial queries: near-uniform policies and near-zero Q-values at the start.
+        small = nnx.initializers.variance_scaling(0.01, "fan_in", "truncated_normal")
+        self.query = nnx.Linear(hidden, heads * item_dim, kernel_init=small, rngs=rngs)
+        self.scalars = nnx.Linear(hidden, heads * 2 + 1, kernel_init=small, rngs=rngs)
+
+    def __call__(self, features: jax.Array) -> dict[str, jax.Array]:
+        hidden = nnx.relu(self.layer2(nnx.relu(self.layer1(features))))
+        query = self.query(hidden).reshape(*features.shape[:-1], self.heads, self.item_dim)
+        scalars = self.scalars(hidden)
+        return {
+            "query": query,
+            "boredom": jax.nn.softplus(scalars[..., : self.heads]),
+            "bias": scalars[..., self.heads : 2 * self.heads],
+            "value": scalars[..., -1],
+        }
+
+
+@functools.lru_cache(maxsize=64)
+def graphdef(feature_dim: int, item_dim: int, hidden: int, heads: int) -> nnx.GraphDef:
+    """The (static, hashable) graph of a :class:`UserTower` of these sizes, built from shapes only."""
+    abstract = nnx.eval_shape(lambda: UserTower(feature_dim, item_dim, hidden, heads, nnx.Rngs(0)))
+    return nnx.split(abstract)[0]
+
+
+def init_tower(key: jax.Array, feature_dim: int, item_dim: int, hidden: int, heads: int) -> nnx.State:
+    """Freshly initialised parameters of a :class:`UserTower`."""
+    return nnx.split(UserTower(feature_dim, item_dim, hidden, heads, nnx.Rngs(params=key)))[1]
+
+
+def tower_dims(env_params) -> tuple[int, int]:
+    """``(feature_dim, item_dim)`` of the towers for these env params."""
+    dim = env_params.item_features.shape[1]
+    return 4 * dim + NUM_SCALARS, dim + 2
+
+
+def apply_tower(graph: nnx.GraphDef, params: nnx.State, features: jax.Array) -> dict[str, jax.Array]:
+    return nnx.merge(graph, params)(features)
+
+
+def score_items(
+    head: dict[str, jax.Array], features: jax.Array, embeddings: jax.Array, memory: jax.Array
+) -> jax.Array:
+    """Scores of items with ``features (..., d + 2)`` and ``embeddings (..., d)`` for one head of one user.
+
+    ``head`` holds that head's ``query (d + 2,)``, ``boredom ()`` and ``bias ()``.
+    """
+    return features @ head["query"] - head["boredom"] * jax.nn.relu(embeddings @ memory) + head["bias"]
+
+
+def select_head(outputs: dict[str, jax.Array], index: int) -> dict[str, jax.Array]:
+    """Head ``index`` of one user's tower outputs."""
+    return {name: outputs[name][index] for name in ("query", "boredom", "bias")}
+
+
+# -- item tree (hierarchical softmax) ---------------------------------------------------------------------
+
+
+@struct.dataclass
+class ItemTree:
+    """A balanced partition of the catalog into ``C`` leaves of ``L`` similar items (``C L >= N``).
+
+    Attributes:
+        leaves: int32 ``(C, L)`` item ids per leaf, ``-1`` for padding (only the last leaf is padded).
+        leaf_of: int32 ``(N,)`` the leaf of each item.
+        slot_of: int32 ``(N,)`` the item's position within its leaf.
+        centroid_features: ``(C, d + 2)`` mean item features per leaf.
+        centroid_embeddings: ``(C, d)`` mean item embeddings per leaf.
+    """
+
+    leaves: jax.Array
+    leaf_of: jax.Array
+    slot_of: jax.Array
+    centroid_features: jax.Array
+    centroid_embeddings: jax.Array
+
+
+def tree_shape(num_items: int, min_leaf_size: int = 1) -> tuple[int, int]:
+    """``(C, L)``: ``C`` a power of two near ``sqrt(N)`` with leaves of at least ``min_leaf_size`` items."""
+    depth = max(0, round(math.log2(math.sqrt(num_items))))
+    while depth > 0 and math.ceil(num_items / 2**depth) < min_leaf_size:
+        depth -= 1
+    leaves = 2**depth
+    return leaves, math.ceil(num_items / leaves)
+
+
+def build_item_tree(env_params, min_leaf_size: int = 1, power_iterations: int = 8) -> ItemTree:
+    """Balanced principal-direction tree over the item embeddings (pure JAX, ``O(N log N)``).
+
+    Each level splits every group at the median of its items' projection on the group's principal direction
+    (power iteration), so leaves hold ``L`` neighbouring items; padding sorts last, into the final leaf.
+    Deterministic (no randomness), so every seed builds the same tree.
+    """
+    embeddings = env_params.item_features
+    num_items, _ = embeddings.shape
+    num_leaves, leaf_size = tree_shape(num_items, min_leaf_size)
+    padded = num_leaves * leaf_size
+    order = jnp.arange(padded, dtype=jnp.int32)
+
+    def split(group):
+        valid = group < num_items
+        points = jnp.where(valid[:, None], embeddings[jnp.minimum(group, num_items - 1)], 0.0)
+        centre = jnp.sum(points, 0) / jnp.maximum(jnp.sum(valid), 1)
+        centred = jnp.where(valid[:, None], points - centre, 0.0)
+        direction = jnp.ones(centred.shape[1]) / math.sqrt(centred.shape[1])
+
+        def iterate(_, v):
+            v = centred.T @ (centred @ v)
+            return v / jnp.maximum(jnp.linalg.norm(v), 1e-12)
+
+        direction = jax.lax.fori_loop(0, power_iterations, iterate, direction)
+        projection = jnp.where(valid, centred @ direction, jnp.inf)
+        return group[jnp.argsort(projection, stable=True)]
+
+    for level in range(int(math.log2(num_leaves))):
+        order = jax.vmap(split)(order.reshape(2**level, -1)).reshape(-1)
+    leaves = jnp.where(order < num_items, order, -1).reshape(num_leaves, leaf_size)
+    positions = jnp.arange(padded, dtype=jnp.int32)
+    target = jnp.where(order < num_items, order, num_items)  # padding scatters out of range: dropped
+    leaf_of = jnp.zeros(num_items, jnp.int32).at[target].set(positions // leaf_size, mode="drop")
+    slot_of = jnp.zeros(num_items, jnp.int32).at[target].set(positions % leaf_size, mode="drop")
+    mask = (leaves >= 0)[..., None]
+    counts = jnp.maximum(jnp.sum(mask, axis=1), 1)
+    features = bandit_features(env_params)
+    centroid_features = jnp.sum(jnp.where(mask, features[jnp.maximum(leaves, 0)], 0.0), axis=1) / counts
+    centroid_embeddings = jnp.sum(jnp.where(mask, embeddings[jnp.maximum(leaves, 0)], 0.0), axis=1) / counts
+    return ItemTree(leaves, leaf_of, slot_of, centroid_features, centroid_embeddings)

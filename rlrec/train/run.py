@@ -1,0 +1,289 @@
+"""A training run on disk: config, per-chunk metrics (CSV, TensorBoard), orbax checkpoints, resume, evaluation.
+
+``DIR/config.json`` (what was asked), ``DIR/metrics.csv`` (one row per chunk), ``DIR/checkpoints/<iteration>``
+(the whole training carry of every seed: learners, replay buffers, users mid-episode), ``DIR/tensorboard``
+when ``tensorboardX`` is installed. A resumed run restores the last checkpoint and continues with the same
+per-iteration keys, so it ends with exactly the parameters of an uninterrupted run. Ctrl-C between or during
+chunks leaves the last complete checkpoint usable.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from rlrec.agents import DEEP_AGENTS, make_agent
+from rlrec.agents.base import Frozen
+from rlrec.envs.registry import make
+from rlrec.train.checkpoint import Checkpointer, CheckpointError
+from rlrec.train.trainer import Trainer, TrainResult
+
+FORMAT = "rlrec-train-v1"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What a training run does. Every field is a command-line option of ``rlrec train``.
+
+    Attributes:
+        env: registered environment id.
+        agent: agent name (``rlrec.agents.AGENTS``); deep agents: dqn, slateq, ppo, reinforce.
+        hyperparameters: agent hyperparameters overriding its defaults.
+        env_overrides: environment overrides (as ``rlrec.make`` takes them).
+        seeds: independent training seeds (vmapped, sharded over devices).
+        users: simulated users stepping in parallel per seed (one shared learner).
+        iterations: training iterations (each: ``rollout_length`` steps of every user, then one update).
+        chunk: iterations per jitted call; one metrics row and one checkpoint per chunk.
+        seed: root seed.
+    """
+
+    env: str = "MovieLens-Session-v0"
+    agent: str = "ppo"
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    env_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: int = 4
+    users: int = 256
+    iterations: int = 300
+    chunk: int = 25
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("seeds", "users", "iterations", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if "track_regret" in self.env_overrides:
+            raise ValueError("track_regret is chosen by the trainer (off while training, on in evaluation).")
+
+    def build(self, track_regret: bool = False):
+        """``(env, params, agent)`` of this config (the oracle is skipped while training)."""
+        env, params = make(self.env, track_regret=track_regret, **self.env_overrides)
+        agent = make_agent(self.agent, env, **self.hyperparameters)
+        return env, params, agent
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        if data.get("format") != FORMAT:
+            raise CheckpointError(f"Run config has format {data.get('format')!r}; this rlrec reads {FORMAT!r}.")
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("rlrec", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "flashbax"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+class _MetricsLog:
+    """``metrics.csv`` (rewritten atomically each chunk) and, when tensorboardX is installed, TensorBoard."""
+
+    def __init__(self, directory: Path, start_iteration: int):
+        self.path = directory / "metrics.csv"
+        self.rows: list[dict[str, Any]] = []
+        if start_iteration > 0 and self.path.exists():
+            with self.path.open() as handle:
+                self.rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= start_iteration]
+        try:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(str(directory / "tensorboard"), purge_step=start_iteration or None)
+        except ImportError:  # optional: CSV is always written
+            self.writer = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        columns = list(dict.fromkeys(name for each in self.rows for name in each))
+        lines = [",".join(columns)] + [",".join(str(each.get(name, "")) for name in columns) for each in self.rows]
+        _atomic_write_text(self.path, "\n".join(lines) + "\n")
+        if self.writer is not None:
+            for name, value in row.items():
+                if name != "iteration" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(name, value, row["iteration"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _row(iteration: int, env_steps: int, outputs: dict[str, np.ndarray], seconds: float, steps: int) -> dict:
+    """One metrics row summarising a chunk over seeds and iterations."""
+    episodes = float(outputs["episodes"].sum())
+    row = {
+        "iteration": iteration,
+        "env_steps": env_steps,
+        "episode_return": float(outputs["return_sum"].sum() / max(episodes, 1.0)),
+        "episodes": int(episodes),
+        "ctr": float(outputs["reward"].mean()),
+    }
+    for name, value in outputs.items():
+        if name not in ("reward", "episodes", "return_sum"):
+            row[name] = float(np.nanmean(value))
+    row["env_steps_per_second"] = round(steps / max(seconds, 1e-9), 1)
+    return row
+
+
+def run_training(
+    config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Trains as ``config`` says, writing config, metrics and checkpoints under ``out_dir``.
+
+    Raises:
+        FileExistsError: ``out_dir`` already holds a run and ``resume`` is False.
+        CheckpointError: ``resume`` with no usable checkpoint, or one written by a different config.
+    """
+    out_dir = Path(out_dir)
+    config_path = out_dir / "config.json"
+    if config_path.exists() and not resume:
+        raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+    if resume and not config_path.exists():
+        raise CheckpointError(f"Nothing to resume in {out_dir} (no config.json); start a new run without --resume.")
+    env, params, agent = config.build()
+    trainer = Trainer(env, params, agent, num_seeds=config.seeds, num_users=config.users, seed=config.seed)
+    metadata = config.to_json()
+    carry = trainer.init()
+    start = 0
+    with Checkpointer(out_dir) as checkpointer:
+        if resume:
+            saved = TrainConfig.from_json(json.loads(config_path.read_text()))
+            if dataclasses.replace(saved, iterations=config.iterations) != config:
+                different = [
+                    f"{field.name}: saved {getattr(saved, field.name)!r}, asked {getattr(config, field.name)!r}"
+                    for field in dataclasses.fields(config)
+                    if field.name != "iterations" and getattr(saved, field.name) != getattr(config, field.name)
+                ]
+                raise CheckpointError(
+                    f"{out_dir} was trained with a different config ({'; '.join(different)}); resume with the same "
+                    "settings (only --iterations may change) or start a new --out."
+                )
+            if checkpointer.latest_step() is not None:
+                like = jax.eval_shape(lambda: carry)
+                carry, _ = checkpointer.restore(like=like)
+                carry = jax.device_put(carry, trainer.sharded)
+                start = int(np.asarray(carry.iteration)[0])
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(config_path, json.dumps({**metadata, "versions": _versions()}, indent=2) + "\n")
+        log = _MetricsLog(out_dir, start)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.iterations, initial=min(start, config.iterations), unit="it",
+                       desc=f"training {agent.name} on {env.name}")
+        pieces = []
+        started = time.perf_counter()
+        iteration = start
+        try:
+            while iteration < config.iterations:
+                length = min(config.chunk, config.iterations - iteration)
+                chunk_started = time.perf_counter()
+                carry, outputs = trainer.advance(carry, length)
+                jax.block_until_ready(carry)
+                seconds = time.perf_counter() - chunk_started
+                iteration += length
+                steps = trainer.env_steps_per_iteration() * length
+                log.add(_row(iteration, trainer.env_steps_per_iteration() * iteration, outputs, seconds, steps))
+                checkpointer.save(iteration, carry, metadata)
+                pieces.append(outputs)
+                if bar is not None:
+                    bar.update(length)
+                    bar.set_postfix(episode_return=f"{log.rows[-1]['episode_return']:.2f}")
+        except KeyboardInterrupt:
+            last = checkpointer.latest_step()
+            raise KeyboardInterrupt(
+                f"Training interrupted; the last complete checkpoint is iteration {last} in {out_dir} "
+                "(continue with --resume)."
+            ) from None
+        finally:
+            if bar is not None:
+                bar.close()
+            log.close()
+    metrics = {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]} if pieces else {}
+    return TrainResult(
+        agent=agent,
+        carry=carry,
+        metrics=metrics,
+        env_steps=trainer.env_steps_per_iteration() * (iteration - start),
+        wall_time=time.perf_counter() - started,
+        devices=trainer.devices,
+    )
+
+
+def load_trained(out_dir: str | os.PathLike, step: int | None = None):
+    """``(config, env, params, agent, agent_states)`` of a saved run (states: leading seed axis).
+
+    The env is built with the oracle on (for regret in evaluation).
+    """
+    out_dir = Path(out_dir)
+    config_path = out_dir / "config.json"
+    if not config_path.exists():
+        raise CheckpointError(f"{out_dir} is not a training run (no config.json); pass the --out of `rlrec train`.")
+    config = TrainConfig.from_json(json.loads(config_path.read_text()))
+    env, params, agent = config.build(track_regret=True)
+    trainer = Trainer(env, params, agent, num_seeds=config.seeds, num_users=config.users, seed=config.seed)
+    like = jax.eval_shape(trainer.init)
+    with Checkpointer(out_dir) as checkpointer:
+        carry, _ = checkpointer.restore(step, like=like, expect=config.to_json())
+    return config, env, params, agent, carry.agent_state
+
+
+def evaluate(
+    out_dir: str | os.PathLike,
+    *,
+    step: int | None = None,
+    num_seeds: int = 16,
+    num_steps: int = 200,
+    seed: int = 1,
+    deterministic: bool | None = None,
+) -> dict[str, Any]:
+    """Evaluates the learners of a saved run, frozen, on fresh users (personal mode, ``rlrec.run``).
+
+    Deep Q-agents act greedily; policy-gradient agents sample from their policy (``deterministic``
+    overrides). Returns per-trained-seed mean episode returns, CTR and regret.
+    """
+    from rlrec.bench.runner import run
+    from rlrec.metrics import episode_returns
+
+    config, env, params, agent, states = load_trained(out_dir, step)
+    if deterministic is None:
+        deterministic = config.agent in ("dqn", "slateq")
+    rows = []
+    for index in range(config.seeds):
+        state = jax.tree.map(lambda x: x[index], states)
+        frozen = Frozen.of(agent, state, deterministic=deterministic if config.agent in DEEP_AGENTS else None)
+        result = run(env, params, frozen, num_seeds=num_seeds, num_steps=num_steps, seed=seed)
+        returns = np.concatenate([episode_returns(r, d) for r, d in zip(result.reward, result.done)])
+        rows.append(
+            {
+                "trained_seed": index,
+                "episode_return": float(returns.mean()),
+                "episodes": int(returns.size),
+                "ctr": float(result.reward.mean()),
+                "regret_per_step": float(result.regret.mean()),
+            }
+        )
+    return {"config": dataclasses.asdict(config), "deterministic": deterministic, "seeds": rows}

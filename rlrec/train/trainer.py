@@ -1,0 +1,246 @@
+"""Training loops for any agent: a batch of users per seed, ``jit(vmap(scan))`` over seeds and iterations.
+
+One **iteration** steps ``num_users`` users (shared-mode: one learner serves them all) for the agent's
+``rollout_length`` steps, then calls ``agent.update`` once with the ``(rollout_length, num_users)``
+transitions. Iterations run under ``lax.scan`` in chunks (one jitted call per chunk), seeds under ``vmap``,
+and the seed axis is sharded over all devices. Iteration ``i`` of seed ``s`` uses
+``fold_in(split(fold_in(key(seed), s))[1], i)``, so a run cut into chunks, or stopped and resumed from a checkpoint,
+computes exactly the same numbers as one uninterrupted call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from rlrec.agents.base import Agent, Transition, as_slate, slot_rewards
+from rlrec.bench.runner import seed_mesh
+from rlrec.envs.recsys import EnvParams, RecEnv
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class Carry:
+    """Everything a training run needs to continue: per seed, the users, the learner and running returns."""
+
+    env_state: Any
+    obs: Any
+    agent_state: Any
+    episode_return: jax.Array  # (B,) return so far of each user's current episode
+    iteration: jax.Array  # () iterations done
+
+
+def _rollout_step(env, agent, params, agent_state, carry, key):
+    env_state, obs, episode_return = carry
+    num_users = episode_return.shape[0]
+    act_key, env_key = jax.random.split(key)
+    actions, extras = jax.vmap(agent.act_with_extras, in_axes=(0, None, 0, None))(
+        jax.random.split(act_key, num_users), agent_state, obs, params
+    )
+    next_obs, next_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        jax.random.split(env_key, num_users), env_state, actions, params
+    )
+    done = jnp.logical_or(terminated, truncated)
+    slates = jax.vmap(as_slate)(actions)
+    transition = Transition(
+        obs=obs,
+        action=actions,
+        reward=reward,
+        slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slates.shape[-1]),
+        next_obs=info["final_observation"],
+        done=done,
+        terminated=terminated,
+        extras=extras,
+    )
+    finished_return = episode_return + reward
+    stats = {"finished": done, "finished_return": jnp.where(done, finished_return, 0.0)}
+    return (next_state, next_obs, jnp.where(done, 0.0, finished_return)), (transition, stats)
+
+
+def iteration(env: RecEnv, agent: Agent, params: EnvParams, carry: Carry, key: jax.Array) -> tuple[Carry, dict]:
+    """One training iteration for one seed: a rollout of the batch of users, then one agent update."""
+    rollout_key, update_key = jax.random.split(key)
+    step = functools.partial(_rollout_step, env, agent, params, carry.agent_state)
+    (env_state, obs, episode_return), (transitions, stats) = jax.lax.scan(
+        step,
+        (carry.env_state, carry.obs, carry.episode_return),
+        jax.random.split(rollout_key, getattr(agent, "rollout_length", 1)),
+    )
+    agent_state, metrics = agent.update(update_key, carry.agent_state, transitions, params)
+    outputs = {
+        "reward": jnp.mean(transitions.reward),
+        "episodes": jnp.sum(stats["finished"]).astype(jnp.float32),
+        "return_sum": jnp.sum(stats["finished_return"]),
+        **{name: jnp.asarray(value, jnp.float32) for name, value in metrics.items()},
+    }
+    return Carry(env_state, obs, agent_state, episode_return, carry.iteration + 1), outputs
+
+
+def init_carry(env: RecEnv, agent: Agent, params: EnvParams, num_users: int, seed_key: jax.Array) -> Carry:
+    """The start of one seed's run: fresh users and a fresh learner."""
+    init_key, _ = jax.random.split(seed_key)  # the second half drives the iterations
+    env_key, agent_key = jax.random.split(init_key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(env_key, num_users), params)
+    return Carry(
+        env_state=env_state,
+        obs=obs,
+        agent_state=agent.init(agent_key, params),
+        episode_return=jnp.zeros(num_users, jnp.float32),
+        iteration=jnp.zeros((), jnp.int32),
+    )
+
+
+# Module-level jitted entry points: the env and lengths are static, the agent and params are traced
+# arguments (the agent's static configuration is part of its tree structure), so every Trainer with the
+# same configuration reuses one compilation.
+@functools.partial(jax.jit, static_argnames=("env", "num_users"))
+def _init_seeds(seed_keys, params, agent, *, env, num_users):
+    return jax.vmap(lambda key: init_carry(env, agent, params, num_users, key))(seed_keys)
+
+
+@functools.partial(jax.jit, static_argnames=("env", "length"), donate_argnums=(0,))
+def _advance_seeds(carry, seed_keys, params, agent, *, env, length):
+    def one_seed(seed_carry, seed_key):
+        _, stream_key = jax.random.split(seed_key)
+        keys = jax.vmap(lambda i: jax.random.fold_in(stream_key, i))(seed_carry.iteration + jnp.arange(length))
+        return jax.lax.scan(functools.partial(iteration, env, agent, params), seed_carry, keys)
+
+    return jax.vmap(one_seed)(carry, seed_keys)
+
+
+@dataclasses.dataclass
+class Trainer:
+    """Compiled training of ``agent`` on ``env`` for ``num_seeds`` seeds of ``num_users`` users each.
+
+    Use :meth:`init` then :meth:`advance` (chunks of iterations), or :func:`train` for the whole loop.
+    """
+
+    env: RecEnv
+    params: EnvParams
+    agent: Agent
+    num_seeds: int = 1
+    num_users: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("num_seeds", "num_users"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.agent.slate_size != self.env.slate_size:
+            raise ValueError(
+                f"The agent shows slates of {self.agent.slate_size} but the env expects {self.env.slate_size}; "
+                "build the agent with slate_size=env.slate_size (rlrec.agents.make_agent does)."
+            )
+        minibatches = getattr(self.agent, "minibatches", 1)
+        batch = getattr(self.agent, "rollout_length", 1) * self.num_users
+        if batch < minibatches:
+            raise ValueError(
+                f"A rollout of {batch} transitions cannot be split into {minibatches} minibatches; use more users "
+                "or fewer minibatches."
+            )
+        mesh = seed_mesh(self.num_seeds)
+        self.sharded = NamedSharding(mesh, PartitionSpec("seeds"))
+        self.devices = [str(device) for device in mesh.devices.ravel()]
+        root = jax.random.key(self.seed)
+        self.seed_keys = jax.device_put(
+            jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(self.num_seeds)), self.sharded
+        )
+        self.params = jax.device_put(self.params, NamedSharding(mesh, PartitionSpec()))
+
+    def init(self) -> Carry:
+        """Fresh carries for every seed (leading seed axis)."""
+        carry = _init_seeds(self.seed_keys, self.params, self.agent, env=self.env, num_users=self.num_users)
+        return jax.device_put(carry, self.sharded)
+
+    def advance(self, carry: Carry, iterations: int) -> tuple[Carry, dict[str, np.ndarray]]:
+        """Runs ``iterations`` more iterations; returns the new carry and ``(S, iterations)`` metrics."""
+        carry, outputs = _advance_seeds(carry, self.seed_keys, self.params, self.agent, env=self.env, length=iterations)
+        return carry, {name: np.asarray(value) for name, value in outputs.items()}
+
+    def env_steps_per_iteration(self) -> int:
+        """Environment steps (user-steps) per iteration, over all seeds."""
+        return self.num_seeds * self.num_users * getattr(self.agent, "rollout_length", 1)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: final carries (seed axis first) and per-iteration metrics ``(S, I)``."""
+
+    agent: Agent
+    carry: Carry
+    metrics: dict[str, np.ndarray]
+    env_steps: int
+    wall_time: float
+    devices: list[str]
+
+    @property
+    def agent_states(self) -> Any:
+        """The learners, one per seed (leading seed axis)."""
+        return self.carry.agent_state
+
+    def agent_state(self, seed_index: int = 0) -> Any:
+        """The learner of one seed."""
+        return jax.tree.map(lambda x: x[seed_index], self.carry.agent_state)
+
+    def episode_returns(self, window: int | None = None) -> np.ndarray:
+        """``(S,)`` mean return of episodes that finished in the last ``window`` iterations (all: None)."""
+        episodes = self.metrics["episodes"][:, -window:] if window else self.metrics["episodes"]
+        returns = self.metrics["return_sum"][:, -window:] if window else self.metrics["return_sum"]
+        return returns.sum(axis=1) / np.maximum(episodes.sum(axis=1), 1)
+
+
+def train(
+    env: RecEnv,
+    params: EnvParams,
+    agent: Agent,
+    *,
+    num_iterations: int,
+    num_seeds: int = 1,
+    num_users: int = 256,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Trains ``agent`` for ``num_iterations`` iterations on ``num_seeds`` independent seeds (in memory).
+
+    For checkpoints, logs and resuming use :func:`rlrec.train.run_training` or ``rlrec train``.
+    """
+    if num_iterations < 1:
+        raise ValueError(f"num_iterations must be >= 1, got {num_iterations}.")
+    trainer = Trainer(env, params, agent, num_seeds=num_seeds, num_users=num_users, seed=seed)
+    chunk_size = min(chunk_size or num_iterations, num_iterations)
+    started = time.perf_counter()
+    carry = trainer.init()
+    pieces = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_iterations, desc=f"training {agent.name} on {env.name}", unit="it")
+    done = 0
+    while done < num_iterations:
+        length = min(chunk_size, num_iterations - done)
+        carry, outputs = trainer.advance(carry, length)
+        pieces.append(outputs)
+        done += length
+        if bar is not None:
+            bar.update(length)
+    if bar is not None:
+        bar.close()
+    metrics = {name: np.concatenate([piece[name] for piece in pieces], axis=1) for name in pieces[0]}
+    jax.block_until_ready(carry)
+    return TrainResult(
+        agent=agent,
+        carry=carry,
+        metrics=metrics,
+        env_steps=trainer.env_steps_per_iteration() * num_iterations,
+        wall_time=time.perf_counter() - started,
+        devices=trainer.devices,
+    )

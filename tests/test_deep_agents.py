@@ -1,0 +1,146 @@
+"""Deep RL agents learn the probe environments' known optimal values and policies; networks and tree."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlrec.agents import make_agent
+from rlrec.agents import networks
+from rlrec.envs.probes import ITEM_A, ITEM_B, make_probe
+from rlrec.train.trainer import train
+
+GAMMA = 0.9
+# Small, fast learners for 4-item worlds.
+DQN_PROBE = dict(
+    gamma=GAMMA, learning_rate=3e-3, buffer_size=2048, batch_size=64, learning_starts=64, target_period=20,
+    epsilon_decay_steps=2000.0, epsilon_end=0.1, hidden=32,
+)
+PPO_PROBE = dict(gamma=GAMMA, learning_rate=3e-3, rollout_length=4, hidden=32, entropy_coef=0.0)
+
+
+def q_table(agent, state, values, params):
+    return np.asarray(jax.jit(jax.vmap(lambda o: agent.q_values(state, o, params)))(values.observations))
+
+
+def probabilities(agent, state, values, params):
+    return np.asarray(jax.jit(jax.vmap(lambda o: agent.item_probabilities(state, o, params)))(values.observations))
+
+
+SLOW = pytest.mark.slow  # the two-step probes (the harder ones) run by default, the rest in the slow step
+
+
+@pytest.mark.parametrize(
+    "probe", [pytest.param("one-step", marks=SLOW), pytest.param("contextual-one-step", marks=SLOW), "two-step"]
+)
+def test_dqn_learns_probe_values(probe):
+    """Learnt Q-values of every reachable state within 0.1 of Q* (exact, deterministic rewards), and the
+    greedy action is an optimal one (ties: any of them); two seeds."""
+    env, params = make_probe(probe)
+    agent = make_agent("dqn", env, **DQN_PROBE)
+    result = train(env, params, agent, num_iterations=600, num_seeds=2, num_users=16, seed=0)
+    values = env.optimal_values(params, GAMMA)
+    for seed in range(2):
+        learnt = q_table(agent, result.agent_state(seed), values, params)
+        np.testing.assert_allclose(learnt, np.asarray(values.q_values), atol=0.1)
+        q_star = np.asarray(values.q_values)
+        greedy = q_star[np.arange(len(q_star)), learnt.argmax(axis=1)]
+        np.testing.assert_array_equal(greedy, q_star.max(axis=1))
+
+
+@pytest.mark.parametrize(
+    "name, probe",
+    [
+        ("ppo", "two-step"),
+        pytest.param("ppo", "contextual-one-step", marks=SLOW),
+        pytest.param("reinforce", "two-step", marks=SLOW),
+        pytest.param("reinforce", "contextual-one-step", marks=SLOW),
+    ],
+)
+def test_policy_gradient_learns_probe_policies(name, probe):
+    """The optimal item gets >= 0.9 of the policy's probability in every decision state where the choice
+    matters (after B in the two-step probe nothing pays, so any item is optimal), and the critic's value of
+    the start state is within 0.15 of V*."""
+    env, params = make_probe(probe)
+    agent = make_agent(name, env, **PPO_PROBE)
+    result = train(env, params, agent, num_iterations=300, num_seeds=2, num_users=32, seed=0)
+    values = env.optimal_values(params, GAMMA)
+    q_star = np.asarray(values.q_values)
+    matters = q_star.max(axis=1) > q_star.min(axis=1)
+    for seed in range(2):
+        state = result.agent_state(seed)
+        probs = probabilities(agent, state, values, params)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        best = probs[np.arange(len(probs)), np.asarray(values.optimal_actions)]
+        assert np.all(best[matters] >= 0.9), (values.names, probs)
+        start_value = float(agent.value(state, jax.tree.map(lambda x: x[0], values.observations), params))
+        assert abs(start_value - float(values.values[0])) < 0.15, start_value
+
+
+def test_two_step_probe_is_not_solved_myopically():
+    """Sanity check of the probe itself: with gamma 0.9 the far-sighted first action is A, a myopic one B."""
+    env, params = make_probe("two-step")
+    assert int(env.optimal_values(params, GAMMA).optimal_actions[0]) == ITEM_A
+    assert int(env.optimal_values(params, 0.0).optimal_actions[0]) == ITEM_B
+
+
+def test_training_is_deterministic_and_chunking_invariant():
+    """Same seed, same curves and parameters, whether run in one call or in chunks."""
+    env, params = make_probe("two-step")
+    agent = make_agent("ppo", env, **PPO_PROBE)
+    whole = train(env, params, agent, num_iterations=12, num_seeds=2, num_users=8, seed=3, chunk_size=12)
+    again = train(env, params, agent, num_iterations=12, num_seeds=2, num_users=8, seed=3, chunk_size=12)
+    chunked = train(env, params, agent, num_iterations=12, num_seeds=2, num_users=8, seed=3, chunk_size=4)
+    for other in (again, chunked):
+        for name in whole.metrics:
+            np.testing.assert_array_equal(whole.metrics[name], other.metrics[name])
+        jax.tree.map(np.testing.assert_array_equal, whole.agent_states, other.agent_states)
+    different = train(env, params, agent, num_iterations=12, num_seeds=2, num_users=8, seed=4, chunk_size=12)
+    assert not np.array_equal(whole.metrics["loss"], different.metrics["loss"])
+
+
+def test_item_tree_is_a_balanced_partition():
+    env, params = make_probe("one-step")
+    params = params.replace(
+        item_features=jax.random.normal(jax.random.key(0), (1000, 8)), item_quality=jnp.zeros(1000), item_appeal=jnp.zeros(1000)
+    )
+    tree = jax.jit(networks.build_item_tree)(params)
+    leaves = np.asarray(tree.leaves)
+    assert leaves.shape == networks.tree_shape(1000) == (32, 32)
+    items = leaves[leaves >= 0]
+    assert sorted(items.tolist()) == list(range(1000))  # every item exactly once
+    assert np.all((leaves >= 0).sum(axis=1)[:-1] == 32)  # only the last leaf is padded
+    np.testing.assert_array_equal(leaves[np.asarray(tree.leaf_of), np.asarray(tree.slot_of)], np.arange(1000))
+    # Leaves group similar items: mean within-leaf cosine well above the catalog's.
+    unit = np.asarray(params.item_features) / np.linalg.norm(np.asarray(params.item_features), axis=1, keepdims=True)
+    within = np.mean([np.mean(unit[leaf[leaf >= 0]] @ unit[leaf[leaf >= 0]].T) for leaf in leaves])
+    assert within > np.mean(unit @ unit.T) + 0.1
+
+
+def test_networks_serve_any_catalog_size():
+    """The same parameters score a 4-item and a 1000-item catalog (item scoring through features)."""
+    env, params = make_probe("one-step")
+    agent = make_agent("dqn", env)
+    state = agent.init(jax.random.key(0), params)
+    obs, _ = env.reset(jax.random.key(1), params)
+    q_values = jax.jit(agent.q_values)
+    assert q_values(state, obs, params).shape == (4,)
+    bigger = params.replace(
+        item_features=jnp.tile(params.item_features, (250, 1)),
+        item_quality=jnp.zeros(1000),
+        item_appeal=jnp.zeros(1000),
+    )
+    assert q_values(state, obs, bigger).shape == (1000,)
+
+
+def test_policy_gradient_rejects_single_step_updates():
+    env, params = make_probe("one-step")
+    agent = make_agent("ppo", env)
+    state = agent.init(jax.random.key(0), params)
+    obs, _ = env.reset(jax.random.key(1), params)
+    from rlrec.agents.base import Transition
+
+    transition = Transition(obs, jnp.int32(0), jnp.float32(1), jnp.ones(1), obs, jnp.bool_(True), jnp.bool_(True),
+                            {"log_prob": jnp.float32(0), "value": jnp.float32(0)})
+    with pytest.raises(ValueError, match="rollout"):
+        agent.update(jax.random.key(2), state, transition, params)
