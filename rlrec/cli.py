@@ -210,6 +210,10 @@ def run(
                  for name in agents]
     except ValueError as error:
         _fail(str(error))
+    for agent in built:
+        if getattr(agent, "learns_from_rollouts", False):
+            _fail(f"{agent.name} learns from rollouts: train it with `rlrec train --agent {agent.name}`, then "
+                  "`rlrec evaluate RUN_DIR`.")
     spec = REGISTRY[env_id.removeprefix("rlrec/")]
     catalog = load_catalog(overrides.get("catalog", spec.catalog)) if isinstance(overrides.get("catalog", spec.catalog), str) else None
     popularity = catalog.popularity if catalog is not None else None

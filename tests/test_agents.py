@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import rlrec
-from rlrec.agents import AGENTS, LinUCB, make_agent
+from rlrec.agents.base import Frozen
+from rlrec.agents import AGENTS, DEEP_AGENTS, LinUCB, make_agent
 from rlrec.agents.base import bandit_features
 from rlrec.bench.runner import run
 from rlrec.data import Catalog
@@ -98,11 +99,22 @@ def test_hyperparameters_are_leaves_so_configurations_vmap(slate_bandit):
     np.testing.assert_array_equal(slates[1], agent.act(jax.random.key(2), state, obs, params))
 
 
-@pytest.mark.parametrize("name", sorted(AGENTS))
+@pytest.mark.parametrize(
+    "name",
+    # Deep agents compile slowly on 2 cores and are covered by test_deep_agents.py: their case runs in the slow step.
+    [pytest.param(name, marks=pytest.mark.slow) if name in DEEP_AGENTS else name for name in sorted(AGENTS)],
+)
 def test_every_agent_runs_on_single_item_and_slate_envs(name):
     for env_id in ("MovieLens-Session-v0", "MovieLens-SessionSlate-v0"):
         env, params = rlrec.make(env_id)
-        result = run(env, params, make_agent(name, env), num_seeds=2, num_steps=12)
+        agent = make_agent(name, env)
+        if getattr(agent, "learns_from_rollouts", False):
+            # Policy-gradient agents learn from whole rollouts: the per-step runner refuses them clearly, and
+            # a frozen (trained) one runs like any agent.
+            with pytest.raises(ValueError, match="rlrec.train"):
+                run(env, params, agent, num_seeds=2, num_steps=12)
+            agent = Frozen.of(agent, agent.init(jax.random.key(0), params))
+        result = run(env, params, agent, num_seeds=2, num_steps=12)
         assert result.slates.shape == (2, 12, env.slate_size)
         assert np.all(result.regret >= 0)
         assert np.isfinite(result.reward).all()

@@ -71,7 +71,7 @@ def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
 def test_run_unknown_names_list_the_valid_ones(tmp_path):
     result = runner.invoke(app, ["run", "--env", "Nope-v0", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "MovieLens-Bandit-v0" in result.output
-    result = runner.invoke(app, ["run", "-a", "dqn", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["run", "-a", "no-such-agent", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "linucb" in result.output
     result = runner.invoke(app, ["run", "--set", "temperature=-1", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "temperature must be > 0" in result.output

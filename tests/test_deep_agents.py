@@ -14,7 +14,8 @@ GAMMA = 0.9
 # Small, fast learners for 4-item worlds.
 DQN_PROBE = dict(
     gamma=GAMMA, learning_rate=3e-3, buffer_size=2048, batch_size=64, learning_starts=64, target_period=20,
-    epsilon_decay_steps=2000.0, epsilon_end=0.1, hidden=32,
+    epsilon_decay_steps=2000.0, epsilon_end=0.1, hidden=32, target_tau=0.02,
+    rollout_length=1, n_step=1, gradient_steps=2,  # one-step TD: exact values under any behaviour policy
 )
 PPO_PROBE = dict(gamma=GAMMA, learning_rate=3e-3, rollout_length=4, hidden=32, entropy_coef=0.0)
 
@@ -144,3 +145,20 @@ def test_policy_gradient_rejects_single_step_updates():
                             {"log_prob": jnp.float32(0), "value": jnp.float32(0)})
     with pytest.raises(ValueError, match="rollout"):
         agent.update(jax.random.key(2), state, transition, params)
+
+
+def test_n_step_returns_stop_at_episode_and_rollout_ends():
+    """Hand-computed 3-step returns (gamma 0.5) over a 4-step rollout where the user leaves at step 1."""
+    from rlrec.agents.base import Transition
+
+    env, params = make_probe("one-step")
+    agent = make_agent("dqn", env, gamma=0.5, n_step=3)
+    obs = jax.tree.map(lambda x: jnp.stack([x] * 4)[:, None], env.reset(jax.random.key(0), params)[0])
+    marked = dict(obs, step=jnp.arange(4, dtype=jnp.int32)[:, None])  # tells the bootstrap observations apart
+    done = jnp.array([[False], [True], [False], [False]])
+    transition = Transition(obs, jnp.zeros((4, 1), jnp.int32), jnp.ones((4, 1)), jnp.zeros((4, 1, 1)), marked,
+                            done, done)
+    out = agent._n_step(transition)
+    np.testing.assert_allclose(out.reward[:, 0], [1.5, 1.0, 1.5, 1.0])
+    np.testing.assert_allclose(out.extras["discount"][:, 0], [0.0, 0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(out.next_obs["step"][:, 0], [1, 1, 3, 3])

@@ -33,7 +33,7 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
     "oracle": (OracleAgent, {}),
     # Deep RL (train with rlrec.train / `rlrec train`); on slate envs DQN is SlateQ.
     "dqn": (DQN, {}),
-    "slateq": (DQN, {}),
+    "slateq": (DQN, {"decomposed": True}),
     "ppo": (PolicyGradient, {}),
     "reinforce": (
         PolicyGradient,
@@ -46,7 +46,7 @@ DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")
 def hyperparameter_names(name: str) -> list[str]:
     """The hyperparameters agent ``name`` takes (its dataclass fields, less those set from the env)."""
     cls, _ = AGENTS[name]
-    return sorted(set(cls.__dataclass_fields__) - {"slate_size", "env", "label", "history_length", "deterministic"})
+    return sorted(set(cls.__dataclass_fields__) - {"slate_size", "env", "label", "history_length", "deterministic", "agent", "state"})
 
 
 def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
@@ -67,6 +67,8 @@ def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
         settings["env"] = env
     if "history_length" in fields:
         settings.setdefault("history_length", env.history_length)
+    if cls is DQN and env.slate_size > 1:
+        settings.setdefault("decomposed", True)  # slates need SlateQ
     return cls(slate_size=env.slate_size, label=name, **settings)
 
 

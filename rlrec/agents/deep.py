@@ -46,16 +46,17 @@ class DeepAgent(Agent):
     def optimiser(self) -> optax.GradientTransformation:
         return optax.chain(optax.clip_by_global_norm(self.max_grad_norm), optax.adam(self.learning_rate))
 
-    def tower(self, params: nnx.State, obs: dict, env_params) -> tuple[dict, jax.Array]:
-        """Tower outputs and history memory for observations with any leading batch shape."""
-        def one(o):
-            features, memory = networks.observation_features(o, env_params, self.history_decay)
-            return networks.apply_tower(self.graph(env_params), params, features), memory
-
+    def features(self, obs: dict, env_params) -> tuple[jax.Array, jax.Array]:
+        """``(features, memory)`` of observations with any leading batch shape (parameter-free)."""
         batch_shape = obs["step"].shape
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), obs)
-        outputs, memory = jax.vmap(one)(flat)
-        return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (outputs, memory))
+        features, memory = jax.vmap(lambda o: networks.observation_features(o, env_params, self.history_decay))(flat)
+        return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (features, memory))
+
+    def tower(self, params: nnx.State, obs: dict, env_params) -> tuple[dict, jax.Array]:
+        """Tower outputs and history memory for observations with any leading batch shape."""
+        features, memory = self.features(obs, env_params)
+        return networks.apply_tower(self.graph(env_params), params, features), memory
 
     def act(self, key, state, obs, env_params):
         return self.act_with_extras(key, state, obs, env_params)[0]
@@ -75,16 +76,17 @@ class DQNState(struct.PyTreeNode):
     buffer: Any  # flashbax item buffer state
     env_steps: jax.Array  # transitions seen (drives the epsilon schedule)
     updates: jax.Array  # gradient steps taken
+    tree: networks.ItemTree  # for the beam-search argmax
 
 
 class DQN(DeepAgent):
     """Double DQN with a target network, a replay buffer (flashbax) and a linear epsilon schedule.
 
     Single items: ``Q(s, i)`` is the tower's score of item ``i``; the greedy action is the best-scoring item
-    of the whole catalog, and the target is ``r + gamma Q_target(s', argmax_i Q(s', i))`` (bootstrapped on
+    (searched in the ``beam`` best leaves of the item tree, or the whole catalog with ``beam=0``), and the target is ``r + gamma Q_target(s', argmax_i Q(s', i))`` (bootstrapped on
     truncation, not when the user left).
 
-    Slates (``slate_size > 1``): **SlateQ**. Two heads score every item: ``Qbar(s, i)``, the long-term value
+    Slates (``slate_size > 1``, or ``decomposed=True``): **SlateQ**. Two heads score every item: ``Qbar(s, i)``, the long-term value
     of the user clicking ``i``, and ``v(s, i)``, a click logit (a learnt multinomial-logit choice model with a
     no-click option of logit 0, fitted by maximum likelihood on the observed clicks). The tower's value
     output is the long-term value of no click. ``Q(s, A) = P(none | A) V_none(s) + sum_i P(i | A) Qbar(s,
@@ -92,22 +94,42 @@ class DQN(DeepAgent):
     from the clicked item, with the next slate chosen greedily by the online network (double Q).
     """
 
-    rollout_length: int = struct.field(pytree_node=False, default=1)
+    rollout_length: int = struct.field(pytree_node=False, default=4)
     buffer_size: int = struct.field(pytree_node=False, default=50_000)
     batch_size: int = struct.field(pytree_node=False, default=256)
-    gradient_steps: int = struct.field(pytree_node=False, default=1)
+    gradient_steps: int = struct.field(pytree_node=False, default=4)
     learning_starts: int = 1_000
-    target_period: int = 250  # gradient steps between target-network copies
+    target_tau: float = 0.005  # Polyak averaging rate of the target network per gradient step (0: periodic copies)
+    target_period: int = 250  # gradient steps between target-network copies when target_tau == 0
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_decay_steps: float = 50_000.0  # transitions over which epsilon decays linearly
     click_loss_weight: float = 1.0  # SlateQ only
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
+    # SlateQ decomposition (required for slates; optional for single items, where it factors Q(s, i) into a
+    # learnt click probability and the value of a click).
+    decomposed: bool = struct.field(pytree_node=False, default=False)
+    # Greedy actions (acting and the double-DQN target) search the best `beam` leaves of the item tree:
+    # O((C + beam L) d) instead of O(N d) per user; 0: exact argmax over the whole catalog.
+    beam: int = struct.field(pytree_node=False, default=8)
+    # n-step returns, computed within each rollout of rollout_length steps (1: one-step TD). Uncorrected for
+    # exploration, as in Rainbow: slightly biased toward the behaviour policy, much faster credit assignment.
+    n_step: int = struct.field(pytree_node=False, default=3)
+    # Epsilon-exploration among the beam's candidates (near the greedy choice) instead of the whole catalog.
+    # Off by default: on MovieLens-Session-v0 it made DQN less stable and SlateQ no better (see benchmarks).
+    explore_beam: bool = struct.field(pytree_node=False, default=False)
     history_length: int = struct.field(pytree_node=False, default=8)  # the env's (replay item layout)
 
     @property
     def num_heads(self) -> int:  # type: ignore[override]
-        return 1 if self.slate_size == 1 else 2
+        return 2 if self.decomposed else 1
+
+    def __post_init__(self):
+        if self.slate_size > 1 and not self.decomposed:
+            raise ValueError(
+                "A Q-function over whole slates is combinatorial; slates need the SlateQ decomposition "
+                "(decomposed=True, the default of the 'slateq' agent)."
+            )
 
     def _buffer(self):
         return flashbax.make_item_buffer(
@@ -124,6 +146,7 @@ class DQN(DeepAgent):
             buffer=self._buffer().init(example),
             env_steps=jnp.zeros((), jnp.int32),
             updates=jnp.zeros((), jnp.int32),
+            tree=networks.build_item_tree(env_params, min_leaf_size=self.slate_size),
         )
 
     def _example_item(self, env_params):
@@ -141,29 +164,59 @@ class DQN(DeepAgent):
             "reward": jnp.zeros((), jnp.float32),
             "slot_rewards": jnp.zeros((self.slate_size,), jnp.float32),
             "next_obs": obs,
-            "terminated": jnp.zeros((), jnp.bool_),
+            "discount": jnp.zeros((), jnp.float32),
         }
 
     def epsilon(self, state: DQNState) -> jax.Array:
         progress = jnp.clip(state.env_steps / self.epsilon_decay_steps, 0.0, 1.0)
         return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress
 
-    def _item_scores(self, outputs, memory, env_params) -> jax.Array:
-        """``(heads, N)`` scores of every item for one user."""
-        features = bandit_features(env_params)
+    def _item_scores(self, outputs, memory, env_params, tree=None) -> jax.Array:
+        """``(heads, M)`` scores of every item of the catalog (with ``tree``: of every leaf centroid)."""
+        if tree is not None:
+            features, embeddings = tree.centroid_features, tree.centroid_embeddings
+        else:
+            features, embeddings = bandit_features(env_params), env_params.item_features
         return jnp.stack(
             [
-                networks.score_items(networks.select_head(outputs, h), features, env_params.item_features, memory)
+                networks.score_items(networks.select_head(outputs, h), features, embeddings, memory)
                 for h in range(self.num_heads)
             ]
         )
 
-    def _greedy(self, outputs, memory, env_params) -> jax.Array:
-        scores = self._item_scores(outputs, memory, env_params)
-        if self.slate_size == 1:
-            return top_k_slate(scores[0], 1)
-        # SlateQ top-k: rank by P(click) x value; exp(v) Qbar is monotone in v + log(Qbar) for Qbar > 0.
-        return top_k_slate(jax.nn.softplus(scores[0]) * jnp.exp(jnp.clip(scores[1], -30.0, 30.0)), self.slate_size)
+    def _rank(self, scores: jax.Array) -> jax.Array:
+        """What the greedy slate maximises, from ``(heads, M)`` scores (SlateQ: P(click)-weighted value)."""
+        if not self.decomposed:
+            return scores[0]
+        # SlateQ top-k: rank by exp(v) x Qbar (Qbar through softplus: the top-k heuristic needs positive values).
+        return jax.nn.softplus(scores[0]) * jnp.exp(jnp.clip(scores[1], -30.0, 30.0))
+
+    def _greedy(self, outputs, memory, env_params, tree, explore_key=None) -> jax.Array:
+        """The greedy item or slate: exact over the catalog (``beam == 0``), or a beam search of the item tree.
+
+        With ``explore_key`` (and a beam), a uniformly random slate of the beam's candidate items instead:
+        exploration near what the agent believes is good.
+        """
+        if self.beam == 0:
+            return top_k_slate(self._rank(self._item_scores(outputs, memory, env_params)), self.slate_size)
+        beam = min(self.beam, tree.leaves.shape[0])
+        _, leaves = jax.lax.top_k(self._rank(self._item_scores(outputs, memory, env_params, tree=tree)), beam)
+        members = tree.leaves[leaves].reshape(-1)
+        head_scores = [
+            networks.score_items(
+                networks.select_head(outputs, h),
+                tree.leaf_features[leaves].reshape(members.shape[0], -1),
+                tree.leaf_embeddings[leaves].reshape(members.shape[0], -1),
+                memory,
+            )
+            for h in range(self.num_heads)
+        ]
+        ranks = self._rank(jnp.stack(head_scores))
+        if explore_key is not None:
+            ranks = jax.random.uniform(explore_key, ranks.shape)
+        _, best = jax.lax.top_k(jnp.where(members >= 0, ranks, -jnp.inf), self.slate_size)
+        items = members[best].astype(jnp.int32)
+        return items[0] if self.slate_size == 1 else items
 
     def q_values(self, state: DQNState, obs: dict, env_params) -> jax.Array:
         """``(N,)`` Q-values of every item for one observation (SlateQ: ``Qbar``, the value of a click)."""
@@ -172,11 +225,14 @@ class DQN(DeepAgent):
 
     def act_with_extras(self, key, state, obs, env_params):
         outputs, memory = self.tower(state.params, obs, env_params)
-        greedy = self._greedy(outputs, memory, env_params)
+        greedy = self._greedy(outputs, memory, env_params, state.tree)
         if self.deterministic:
             return greedy, {}
         explore_key, random_key = jax.random.split(key)
-        random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
+        if self.explore_beam and self.beam > 0:
+            random = self._greedy(outputs, memory, env_params, state.tree, explore_key=random_key)
+        else:
+            random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
         explore = jax.random.uniform(explore_key) < self.epsilon(state)
         return jnp.where(explore, random, greedy), {}
 
@@ -195,24 +251,26 @@ class DQN(DeepAgent):
 
         return jax.vmap(one)(outputs, memory, features, embeddings), outputs["value"]
 
-    def _next_value(self, params, target_params, next_obs, env_params) -> jax.Array:
+    def _next_value(self, params, target_params, next_obs, env_params, tree) -> jax.Array:
         """Double-Q value of the next states: greedy action(s) by the online net, valued by the target net."""
         outputs, memory = self.tower(params, next_obs, env_params)
-        greedy = jax.vmap(lambda o, m: as_slate(self._greedy(o, m, env_params)))(outputs, memory)  # (B, k)
+        greedy = jax.vmap(lambda o, m: as_slate(self._greedy(o, m, env_params, tree)))(outputs, memory)  # (B, k)
         target_scores, target_none = self._values_of(target_params, next_obs, greedy, env_params)
-        if self.slate_size == 1:
+        if not self.decomposed:
             return target_scores[:, 0, 0]
         click_logits = jnp.concatenate([jnp.zeros_like(target_none)[:, None], target_scores[:, 1]], axis=1)
         probabilities = jax.nn.softmax(click_logits, axis=1)
         values = jnp.concatenate([target_none[:, None], target_scores[:, 0]], axis=1)
         return jnp.sum(probabilities * values, axis=1)
 
-    def _loss(self, params, target_params, batch, env_params):
+    def _loss(self, params, target_params, batch, env_params, tree):
         actions = batch["action"]
         scores, none_value = self._values_of(params, batch["obs"], actions, env_params)
-        next_value = jax.lax.stop_gradient(self._next_value(params, target_params, batch["next_obs"], env_params))
-        target = batch["reward"] + self.gamma * (1.0 - batch["terminated"].astype(jnp.float32)) * next_value
-        if self.slate_size == 1:
+        next_value = jax.lax.stop_gradient(
+            self._next_value(params, target_params, batch["next_obs"], env_params, tree)
+        )
+        target = batch["reward"] + batch["discount"] * next_value
+        if not self.decomposed:
             td = scores[:, 0, 0] - target
             return jnp.mean(optax.huber_loss(td)), {"q_loss": jnp.mean(td**2), "q_mean": jnp.mean(scores[:, 0, 0])}
         clicked = batch["slot_rewards"]  # (B, k) one-hot of the clicked slot
@@ -229,15 +287,43 @@ class DQN(DeepAgent):
             "q_mean": jnp.mean(chosen_value),
         }
 
+    def _n_step(self, transition: Transition) -> Transition:
+        """``n_step``-step returns within a ``(T, B)`` rollout: ``reward`` becomes the discounted sum of up to
+        ``n_step`` rewards (stopping at the episode's end or the rollout's), ``next_obs`` the observation to
+        bootstrap from, and ``extras["discount"]`` ``gamma^m`` (0 when the user left)."""
+        terminated = transition.done if transition.terminated is None else transition.terminated
+        steps = transition.reward.shape[0]
+        time = jnp.arange(steps)
+        reward = jnp.zeros_like(transition.reward)
+        alive = jnp.ones_like(transition.reward, dtype=bool)  # no episode end before offset k
+        last = jnp.zeros(transition.reward.shape, jnp.int32)  # offset of the bootstrap step
+        for k in range(self.n_step):
+            index = jnp.minimum(time + k, steps - 1)
+            inside = (time + k < steps)[:, None] & alive
+            reward = reward + jnp.where(inside, self.gamma**k * transition.reward[index], 0.0)
+            last = jnp.where(inside, k, last)
+            alive = inside & ~transition.done[index]
+        boot = time[:, None] + last  # (T, B)
+        users = jnp.arange(transition.reward.shape[1])[None, :]
+        next_obs = jax.tree.map(lambda x: x[boot, users], transition.next_obs)
+        discount = self.gamma ** (last + 1).astype(jnp.float32) * (1.0 - terminated[boot, users].astype(jnp.float32))
+        return transition.replace(reward=reward, next_obs=next_obs, extras={"discount": discount})
+
     def update(self, key, state: DQNState, transition: Transition, env_params):
         leading = transition.reward.ndim
+        terminated = transition.done if transition.terminated is None else transition.terminated
+        if self.n_step > 1 and leading == 2:
+            transition = self._n_step(transition)
+            discount = transition.extras["discount"]
+        else:
+            discount = self.gamma * (1.0 - terminated.astype(jnp.float32))
         items = {
             "obs": transition.obs,
             "action": jax.vmap(as_slate)(transition.action.reshape((-1,) + transition.action.shape[leading:])),
             "reward": transition.reward,
             "slot_rewards": transition.slot_rewards,
             "next_obs": transition.next_obs,
-            "terminated": transition.done if transition.terminated is None else transition.terminated,
+            "discount": discount,
         }
         items = {name: _flatten(value, leading) if name != "action" else value for name, value in items.items()}
         buffer = self._buffer()
@@ -249,7 +335,7 @@ class DQN(DeepAgent):
             params, target_params, opt_state, updates = carry
             batch = buffer.sample(buffer_state, step_key).experience
             (loss, metrics), grads = jax.value_and_grad(self._loss, has_aux=True)(
-                params, target_params, batch, env_params
+                params, target_params, batch, env_params, state.tree
             )
             changes, new_opt_state = optimiser.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, changes)
@@ -258,8 +344,10 @@ class DQN(DeepAgent):
             keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn, n, o), new, old)  # noqa: E731
             params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
             updates = updates + learn.astype(jnp.int32)
+            # Target network: Polyak averaging (target_tau > 0) or a copy every target_period gradient steps.
             copy = learn & (updates % jnp.maximum(jnp.asarray(self.target_period, jnp.int32), 1) == 0)
-            target_params = jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, target_params)
+            tau = jnp.where(self.target_tau > 0, jnp.where(learn, self.target_tau, 0.0), jnp.where(copy, 1.0, 0.0))
+            target_params = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target_params)
             metrics = dict(metrics, loss=loss, learning=learn.astype(jnp.float32))
             return (params, target_params, opt_state, updates), metrics
 
@@ -268,7 +356,7 @@ class DQN(DeepAgent):
             (state.params, state.target_params, state.opt_state, state.updates),
             jax.random.split(key, self.gradient_steps),
         )
-        new_state = DQNState(params, target_params, opt_state, buffer_state, env_steps, updates)
+        new_state = DQNState(params, target_params, opt_state, buffer_state, env_steps, updates, state.tree)
         metrics = {name: jnp.mean(value) for name, value in metrics.items()}
         metrics["epsilon"] = self.epsilon(new_state)
         return new_state, metrics
@@ -302,6 +390,8 @@ class PolicyGradient(DeepAgent):
       the policy gradient of Monte-Carlo returns minus the critic.
     """
 
+    learns_from_rollouts = True  # rlrec.run's per-step updates do not fit; rlrec.train collects rollouts
+
     rollout_length: int = struct.field(pytree_node=False, default=16)
     epochs: int = struct.field(pytree_node=False, default=4)
     minibatches: int = struct.field(pytree_node=False, default=4)
@@ -324,12 +414,8 @@ class PolicyGradient(DeepAgent):
     def _logits(self, head, memory, tree: networks.ItemTree, leaf, env_params):
         """``(leaf logits (C,), item logits within ``leaf`` (L,))`` for one user."""
         leaf_logits = networks.score_items(head, tree.centroid_features, tree.centroid_embeddings, memory)
-        members = tree.leaves[leaf]
-        safe = jnp.maximum(members, 0)
-        item_logits = networks.score_items(
-            head, bandit_features(env_params)[safe], env_params.item_features[safe], memory
-        )
-        return leaf_logits, jnp.where(members >= 0, item_logits, _MASKED)
+        item_logits = networks.score_items(head, tree.leaf_features[leaf], tree.leaf_embeddings[leaf], memory)
+        return leaf_logits, jnp.where(tree.leaves[leaf] >= 0, item_logits, _MASKED)
 
     def _slate_log_prob(self, item_logits, slots):
         """Plackett-Luce log-probability of the ordered ``slots`` (a single item when ``k == 1``)."""
@@ -380,9 +466,9 @@ class PolicyGradient(DeepAgent):
         action = items[0] if self.slate_size == 1 else items
         return action, {"log_prob": log_prob, "value": outputs["value"]}
 
-    def _evaluate(self, params, tree, obs, actions, env_params):
+    def _evaluate(self, params, tree, features, memory, actions, env_params):
         """``(log-probability, entropy, value)`` of taken actions ``(B, k)`` under ``params``."""
-        outputs, memory = self.tower(params, obs, env_params)
+        outputs = networks.apply_tower(self.graph(env_params), params, features)
 
         def one(out, mem, slate):
             head = networks.select_head(out, 0)
@@ -423,8 +509,11 @@ class PolicyGradient(DeepAgent):
         _, advantages = jax.lax.scan(accumulate, jnp.zeros(users), (deltas, continues), reverse=True)
         returns = advantages + values
 
+        # Observation features do not depend on the parameters: computed once, not once per epoch.
+        features, memory = self.features(transition.obs, env_params)
         data = {
-            "obs": transition.obs,
+            "features": features,
+            "memory": memory,
             "action": jax.vmap(jax.vmap(as_slate))(transition.action),
             "log_prob": transition.extras["log_prob"],
             "advantage": advantages,
@@ -436,7 +525,9 @@ class PolicyGradient(DeepAgent):
         optimiser = self.optimiser()
 
         def loss_fn(params, batch):
-            log_prob, entropy, value = self._evaluate(params, state.tree, batch["obs"], batch["action"], env_params)
+            log_prob, entropy, value = self._evaluate(
+                params, state.tree, batch["features"], batch["memory"], batch["action"], env_params
+            )
             advantage = batch["advantage"]
             if self.normalise_advantages:
                 advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)

@@ -146,6 +146,9 @@ class ItemTree:
         slot_of: int32 ``(N,)`` the item's position within its leaf.
         centroid_features: ``(C, d + 2)`` mean item features per leaf.
         centroid_embeddings: ``(C, d)`` mean item embeddings per leaf.
+        leaf_features: ``(C, L, d + 2)`` the items' features laid out leaf by leaf (zeros for padding), so a
+            policy reads one contiguous block per user instead of gathering ``L`` scattered rows.
+        leaf_embeddings: ``(C, L, d)`` likewise for the embeddings.
     """
 
     leaves: jax.Array
@@ -153,6 +156,8 @@ class ItemTree:
     slot_of: jax.Array
     centroid_features: jax.Array
     centroid_embeddings: jax.Array
+    leaf_features: jax.Array
+    leaf_embeddings: jax.Array
 
 
 def tree_shape(num_items: int, min_leaf_size: int = 1) -> tuple[int, int]:
@@ -202,6 +207,10 @@ def build_item_tree(env_params, min_leaf_size: int = 1, power_iterations: int = 
     mask = (leaves >= 0)[..., None]
     counts = jnp.maximum(jnp.sum(mask, axis=1), 1)
     features = bandit_features(env_params)
-    centroid_features = jnp.sum(jnp.where(mask, features[jnp.maximum(leaves, 0)], 0.0), axis=1) / counts
-    centroid_embeddings = jnp.sum(jnp.where(mask, embeddings[jnp.maximum(leaves, 0)], 0.0), axis=1) / counts
-    return ItemTree(leaves, leaf_of, slot_of, centroid_features, centroid_embeddings)
+    leaf_features = jnp.where(mask, features[jnp.maximum(leaves, 0)], 0.0)
+    leaf_embeddings = jnp.where(mask, embeddings[jnp.maximum(leaves, 0)], 0.0)
+    centroid_features = jnp.sum(leaf_features, axis=1) / counts
+    centroid_embeddings = jnp.sum(leaf_embeddings, axis=1) / counts
+    return ItemTree(
+        leaves, leaf_of, slot_of, centroid_features, centroid_embeddings, leaf_features, leaf_embeddings
+    )

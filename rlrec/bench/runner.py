@@ -166,6 +166,28 @@ def _init(env, agent, params, mode, num_users, seed_key):
     return env_state, obs, agent.init(agent_key, params)
 
 
+# Module-level jitted programs: env, mode and sizes are static; params and the agent are traced arguments (an
+# agent's static configuration is part of its tree structure), so repeated runs reuse one compilation.
+@functools.partial(jax.jit, static_argnames=("env", "mode", "users"))
+def _init_seeds(seed_keys, params, agent, *, env, mode, users):
+    return jax.vmap(lambda key: _init(env, agent, params, mode, users, key))(seed_keys)
+
+
+@functools.partial(jax.jit, static_argnames=("env", "mode", "users", "accuracy_k", "chunk_size"), donate_argnums=(0,))
+def _run_chunk(carry, seed_keys, start, params, agent, *, env, mode, users, accuracy_k, chunk_size):
+    if mode == PERSONAL:
+        step_fn = functools.partial(_personal_step, env, agent, params, accuracy_k)
+    else:
+        step_fn = functools.partial(_shared_step, env, agent, params, accuracy_k, users)
+
+    def one_seed(seed_carry, seed_key):
+        _, stream_key = jax.random.split(seed_key)
+        step_keys = jax.vmap(lambda t: jax.random.fold_in(stream_key, t))(start + jnp.arange(chunk_size))
+        return jax.lax.scan(step_fn, seed_carry, step_keys)
+
+    return jax.vmap(one_seed)(carry, seed_keys)
+
+
 def seed_mesh(num_seeds: int) -> Mesh:
     """A 1-D mesh over the devices that divide the seed batch (all of them when they do)."""
     devices = jax.devices()
@@ -206,6 +228,11 @@ def run(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    if getattr(agent, "learns_from_rollouts", False):
+        raise ValueError(
+            f"{agent.name} learns from whole rollouts, not step by step: train it with rlrec.train (or `rlrec "
+            "train`), then run the trained learner with rlrec.agents.base.Frozen.of(agent, state)."
+        )
     if agent.slate_size != env.slate_size:
         raise ValueError(
             f"The agent shows slates of {agent.slate_size} but the env expects {env.slate_size}; build the agent "
@@ -219,20 +246,6 @@ def run(
     chunk_size = min(chunk_size or num_steps, num_steps)
     users = num_users if mode == SHARED else 1
 
-    def run_chunk(carry, seed_keys, start, params, agent):
-        # params and agent are arguments (not constants) so their leaves are traced: new values, no retrace.
-        if mode == PERSONAL:
-            step_fn = functools.partial(_personal_step, env, agent, params, accuracy_k)
-        else:
-            step_fn = functools.partial(_shared_step, env, agent, params, accuracy_k, users)
-
-        def one_seed(seed_carry, seed_key):
-            _, stream_key = jax.random.split(seed_key)
-            step_keys = jax.vmap(lambda t: jax.random.fold_in(stream_key, t))(start + jnp.arange(chunk_size))
-            return jax.lax.scan(step_fn, seed_carry, step_keys)
-
-        return jax.vmap(one_seed)(carry, seed_keys)
-
     mesh = seed_mesh(num_seeds)
     sharded = NamedSharding(mesh, PartitionSpec("seeds"))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -242,12 +255,10 @@ def run(
     params = jax.device_put(params, replicated)
 
     started = time.perf_counter()
-    init = jax.jit(
-        lambda keys, params, agent: jax.vmap(lambda key: _init(env, agent, params, mode, users, key))(keys),
-        out_shardings=sharded,
+    carry = jax.device_put(_init_seeds(seed_keys, params, agent, env=env, mode=mode, users=users), sharded)
+    chunk = functools.partial(
+        _run_chunk, env=env, mode=mode, users=users, accuracy_k=accuracy_k, chunk_size=chunk_size
     )
-    carry = init(seed_keys, params, agent)
-    chunk = jax.jit(run_chunk, donate_argnums=(0,))
     pieces = []
     starts = range(0, num_steps, chunk_size)
     bar = None

@@ -23,7 +23,7 @@ import numpy as np
 from rlrec.agents import DEEP_AGENTS, make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
-from rlrec.train.checkpoint import Checkpointer, CheckpointError
+from rlrec.train.checkpoint import Checkpointer, CheckpointError, check_metadata
 from rlrec.train.trainer import Trainer, TrainResult
 
 FORMAT = "rlrec-train-v1"
@@ -179,6 +179,7 @@ def run_training(
                     f"{out_dir} was trained with a different config ({'; '.join(different)}); resume with the same "
                     "settings (only --iterations may change) or start a new --out."
                 )
+            _atomic_write_text(config_path, json.dumps({**metadata, "versions": _versions()}, indent=2) + "\n")
             if checkpointer.latest_step() is not None:
                 like = jax.eval_shape(lambda: carry)
                 carry, _ = checkpointer.restore(like=like)
@@ -247,7 +248,10 @@ def load_trained(out_dir: str | os.PathLike, step: int | None = None):
     trainer = Trainer(env, params, agent, num_seeds=config.seeds, num_users=config.users, seed=config.seed)
     like = jax.eval_shape(trainer.init)
     with Checkpointer(out_dir) as checkpointer:
-        carry, _ = checkpointer.restore(step, like=like, expect=config.to_json())
+        # The whole config must match, except how many iterations were asked for (a resumed run may ask more).
+        expected = config.to_json()
+        check_metadata(checkpointer.metadata(step), expected, keys=[key for key in expected if key != "iterations"])
+        carry, _ = checkpointer.restore(step, like=like)
     return config, env, params, agent, carry.agent_state
 
 

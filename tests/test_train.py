@@ -1,0 +1,139 @@
+"""Training runs on disk: resume == uninterrupted, Ctrl-C keeps the last checkpoint, clear errors, CLI."""
+
+import csv
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rlrec.cli import app
+from rlrec.train import run as train_run
+from rlrec.train.checkpoint import Checkpointer, CheckpointError
+from rlrec.train.run import TrainConfig, evaluate, load_trained, run_training
+from rlrec.train.trainer import Trainer
+
+TINY = dict(
+    env="MovieLens-Session-v0",
+    agent="ppo",
+    hyperparameters={"hidden": 16, "rollout_length": 4, "epochs": 1, "minibatches": 2},
+    seeds=2,
+    users=8,
+    chunk=2,
+    seed=7,
+)
+
+
+def config(**changes):
+    return TrainConfig(**{**TINY, "iterations": 4, **changes})
+
+
+def final_params(out_dir):
+    return load_trained(out_dir)[4].params
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    run_training(config(), out, progress=False)
+    return out
+
+
+def test_run_writes_config_metrics_and_checkpoints(uninterrupted):
+    saved = json.loads((uninterrupted / "config.json").read_text())
+    assert saved["agent"] == "ppo" and saved["iterations"] == 4 and "jax" in saved["versions"]
+    with (uninterrupted / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["iteration"]) for row in rows] == [2, 4]
+    assert all(np.isfinite(float(row["episode_return"])) and float(row["loss"]) == float(row["loss"]) for row in rows)
+    assert Checkpointer(uninterrupted).all_steps() == [2, 4]
+
+
+def test_resume_gives_the_same_parameters(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    run_training(config(iterations=2), out, progress=False)
+    run_training(config(iterations=4), out, resume=True, progress=False)
+    jax.tree.map(np.testing.assert_array_equal, final_params(uninterrupted), final_params(out))
+    with (out / "metrics.csv").open() as handle:
+        assert [int(row["iteration"]) for row in csv.DictReader(handle)] == [2, 4]  # no duplicated rows
+
+
+def test_ctrl_c_keeps_the_last_complete_checkpoint(uninterrupted, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    advance = Trainer.advance
+
+    def interrupted(self, carry, iterations):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return advance(self, carry, iterations)
+
+    monkeypatch.setattr(Trainer, "advance", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="last complete checkpoint is iteration 2"):
+        run_training(config(), out, progress=False)
+    monkeypatch.setattr(Trainer, "advance", advance)
+    assert Checkpointer(out).latest_step() == 2
+    run_training(config(), out, resume=True, progress=False)
+    jax.tree.map(np.testing.assert_array_equal, final_params(uninterrupted), final_params(out))
+
+
+def test_clear_errors(uninterrupted, tmp_path):
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_training(config(), uninterrupted, progress=False)
+    with pytest.raises(CheckpointError, match="users: saved 8, asked 16"):
+        run_training(config(users=16), uninterrupted, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="Nothing to resume"):
+        run_training(config(), tmp_path / "empty", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="not a training run"):
+        load_trained(tmp_path)
+    with pytest.raises(ValueError, match="users must be a positive integer"):
+        config(users=0)
+    # A damaged checkpoint is named, and an earlier one still loads.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, damaged)
+    for path in (damaged / "checkpoints" / "4" / "state").rglob("*"):
+        if path.is_file() and path.stat().st_size > 1024:
+            path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="4"):
+        load_trained(damaged)
+    assert load_trained(damaged, step=2)[4] is not None
+    # A checkpoint written by another network size is rejected with the leaf that differs.
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(uninterrupted, mismatched)
+    saved = json.loads((mismatched / "config.json").read_text())
+    saved["hyperparameters"]["hidden"] = 32
+    (mismatched / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match="hidden"):
+        load_trained(mismatched)
+
+
+def test_evaluate_a_checkpoint(uninterrupted):
+    summary = evaluate(uninterrupted, num_seeds=2, num_steps=20)
+    assert summary["deterministic"] is False  # policy-gradient agents sample by default
+    assert len(summary["seeds"]) == 2
+    for row in summary["seeds"]:
+        assert row["episode_return"] >= 0 and 0 <= row["ctr"] <= 1 and row["regret_per_step"] >= 0
+
+
+@pytest.mark.slow  # the Python API path is tested above; this adds the CLI on top (~1 min of compiling)
+def test_cli_train_and_evaluate(tmp_path):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["train", "--agent", "dqn", "--list-hp"])
+    assert listed.exit_code == 0 and "epsilon_decay_steps" in listed.output
+    bad = runner.invoke(app, ["train", "--agent", "ppo", "--hp", "not_a_knob=1", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "not_a_knob" in bad.output
+    assert not (tmp_path / "x").exists()  # nothing half-written
+    out = tmp_path / "cli"
+    args = ["train", "--agent", "ppo", "--seeds", "2", "--users", "8", "--iterations", "2", "--chunk", "2",
+            "--seed", "7", "--out", str(out)]
+    for name, value in TINY["hyperparameters"].items():
+        args += ["--hp", f"{name}={value}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "evaluation of" in result.output
+    evaluated = runner.invoke(app, ["evaluate", str(out), "--seeds", "2", "--steps", "10"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert train_run.FORMAT in (out / "config.json").read_text()
