@@ -330,7 +330,7 @@ def test_session_setting_rewards_looking_ahead(env_id):
     assert difference > 4 * sigma, (looking_ahead.mean(), myopic.mean(), sigma)
 
 
-@pytest.mark.parametrize("slate_size", [1, 5])
+@pytest.mark.parametrize("slate_size", [1, pytest.param(5, marks=pytest.mark.slow)])
 def test_untracked_regret_gives_the_same_users(slate_size):
     """``track_regret=False`` scores only the shown items: the same clicks, budgets and observations as the
     full env under the same keys; the oracle fields are NaN / -1."""
