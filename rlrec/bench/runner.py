@@ -128,27 +128,34 @@ def _personal_step(env, agent, params, accuracy_k, carry, step_key):
     return (next_env_state, next_obs, agent_state), outputs
 
 
+def batch_step(env, params, key, env_states, obs, actions, extras=None):
+    """Steps a batch of users and packs what they taught: ``(next_obs, next_states, transition, info)``."""
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    next_obs, next_states, rewards, terminated, truncated, info = step(
+        jax.random.split(key, actions.shape[0]), env_states, actions, params
+    )
+    slate_size = jax.vmap(as_slate)(actions).shape[-1]
+    transition = Transition(
+        obs=obs,
+        action=actions,
+        reward=rewards,
+        slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slate_size),
+        next_obs=info["final_observation"],
+        done=jnp.logical_or(terminated, truncated),
+        terminated=terminated,
+        extras={} if extras is None else extras,
+    )
+    return next_obs, next_states, transition, info
+
+
 def _shared_step(env, agent, params, accuracy_k, num_users, carry, step_key):
     env_states, obs, agent_state = carry
     act_key, env_key, update_key = jax.random.split(step_key, 3)
     actions = jax.vmap(lambda k, o, s: _act(agent, k, agent_state, o, params, s))(
         jax.random.split(act_key, num_users), obs, env_states
     )
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    next_obs, next_env_states, rewards, terminated, truncated, info = step(
-        jax.random.split(env_key, num_users), env_states, actions, params
-    )
-    done = jnp.logical_or(terminated, truncated)
-    slates = jax.vmap(as_slate)(actions)
-    transition = Transition(
-        obs=obs,
-        action=actions,
-        reward=rewards,
-        slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slates.shape[-1]),
-        next_obs=info["final_observation"],
-        done=done,
-        terminated=terminated,
-    )
+    next_obs, next_env_states, transition, info = batch_step(env, params, env_key, env_states, obs, actions)
+    rewards, done, slates = transition.reward, transition.done, jax.vmap(as_slate)(actions)
     agent_state, _ = agent.update(update_key, agent_state, transition, params)
     per_user = jax.vmap(lambda s, a, i: _step_outputs(env, params, s, a, i, accuracy_k))(env_states, slates, info)
     outputs = {name: jnp.mean(value) for name, value in per_user.items()}

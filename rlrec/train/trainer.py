@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from rlrec.agents.base import Agent, Transition, as_slate, slot_rewards
-from rlrec.bench.runner import seed_mesh
+from rlrec.agents.base import Agent
+from rlrec.bench.runner import batch_step, seed_mesh
 from rlrec.envs.recsys import EnvParams, RecEnv
 
 
@@ -44,21 +44,8 @@ def _rollout_step(env, agent, params, agent_state, carry, key):
     actions, extras = jax.vmap(agent.act_with_extras, in_axes=(0, None, 0, None))(
         jax.random.split(act_key, num_users), agent_state, obs, params
     )
-    next_obs, next_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-        jax.random.split(env_key, num_users), env_state, actions, params
-    )
-    done = jnp.logical_or(terminated, truncated)
-    slates = jax.vmap(as_slate)(actions)
-    transition = Transition(
-        obs=obs,
-        action=actions,
-        reward=reward,
-        slot_rewards=jax.vmap(slot_rewards, in_axes=(0, None))(info["clicked_slot"], slates.shape[-1]),
-        next_obs=info["final_observation"],
-        done=done,
-        terminated=terminated,
-        extras=extras,
-    )
+    next_obs, next_state, transition, _ = batch_step(env, params, env_key, env_state, obs, actions, extras)
+    reward, done = transition.reward, transition.done
     finished_return = episode_return + reward
     stats = {"finished": done, "finished_return": jnp.where(done, finished_return, 0.0)}
     return (next_state, next_obs, jnp.where(done, 0.0, finished_return)), (transition, stats)
