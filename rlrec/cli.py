@@ -23,6 +23,13 @@ app = typer.Typer(
 console = Console()
 
 
+# Options shared by `run` and `train`.
+EnvOverrides = Annotated[Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")]
+Hyperparameters = Annotated[
+    Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
+]
+
+
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
@@ -177,12 +184,8 @@ def run(
     users: Annotated[int, typer.Option(min=1, help="Users per seed in shared mode.")] = 64,
     seed: Annotated[int, typer.Option(help="Root random seed.")] = 0,
     accuracy_k: Annotated[int, typer.Option(min=0, help="Size of each user's true top set for accuracy@k.")] = 10,
-    env_overrides: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")
-    ] = None,
-    hyperparameters: Annotated[
-        Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
-    ] = None,
+    env_overrides: EnvOverrides = None,
+    hyperparameters: Hyperparameters = None,
     out: Annotated[Path, typer.Option(help="Folder for the summary CSV and the regret plot.")] = Path("runs"),
 ) -> None:
     """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
@@ -263,12 +266,8 @@ def train(
     iterations: Annotated[int, typer.Option(help="Training iterations (rollout + update each).", min=1)] = 300,
     chunk: Annotated[int, typer.Option(help="Iterations per metrics row and checkpoint.", min=1)] = 25,
     seed: Annotated[int, typer.Option(help="Root seed.")] = 0,
-    env_overrides: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")
-    ] = None,
-    hyperparameters: Annotated[
-        Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
-    ] = None,
+    env_overrides: EnvOverrides = None,
+    hyperparameters: Hyperparameters = None,
     out: Annotated[Path, typer.Option(help="Run folder: config, metrics.csv, checkpoints.")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     list_hp: Annotated[bool, typer.Option("--list-hp", help="Show the agent's hyperparameters and exit.")] = False,
