@@ -1,4 +1,4 @@
-"""The ``rlrec`` command: info, catalog, embed, envs, run, train, evaluate.
+"""The ``rlrec`` command: info, catalog, embed, envs, run, bench, train, evaluate.
 
 Parsing and files live here, at the edge; everything below is plain library calls.
 """
@@ -255,6 +255,48 @@ def run(
     temporary.replace(csv_path)
     plot_path = report.plot_regret(results, out / f"{stem}-regret.png")
     console.print(f"wrote {csv_path} and {plot_path}")
+
+
+@app.command()
+def bench(
+    suite_name: Annotated[
+        str, typer.Option("--suite", "-s", help="Built-in suite (quick, standard) or a JSON file describing one.")
+    ] = "quick",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Override the suite's seeds per cell.", min=1)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override the suite's steps per seed.", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the suite's root seed.")] = None,
+    list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
+) -> None:
+    """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
+    import dataclasses
+
+    from rich.markdown import Markdown
+
+    from rlrec.bench.suite import SUITES, SuiteError, get_suite, run_suite
+
+    if list_suites:
+        table = Table(title="benchmark suites (rlrec bench --suite NAME)")
+        for column in ("name", "envs", "agents", "seeds x steps", "description"):
+            table.add_column(column)
+        for name, each in SUITES.items():
+            table.add_row(name, "\n".join(each.envs), ", ".join(each.agents), f"{each.seeds} x {each.steps}", each.description)
+        console.print(table)
+        return
+    try:
+        chosen = get_suite(suite_name)
+        changes = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("seed", seed)) if v is not None}
+        chosen = dataclasses.replace(chosen, **changes).validate()
+        out = out or Path("runs") / f"bench-{chosen.name}"
+        console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x {len(chosen.agents)} "
+                      f"agents), {chosen.seeds} seeds x {chosen.steps} steps each; results in {out}")
+        result = run_suite(chosen, out)
+    except SuiteError as error:
+        _fail(str(error))
+    if len(result.ran) < len(result.cells):
+        console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from {out}")
+    console.print(Markdown((out / "summary.md").read_text()))
+    console.print(f"wrote {out}/results.csv, results.json, summary.md, regret.png, regret_vs_diversity.png")
 
 
 @app.command()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from rlrec.files import atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
 # Never reach for the hub: every model is a local folder. Set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -91,22 +92,6 @@ def _model_fingerprint(path: Path, max_length: int) -> str:
 
 def _text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).hexdigest().encode("ascii")
-
-
-def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write an ``.npz`` so that readers see either nothing or the whole file (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class EmbeddingCache:

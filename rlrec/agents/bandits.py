@@ -121,7 +121,6 @@ class LinearBandit(Agent):
 
     def prior_mean(self, env_params: Any, request: jax.Array) -> jax.Array:
         """``theta_0``: scores ``prior_scale * <request, e_i>`` before any feedback (zero without a prior)."""
-        dim = env_params.item_features.shape[1]
         direction = request if self.context == ITEM else jnp.ones_like(request)
         return self.prior_scale * jnp.concatenate([direction, jnp.zeros((2,), direction.dtype)])
 

@@ -63,10 +63,11 @@ def per_seed_metrics(
     return values
 
 
-def summarise(result: RunResult, num_items: int, popularity=None, genres=None, confidence=0.95) -> dict:
-    """``{metric: (mean, half_width)}`` over seeds (Student-t interval)."""
+def mean_intervals(per_seed: dict[str, np.ndarray], confidence: float = 0.95) -> dict[str, tuple[float, float]]:
+    """``{metric: (mean, half_width)}`` of per-seed values (Student-t); NaN seeds are left out."""
     summary = {}
-    for name, values in per_seed_metrics(result, num_items, popularity, genres).items():
+    for name, values in per_seed.items():
+        values = np.asarray(values, np.float64)
         finite = values[np.isfinite(values)]
         if len(finite) == 0:
             summary[name] = (math.nan, math.nan)
@@ -74,6 +75,11 @@ def summarise(result: RunResult, num_items: int, popularity=None, genres=None, c
         mean, half = metrics.mean_confidence_interval(finite, confidence)
         summary[name] = (float(mean), float(half))
     return summary
+
+
+def summarise(result: RunResult, num_items: int, popularity=None, genres=None, confidence=0.95) -> dict:
+    """``{metric: (mean, half_width)}`` over seeds (Student-t interval)."""
+    return mean_intervals(per_seed_metrics(result, num_items, popularity, genres), confidence)
 
 
 def format_value(mean: float, half: float, digits: int = 3) -> str:
@@ -84,32 +90,186 @@ def format_value(mean: float, half: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-def plot_regret(results: Sequence[RunResult], path: str | Path, title: str | None = None, confidence=0.95) -> Path:
-    """Cumulative regret curves (mean over seeds) with confidence bands; written as PNG or SVG by suffix."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: str | Path) -> Path:
+    """Saves a figure atomically (PNG or SVG by suffix) and closes it."""
     path = Path(path)
-    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for result in results:
-        curves = result.cumulative_regret()
-        mean, half = metrics.mean_confidence_interval(curves, confidence)
-        steps = np.arange(1, curves.shape[1] + 1)
-        (line,) = axis.plot(steps, mean, label=result.agent)
-        if np.all(np.isfinite(half)):
-            axis.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2, linewidth=0)
-    axis.set_xlabel("step")
-    axis.set_ylabel("cumulative regret (expected clicks)")
-    seeds = results[0].num_seeds if results else 0
-    axis.set_title(title or f"{results[0].env_id}: mean over {seeds} seeds, {int(confidence * 100)}% CI")
-    axis.grid(alpha=0.3)
-    axis.legend(frameon=False)
-    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{path.suffix}")
-    figure.savefig(temporary)
-    plt.close(figure)
-    temporary.replace(path)
+    try:
+        figure.savefig(temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        _pyplot().close(figure)
     return path
+
+
+def _regret_panel(axis, curves: dict[str, np.ndarray], colours: dict[str, str], confidence: float) -> None:
+    """Mean cumulative regret per agent (``curves``: agent -> (S, T)) with a confidence band over seeds."""
+    for agent, curve in curves.items():
+        mean, half = metrics.mean_confidence_interval(curve, confidence)
+        steps = np.arange(1, curve.shape[1] + 1)
+        axis.plot(steps, mean, label=agent, color=colours[agent])
+        if np.all(np.isfinite(half)):
+            axis.fill_between(steps, mean - half, mean + half, color=colours[agent], alpha=0.2, linewidth=0)
+    axis.set_xlabel("step")
+    axis.set_ylabel("cumulative regret (expected clicks)")
+    axis.grid(alpha=0.3)
+
+
+def _colours(agents: Sequence[str]) -> dict[str, str]:
+    """One colour per agent, the same in every figure of a run."""
+    palette = _pyplot().get_cmap("tab10" if len(agents) <= 10 else "tab20")
+    return {agent: palette(i % palette.N) for i, agent in enumerate(agents)}
+
+
+def plot_regret(results: Sequence[RunResult], path: str | Path, title: str | None = None, confidence=0.95) -> Path:
+    """Cumulative regret curves (mean over seeds) with confidence bands; written as PNG or SVG by suffix."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=120)
+    agents = [result.agent for result in results]
+    _regret_panel(axis, {r.agent: r.cumulative_regret() for r in results}, _colours(agents), confidence)
+    seeds = results[0].num_seeds if results else 0
+    axis.set_title(title or f"{results[0].env_id}: mean over {seeds} seeds, {int(confidence * 100)}% CI")
+    axis.legend(frameon=False)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+# -- benchmark suites ---------------------------------------------------------------------------------------------
+
+# Columns of a suite's Markdown table (all metrics are in its CSV/JSON) and whether lower is better.
+SUITE_COLUMNS = {
+    "cumulative_regret": ("cumulative regret", True),
+    "ctr": ("CTR", False),
+    "episode_return": ("episode return", False),
+    "ndcg": ("NDCG@k", False),
+    "diversity": ("ILD", False),
+    "coverage": ("coverage", False),
+    "exposure_gini": ("exposure Gini", True),
+    "novelty": ("novelty", False),
+}
+
+
+def best_agents(summary: dict[str, dict[str, tuple[float, float]]], metric: str, lower_is_better: bool) -> set[str]:
+    """Agents whose mean of ``metric`` is the best (ties included); empty when no agent has a finite value."""
+    means = {agent: values[metric][0] for agent, values in summary.items() if np.isfinite(values[metric][0])}
+    if not means:
+        return set()
+    best = min(means.values()) if lower_is_better else max(means.values())
+    return {agent for agent, mean in means.items() if np.isclose(mean, best, rtol=1e-9, atol=1e-12)}
+
+
+def suite_markdown(result, confidence: float = 0.95) -> str:
+    """``summary.md`` of a suite run: one table per env, mean ± CI half-width per cell, best in bold."""
+    suite = result.suite
+    summary = result.summary(confidence)
+    digits = {"cumulative_regret": 2, "episode_return": 2}
+    lines = [
+        f"# Benchmark suite `{suite.name}`",
+        "",
+        suite.description,
+        "",
+        f"{suite.mode} mode, {suite.seeds} seeds x {suite.steps} steps per cell"
+        + (f" ({suite.users} users per seed)" if suite.mode == "shared" else "")
+        + f", root seed {suite.seed}, accuracy@{suite.accuracy_k}. Mean ± half-width of the {int(confidence * 100)}% "
+        "Student-t interval over seeds. **Bold**: best in its column for that env (lowest cumulative regret and "
+        "exposure Gini, highest otherwise). Every setting is in `config.json`; per-seed values in `results.csv`.",
+    ]
+    for env in suite.envs:
+        cells = {agent: summary[(env, agent)] for agent in suite.agents if (env, agent) in summary}
+        if not cells:
+            continue
+        columns = [m for m in SUITE_COLUMNS if any(np.isfinite(values[m][0]) for values in cells.values())]
+        best = {m: best_agents(cells, m, SUITE_COLUMNS[m][1]) for m in columns}
+        lines += ["", f"## {env}", "", "| agent | " + " | ".join(SUITE_COLUMNS[m][0] for m in columns) + " |"]
+        lines.append("| --- |" + " ---: |" * len(columns))
+        for agent, values in cells.items():
+            row = []
+            for m in columns:
+                text = format_value(*values[m], digits=digits.get(m, 3))
+                row.append(f"**{text}**" if agent in best[m] else text)
+            lines.append(f"| {agent} | " + " | ".join(row) + " |")
+    backends = sorted({f"{c.info['backend']} ({len(c.info['devices'])} x {c.info['device_kind']})" for c in result.cells})
+    seconds, compiling = result.wall_time, result.compile_time
+    running = max(seconds - compiling, 1e-9)
+    lines += [
+        "",
+        f"{len(result.cells)} cells, {result.user_steps:,} simulated user-steps in {seconds:.1f} s of cell time, "
+        f"{compiling:.1f} s of it compiling: {result.user_steps / running:,.0f} user-steps/s while running "
+        f"({result.user_steps / max(seconds, 1e-9):,.0f} with compilation) on {', '.join(backends)}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _grid(count: int, width: float = 5.0, height: float = 3.6):
+    plt = _pyplot()
+    columns = min(count, 3)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows + 0.8), dpi=110, squeeze=False)
+    for axis in axes.ravel()[count:]:
+        axis.set_visible(False)
+    return figure, axes.ravel()
+
+
+def plot_suite_regret(result, path: str | Path, confidence: float = 0.95) -> Path:
+    """Cumulative regret with confidence bands, one panel per env, one colour per agent."""
+    suite = result.suite
+    cells = {(c.env, c.agent): c for c in result.cells}
+    colours = _colours(suite.agents)
+    envs = [env for env in suite.envs if any((env, a) in cells for a in suite.agents)]
+    figure, axes = _grid(len(envs))
+    for axis, env in zip(axes, envs):
+        curves = {a: cells[(env, a)].cumulative_regret for a in suite.agents if (env, a) in cells}
+        _regret_panel(axis, curves, colours, confidence)
+        axis.set_title(env, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, fontsize=8)
+    figure.suptitle(
+        f"suite {suite.name}: mean over {suite.seeds} seeds, {int(confidence * 100)}% CI bands", fontsize=11
+    )
+    figure.tight_layout(rect=(0, 0.07 + 0.03 * (len(labels) > 6), 1, 0.97))
+    return _save(figure, path)
+
+
+def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95) -> Path:
+    """Final cumulative regret against diversity per agent, one panel per env, with CI error bars.
+
+    Diversity is intra-list diversity on slate envs and catalog coverage where slates have one item (ILD is
+    undefined there).
+    """
+    suite = result.suite
+    summary = result.summary(confidence)
+    colours = _colours(suite.agents)
+    envs = [env for env in suite.envs if any((env, a) in summary for a in suite.agents)]
+    figure, axes = _grid(len(envs), width=4.6)
+    for axis, env in zip(axes, envs):
+        cells = {a: summary[(env, a)] for a in suite.agents if (env, a) in summary}
+        use_ild = any(np.isfinite(values["diversity"][0]) for values in cells.values())
+        x_name = "diversity" if use_ild else "coverage"
+        for agent, values in cells.items():
+            (x, x_half), (y, y_half) = values[x_name], values["cumulative_regret"]
+            if not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            axis.errorbar(
+                x, y, xerr=np.nan_to_num(x_half), yerr=np.nan_to_num(y_half), fmt="o", color=colours[agent],
+                label=agent, capsize=2, markersize=5,
+            )
+            axis.annotate(agent, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        axis.set_xlabel("intra-list diversity (ILD)" if use_ild else "catalog coverage")
+        axis.set_ylabel("final cumulative regret")
+        axis.set_title(env, fontsize=10)
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"suite {suite.name}: regret vs diversity (mean ± {int(confidence * 100)}% CI)", fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    return _save(figure, path)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -195,6 +194,16 @@ def _run_chunk(carry, seed_keys, start, params, agent, *, env, mode, users, accu
     return jax.vmap(one_seed)(carry, seed_keys)
 
 
+def _fetch(array: jax.Array) -> np.ndarray:
+    """A (possibly sharded) result as one host array; with several processes (``jax.distributed``) every
+    process gathers the shards of all of them."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+    return np.asarray(array)
+
+
 def seed_mesh(num_seeds: int) -> Mesh:
     """A 1-D mesh over the devices that divide the seed batch (all of them when they do)."""
     devices = jax.devices()
@@ -281,7 +290,7 @@ def run(
             bar.update(min(chunk_size, num_steps - start))
     if bar is not None:
         bar.close()
-    outputs = jax.tree.map(lambda *chunks: np.concatenate([np.asarray(c) for c in chunks], axis=1), *pieces)
+    outputs = jax.tree.map(lambda *chunks: np.concatenate([_fetch(c) for c in chunks], axis=1), *pieces)
     outputs = jax.tree.map(lambda x: x[:, :num_steps], outputs)
     wall_time = time.perf_counter() - started
     return RunResult(

@@ -23,6 +23,7 @@ import numpy as np
 from rlrec.agents import DEEP_AGENTS, make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
+from rlrec.files import atomic_write_text, package_versions
 from rlrec.train.checkpoint import Checkpointer, CheckpointError, check_metadata
 from rlrec.train.trainer import Trainer, TrainResult
 
@@ -79,24 +80,6 @@ class TrainConfig:
         return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("rlrec", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "flashbax"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 class _MetricsLog:
     """``metrics.csv`` (rewritten atomically each chunk) and, when tensorboardX is installed, TensorBoard."""
 
@@ -117,7 +100,7 @@ class _MetricsLog:
         self.rows.append(row)
         columns = list(dict.fromkeys(name for each in self.rows for name in each))
         lines = [",".join(columns)] + [",".join(str(each.get(name, "")) for name in columns) for each in self.rows]
-        _atomic_write_text(self.path, "\n".join(lines) + "\n")
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
         if self.writer is not None:
             for name, value in row.items():
                 if name != "iteration" and isinstance(value, (int, float)):
@@ -179,7 +162,7 @@ def run_training(
                     f"{out_dir} was trained with a different config ({'; '.join(different)}); resume with the same "
                     "settings (only --iterations may change) or start a new --out."
                 )
-            _atomic_write_text(config_path, json.dumps({**metadata, "versions": _versions()}, indent=2) + "\n")
+            atomic_write_text(config_path, json.dumps({**metadata, "versions": package_versions()}, indent=2) + "\n")
             if checkpointer.latest_step() is not None:
                 like = jax.eval_shape(lambda: carry)
                 carry, _ = checkpointer.restore(like=like)
@@ -187,7 +170,7 @@ def run_training(
                 start = int(np.asarray(carry.iteration)[0])
         else:
             out_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(config_path, json.dumps({**metadata, "versions": _versions()}, indent=2) + "\n")
+            atomic_write_text(config_path, json.dumps({**metadata, "versions": package_versions()}, indent=2) + "\n")
         log = _MetricsLog(out_dir, start)
         bar = None
         if progress:

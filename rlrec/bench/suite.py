@@ -1,0 +1,513 @@
+"""Regret benchmark suites: a grid of environments x agents x seeds x horizon, run cell by cell, resumable.
+
+Each (env, agent) cell is one :func:`rlrec.bench.runner.run` call: one jitted program, vmapped over seeds and
+sharded over every device, so the same command uses 1 CPU, 8 forced CPU devices or an accelerator (and gives
+the same numbers on each). A run folder holds::
+
+    DIR/config.json          the suite (what was asked) + environment (versions, devices, command)
+    DIR/cells/ENV__AGENT.npz one finished cell: per-seed metrics and cumulative-regret curves
+    DIR/results.csv, .json   tidy results: one row per env / agent / seed
+    DIR/summary.md           mean and 95% confidence interval per cell, best per env in bold
+    DIR/regret.png           cumulative regret with confidence bands, one panel per env
+    DIR/regret_vs_diversity.png
+
+Every file is written atomically. A cell is saved as soon as it finishes; running the same suite into the same
+folder again skips finished cells, and a folder written by a different suite is refused (never mixed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlrec.bench import report
+from rlrec.files import atomic_save_npz, atomic_write_text, package_versions
+
+FORMAT = "rlrec-bench-suite/1"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run as asked (bad config, or a folder holding a different suite)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A benchmark grid. Every cell uses the same root ``seed``, so agents meet the same simulated users.
+
+    Attributes:
+        name: the suite's name (recorded, and used in titles).
+        envs: registered environment ids.
+        agents: agent names (see ``rlrec.agents.AGENTS``); agents that learn from whole rollouts (PPO,
+            REINFORCE) are trained with ``rlrec train`` instead.
+        seeds: independent seeds per cell (vmapped, sharded over devices).
+        steps: steps per seed (the horizon of the regret curves).
+        mode: ``personal`` (one learner per user, cold start) or ``shared`` (one learner per batch of users).
+        users: users per seed in shared mode.
+        accuracy_k: size of each user's true top set for precision/recall/NDCG@k.
+        seed: root random seed.
+        env_overrides: ``{env_id: {name: value}}`` passed to :func:`rlrec.make` (e.g. a longer ``max_steps``).
+        hyperparameters: ``{agent: {name: value}}`` passed to :func:`rlrec.agents.make_agent`.
+        description: one line for humans.
+    """
+
+    name: str
+    envs: tuple[str, ...]
+    agents: tuple[str, ...]
+    seeds: int
+    steps: int
+    mode: str = "personal"
+    users: int = 64
+    accuracy_k: int = 10
+    seed: int = 0
+    env_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    hyperparameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "envs", tuple(e.removeprefix("rlrec/") for e in self.envs))
+        object.__setattr__(self, "agents", tuple(self.agents))
+
+    @property
+    def cells(self) -> list[tuple[str, str]]:
+        """``(env, agent)`` pairs in run order (env by env)."""
+        return [(env, agent) for env in self.envs for agent in self.agents]
+
+    def validate(self) -> Suite:
+        """Checks names and sizes without building anything (cheap); raises :class:`SuiteError`."""
+        from rlrec.agents import AGENTS, hyperparameter_names
+        from rlrec.bench.runner import MODES
+        from rlrec.envs.registry import DATA_OVERRIDES, NUMERIC_OVERRIDES, REGISTRY, STATIC_OVERRIDES
+
+        problems = []
+        if not self.envs or not self.agents:
+            problems.append("a suite needs at least one env and one agent")
+        for name, value in (("seeds", self.seeds), ("steps", self.steps), ("users", self.users)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.accuracy_k, bool) or not isinstance(self.accuracy_k, int) or self.accuracy_k < 0:
+            problems.append(f"accuracy_k must be an integer >= 0, got {self.accuracy_k!r}")
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        for kind, names in (("env", self.envs), ("agent", self.agents)):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                problems.append(f"{kind}s listed twice: {repeated}")
+        unknown_envs = [env for env in self.envs if env not in REGISTRY]
+        if unknown_envs:
+            problems.append(f"unknown env(s) {unknown_envs}; registered: {', '.join(sorted(REGISTRY))}")
+        unknown_agents = [agent for agent in self.agents if agent not in AGENTS]
+        if unknown_agents:
+            problems.append(f"unknown agent(s) {unknown_agents}; choose from {', '.join(AGENTS)}")
+        for agent in self.agents:
+            cls = AGENTS.get(agent, (None,))[0]
+            if getattr(cls, "learns_from_rollouts", False):
+                problems.append(f"{agent} learns from whole rollouts: train it with `rlrec train`, not in a suite")
+        valid_overrides = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
+        for env, overrides in self.env_overrides.items():
+            if env not in self.envs:
+                problems.append(f"env_overrides names {env!r}, which is not one of the suite's envs")
+            bad = sorted(set(overrides) - valid_overrides)
+            if bad:
+                problems.append(f"unknown override(s) {bad} for {env}; valid: {sorted(valid_overrides)}")
+        for agent, settings in self.hyperparameters.items():
+            if agent not in self.agents:
+                problems.append(f"hyperparameters names {agent!r}, which is not one of the suite's agents")
+            elif agent in AGENTS:
+                bad = sorted(set(settings) - set(hyperparameter_names(agent)))
+                if bad:
+                    problems.append(f"unknown hyperparameter(s) {bad} for {agent}; it takes {hyperparameter_names(agent)}")
+        if problems:
+            raise SuiteError(f"Suite {self.name!r} is not valid: " + "; ".join(problems) + ".")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["envs"], data["agents"] = list(self.envs), list(self.agents)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Suite:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise SuiteError(f"Unknown suite field(s) {unknown}; a suite has {sorted(fields)}.")
+        missing = sorted(name for name in ("name", "envs", "agents", "seeds", "steps") if name not in data)
+        if missing:
+            raise SuiteError(f"A suite needs the field(s) {missing}.")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Suite:
+        """A suite from a JSON file with the fields of :class:`Suite`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise SuiteError(f"Cannot read a suite from {path}: {error}") from None
+        if not isinstance(data, dict):
+            raise SuiteError(f"{path} must hold a JSON object with the fields of a suite.")
+        return cls.from_json(data)
+
+
+_BANDITS = ("random", "popularity", "epsilon-greedy", "ucb1", "linucb", "lints", "lm-linucb", "lm-lints")
+
+SUITES: dict[str, Suite] = {
+    "quick": Suite(
+        name="quick",
+        description="Bandits on MovieLens, one item and slates of 5, 8 cold-start users x 200 steps (minutes on a laptop CPU).",
+        envs=("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0"),
+        agents=_BANDITS,
+        seeds=8,
+        steps=200,
+    ),
+    "standard": Suite(
+        name="standard",
+        description=(
+            "Every bandit (and the text-match and oracle references) on MovieLens bandit, drift and session "
+            "slates and the 58,788-title IMDB catalog; 32 cold-start users x 500 steps."
+        ),
+        envs=(
+            "MovieLens-Bandit-v0",
+            "MovieLens-BanditSlate-v0",
+            "MovieLens-DriftSlate-v0",
+            "MovieLens-SessionSlate-v0",
+            "IMDB-BanditSlate-v0",
+        ),
+        agents=("random", "popularity", "text-match", *_BANDITS[2:], "oracle"),
+        seeds=32,
+        steps=500,
+        # Users stay for the whole horizon in the bandit and drift settings (default 200 steps), so each curve
+        # is one learner on one user; session users still leave when unsatisfied.
+        env_overrides={
+            env: {"max_steps": 500}
+            for env in ("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0", "MovieLens-DriftSlate-v0", "IMDB-BanditSlate-v0")
+        },
+    ),
+}
+
+
+def get_suite(name_or_path: str | os.PathLike) -> Suite:
+    """A built-in suite by name, or one loaded from a JSON file."""
+    if str(name_or_path) in SUITES:
+        return SUITES[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        return Suite.load(path)
+    raise SuiteError(f"Unknown suite {str(name_or_path)!r}; built-in suites are {sorted(SUITES)}, or pass a JSON file.")
+
+
+# -- one cell ---------------------------------------------------------------------------------------------------
+
+
+def _cell_path(out: Path, env: str, agent: str) -> Path:
+    return out / "cells" / f"{env}__{agent}.npz"
+
+
+def _catalog_extras(env_id: str, overrides: dict[str, Any]):
+    """Popularity and genres of the env's catalog (for novelty and genre entropy), when it has them."""
+    from rlrec.data import Catalog, load_catalog
+    from rlrec.envs.registry import DEFAULT_DIM, REGISTRY
+
+    catalog = overrides.get("catalog", REGISTRY[env_id].catalog)
+    if isinstance(catalog, str):
+        catalog = load_catalog(catalog, dim=overrides.get("dim", DEFAULT_DIM), model_path=overrides.get("model_path"))
+    if not isinstance(catalog, Catalog):
+        return None, None
+    return catalog.popularity, catalog.genres
+
+
+# JAX reports how long tracing, lowering and XLA compilation take; their sum is a cell's compile time.
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+@contextmanager
+def compile_timer():
+    """Yields a one-item list holding the seconds JAX spent compiling inside the ``with`` block so far."""
+    import jax
+
+    total = [0.0]
+
+    def listener(event: str, duration: float, **_: Any) -> None:
+        if event in _COMPILE_EVENTS:
+            total[0] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield total
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _run_cell(suite: Suite, env, params, env_id: str, agent_name: str, extras) -> dict[str, np.ndarray]:
+    """Runs one cell and returns what its file stores."""
+    import jax
+
+    from rlrec.agents import make_agent
+    from rlrec.bench.runner import run
+
+    agent = make_agent(agent_name, env, **suite.hyperparameters.get(agent_name, {}))
+    with compile_timer() as compile_seconds:
+        result = run(
+            env, params, agent, num_seeds=suite.seeds, num_steps=suite.steps, seed=suite.seed, mode=suite.mode,
+            num_users=suite.users, accuracy_k=suite.accuracy_k,
+        )
+    popularity, genres = extras
+    values = report.per_seed_metrics(result, env.num_items(params), popularity, genres)
+    info = {
+        "env": env_id,
+        "agent": agent_name,
+        "suite": suite.to_json(),
+        "wall_time_s": result.wall_time,
+        "compile_time_s": min(compile_seconds[0], result.wall_time),
+        "user_steps": result.user_steps(),
+        "devices": result.devices,
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+    }
+    return {
+        "info": np.asarray(json.dumps(info)),
+        "cumulative_regret": result.cumulative_regret().astype(np.float32),
+        **{f"metric/{name}": np.asarray(value, np.float64) for name, value in values.items()},
+    }
+
+
+@dataclasses.dataclass
+class Cell:
+    """A finished cell read back from its file."""
+
+    env: str
+    agent: str
+    metrics: dict[str, np.ndarray]  # name -> (S,) per-seed values
+    cumulative_regret: np.ndarray  # (S, T)
+    info: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: Path) -> Cell:
+        with np.load(path, allow_pickle=False) as data:
+            info = json.loads(str(data["info"]))
+            metrics = {key.removeprefix("metric/"): data[key] for key in data.files if key.startswith("metric/")}
+            return cls(info["env"], info["agent"], metrics, data["cumulative_regret"], info)
+
+
+# -- the run folder ---------------------------------------------------------------------------------------------
+
+
+def environment_info() -> dict[str, Any]:
+    """What produced the numbers: versions, platform, devices and the command line."""
+    import jax
+
+    return {
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "devices": [str(device) for device in jax.devices()],
+        "process_count": jax.process_count(),
+        "command": " ".join(sys.argv),
+    }
+
+
+def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: saved {saved.get(name)!r}, asked {asked.get(name)!r}"
+        for name in sorted(set(saved) | set(asked))
+        if saved.get(name) != asked.get(name)
+    ]
+
+
+def _prepare(suite: Suite, out: Path) -> None:
+    """Creates ``out`` for ``suite`` or checks that it already holds this suite."""
+    config_path = out / "config.json"
+    suite_json = json.loads(json.dumps(suite.to_json()))  # as it will read back (tuples -> lists)
+    if config_path.exists():
+        try:
+            saved = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise SuiteError(f"{config_path} is not valid JSON ({error}); delete {out} or choose another --out.") from None
+        if saved.get("format") != FORMAT:
+            raise SuiteError(f"{config_path} has format {saved.get('format')!r}, not {FORMAT!r}; choose another --out.")
+        different = _differences(saved.get("suite", {}), suite_json)
+        if different:
+            raise SuiteError(
+                f"{out} holds results of a different suite ({'; '.join(different)}). Results are never mixed: "
+                "rerun with the same settings to resume, or choose another --out."
+            )
+        return
+    if out.exists() and any(out.iterdir()):
+        raise SuiteError(f"{out} exists and does not hold a benchmark suite (no config.json); choose another --out.")
+    atomic_write_text(
+        config_path,
+        json.dumps({"format": FORMAT, "suite": suite_json, "environment": environment_info()}, indent=2) + "\n",
+    )
+
+
+@dataclasses.dataclass
+class SuiteResult:
+    """A finished (or partly finished) suite: its cells, tidy rows and per-cell summaries."""
+
+    suite: Suite
+    out: Path
+    cells: list[Cell]
+    ran: list[tuple[str, str]]  # cells computed by this call (the rest were read back)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy results: one dict per env / agent / seed."""
+        rows = []
+        for cell in self.cells:
+            seconds = cell.info["wall_time_s"]
+            for index in range(self.suite.seeds):
+                row = {"env": cell.env, "agent": cell.agent, "mode": self.suite.mode, "seed_index": index,
+                       "root_seed": self.suite.seed, "steps": self.suite.steps,
+                       "users": self.suite.users if self.suite.mode == "shared" else 1}
+                row.update({name: float(values[index]) for name, values in cell.metrics.items()})
+                running = seconds - cell.info["compile_time_s"]
+                row.update(
+                    cell_wall_time_s=round(seconds, 3),
+                    cell_compile_time_s=round(cell.info["compile_time_s"], 3),
+                    cell_user_steps_per_s=round(cell.info["user_steps"] / max(running, 1e-9), 1),
+                    backend=cell.info["backend"],
+                    device_kind=cell.info["device_kind"],
+                    devices=len(cell.info["devices"]),
+                )
+                rows.append(row)
+        return rows
+
+    def summary(self, confidence: float = 0.95) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+        """``{(env, agent): {metric: (mean, half_width)}}`` over seeds (Student-t)."""
+        return {(cell.env, cell.agent): report.mean_intervals(cell.metrics, confidence) for cell in self.cells}
+
+    @property
+    def wall_time(self) -> float:
+        return float(sum(cell.info["wall_time_s"] for cell in self.cells))
+
+    @property
+    def compile_time(self) -> float:
+        return float(sum(cell.info["compile_time_s"] for cell in self.cells))
+
+    @property
+    def user_steps(self) -> int:
+        return int(sum(cell.info["user_steps"] for cell in self.cells))
+
+
+def _write_tables(result: SuiteResult) -> None:
+    rows = result.rows()
+    if not rows:
+        return
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(result.out / "results.csv", buffer.getvalue())
+    clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
+    atomic_write_text(result.out / "results.json", json.dumps(clean, indent=1) + "\n")
+    atomic_write_text(result.out / "summary.md", report.suite_markdown(result))
+
+
+def write_outputs(result: SuiteResult) -> list[Path]:
+    """Tables (CSV, JSON, Markdown) and plots of ``result``; returns the paths written."""
+    _write_tables(result)
+    report.plot_suite_regret(result, result.out / "regret.png")
+    report.plot_regret_vs_diversity(result, result.out / "regret_vs_diversity.png")
+    return [result.out / name for name in ("results.csv", "results.json", "summary.md", "regret.png", "regret_vs_diversity.png")]
+
+
+def run_suite(
+    suite: Suite | str,
+    out: str | os.PathLike,
+    *,
+    progress: bool = True,
+    on_cell: Callable[[Cell], None] | None = None,
+) -> SuiteResult:
+    """Runs every cell of ``suite`` not yet finished in ``out``, then writes tables and plots.
+
+    Args:
+        suite: a :class:`Suite`, a built-in name (``quick``, ``standard``) or a JSON file.
+        out: the run folder; created, or resumed when it holds the same suite.
+        progress: a progress bar over cells.
+        on_cell: called with each cell as it finishes (e.g. to print it).
+
+    Raises:
+        SuiteError: an invalid suite, or ``out`` holding something else (a different suite, other files).
+    """
+    import jax
+
+    suite = get_suite(suite) if not isinstance(suite, Suite) else suite
+    suite.validate()
+    out = Path(out)
+    writer = jax.process_index() == 0  # with jax.distributed, every process runs; one writes
+    if writer:
+        _prepare(suite, out)
+
+    done: dict[tuple[str, str], Cell] = {}
+    for env_id, agent in suite.cells:
+        path = _cell_path(out, env_id, agent)
+        if path.exists():
+            cell = Cell.read(path)
+            if cell.info.get("suite") != json.loads(json.dumps(suite.to_json())):
+                raise SuiteError(f"{path} was written by a different suite; delete it or choose another --out.")
+            done[(env_id, agent)] = cell
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(suite.cells), initial=len(done), desc=f"suite {suite.name}", unit="cell")
+    ran = []
+    try:
+        for env_id in suite.envs:
+            todo = [agent for agent in suite.agents if (env_id, agent) not in done]
+            if not todo:
+                continue
+            from rlrec.envs.registry import make
+
+            overrides = dict(suite.env_overrides.get(env_id, {}))
+            try:
+                env, params = make(env_id, **overrides)
+            except ValueError as error:
+                raise SuiteError(f"Cannot build {env_id} for suite {suite.name!r}: {error}") from None
+            if suite.accuracy_k > env.num_items(params):
+                raise SuiteError(f"accuracy_k={suite.accuracy_k} is larger than {env_id}'s catalog.")
+            extras = _catalog_extras(env_id, overrides)
+            for agent in todo:
+                if bar is not None:
+                    bar.set_postfix_str(f"{env_id} / {agent}")
+                arrays = _run_cell(suite, env, params, env_id, agent, extras)
+                path = _cell_path(out, env_id, agent)
+                if writer:
+                    atomic_save_npz(path, **arrays)
+                cell = Cell(env_id, agent, {k.removeprefix("metric/"): v for k, v in arrays.items() if k.startswith("metric/")},
+                            arrays["cumulative_regret"], json.loads(str(arrays["info"])))
+                done[(env_id, agent)] = cell
+                ran.append((env_id, agent))
+                if on_cell is not None:
+                    on_cell(cell)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = SuiteResult(suite, out, [done[key] for key in suite.cells], ran)
+    if writer:
+        write_outputs(result)
+    return result
+
+
+__all__ = ["SUITES", "Cell", "Suite", "SuiteError", "SuiteResult", "environment_info", "get_suite", "run_suite",
+           "write_outputs"]

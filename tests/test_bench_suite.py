@@ -1,0 +1,253 @@
+"""Benchmark suites: configs, outputs, resume, config mismatch, 1 vs 8 devices, confidence intervals."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rlrec.bench import report
+from rlrec.bench.suite import SUITES, Cell, Suite, SuiteError, SuiteResult, get_suite, run_suite
+from rlrec.cli import app
+
+# Small enough to compile and run in well under a minute; one single-item env (ILD undefined: the
+# regret-vs-diversity plot uses coverage there) and one slate env; the oracle has exactly zero regret.
+TINY = Suite(
+    name="tiny",
+    description="test suite",
+    envs=("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0"),
+    agents=("random", "oracle"),
+    seeds=8,
+    steps=20,
+    seed=3,
+    env_overrides={"MovieLens-Bandit-v0": {"max_steps": 20}},
+)
+FILES = ("config.json", "results.csv", "results.json", "summary.md", "regret.png", "regret_vs_diversity.png")
+METRIC_COLUMNS = ("cumulative_regret", "ctr", "expected_ctr", "episode_return", "ndcg", "diversity", "coverage",
+                  "exposure_gini", "novelty", "genre_entropy")
+
+
+def read_rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, movielens):
+    out = tmp_path_factory.mktemp("suite") / "tiny"
+    return run_suite(TINY, out, progress=False)
+
+
+def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
+    for name, suite in SUITES.items():
+        assert suite.validate() is suite
+        assert suite.name == name and suite.description
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(suite.to_json()))
+        assert get_suite(path) == suite
+    assert get_suite("quick") is SUITES["quick"]
+    with pytest.raises(SuiteError, match="Unknown suite 'nightly'"):
+        get_suite("nightly")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"envs": ("Nowhere-v0",)}, "unknown env"),
+        ({"agents": ("random", "ppo")}, "ppo learns from whole rollouts"),
+        ({"agents": ("random", "random")}, "listed twice"),
+        ({"seeds": 0}, "seeds must be a positive integer"),
+        ({"mode": "team"}, "mode must be one of"),
+        ({"env_overrides": {"MovieLens-Bandit-v0": {"colour": 1}}}, r"unknown override\(s\) \['colour'\]"),
+        ({"env_overrides": {"IMDB-Bandit-v0": {"max_steps": 5}}}, "not one of the suite's envs"),
+        ({"hyperparameters": {"random": {"alpha": 1.0}}}, r"unknown hyperparameter\(s\) \['alpha'\] for random"),
+    ],
+)
+def test_invalid_suites_name_the_problem(change, message):
+    with pytest.raises(SuiteError, match=message):
+        dataclasses.replace(TINY, **change).validate()
+
+
+def test_suite_files_must_be_suites(tmp_path):
+    path = tmp_path / "suite.json"
+    path.write_text('{"name": "x", "envs": [], "agents": [], "seeds": 1, "steps": 1, "colour": 2}')
+    with pytest.raises(SuiteError, match=r"Unknown suite field\(s\) \['colour'\]"):
+        get_suite(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(SuiteError, match="JSON object"):
+        get_suite(path)
+
+
+def test_tiny_suite_writes_every_file(tiny_run):
+    out = tiny_run.out
+    for name in FILES:
+        assert (out / name).stat().st_size > 0, name
+    assert len(list((out / "cells").glob("*.npz"))) == 4
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temporary files left behind"
+    assert tiny_run.ran == TINY.cells
+
+    rows = read_rows(out / "results.csv")
+    assert len(rows) == 2 * 2 * 8
+    assert {(r["env"], r["agent"]) for r in rows} == set(TINY.cells)
+    assert sorted({int(r["seed_index"]) for r in rows}) == list(range(8))
+    for column in (*METRIC_COLUMNS, "cell_wall_time_s", "cell_compile_time_s", "cell_user_steps_per_s", "backend",
+                   "device_kind", "devices"):
+        assert column in rows[0], column
+    oracle = [r for r in rows if r["agent"] == "oracle"]
+    assert all(abs(float(r["cumulative_regret"])) < 1e-5 for r in oracle)  # float32 rounding only
+    random_rows = [r for r in rows if r["agent"] == "random"]
+    assert all(float(r["cumulative_regret"]) > 0.0 for r in random_rows)
+    single = [r for r in rows if r["env"] == "MovieLens-Bandit-v0"]
+    assert all(r["diversity"] == "nan" for r in single)  # ILD is undefined for one item
+
+    as_json = json.loads((out / "results.json").read_text())
+    assert len(as_json) == len(rows) and as_json[0]["env"] == rows[0]["env"]
+    assert all(r["diversity"] is None for r in as_json if r["env"] == "MovieLens-Bandit-v0")  # NaN -> null
+
+    config = json.loads((out / "config.json").read_text())
+    assert Suite.from_json(config["suite"]) == TINY
+    assert {"jax", "rlrec", "numpy"} <= set(config["environment"]["versions"])
+    assert config["environment"]["devices"]
+
+    summary = (out / "summary.md").read_text()
+    assert "## MovieLens-BanditSlate-v0" in summary and "| oracle | **0.00 ± 0.00** |" in summary
+    assert "ILD" in summary.split("## MovieLens-BanditSlate-v0")[1]
+    assert "ILD" not in summary.split("## MovieLens-BanditSlate-v0")[0].split("## MovieLens-Bandit-v0")[1]
+
+
+def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path):
+    rows = read_rows(tiny_run.out / "results.csv")
+    again = run_suite(TINY, tiny_run.out, progress=False)
+    assert again.ran == []
+    assert read_rows(tiny_run.out / "results.csv") == rows
+    # A lost cell is recomputed alone, and a recomputed cell equals the first run (same seeds, same numbers).
+    lost = tiny_run.out / "cells" / "MovieLens-BanditSlate-v0__random.npz"
+    before = Cell.read(lost)
+    lost.unlink()
+    redone = run_suite(TINY, tiny_run.out, progress=False)
+    assert redone.ran == [("MovieLens-BanditSlate-v0", "random")]
+    after = Cell.read(lost)
+    np.testing.assert_array_equal(after.cumulative_regret, before.cumulative_regret)
+    for name, values in before.metrics.items():
+        np.testing.assert_array_equal(after.metrics[name], values, err_msg=name)
+
+
+def test_a_different_suite_in_the_same_folder_is_refused(tiny_run, tmp_path):
+    files = {p: p.stat().st_mtime_ns for p in tiny_run.out.rglob("*")}
+    with pytest.raises(SuiteError, match=r"different suite \(seeds: saved 8, asked 4\)"):
+        run_suite(dataclasses.replace(TINY, seeds=4), tiny_run.out, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.out.rglob("*")} == files  # nothing touched
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    with pytest.raises(SuiteError, match="does not hold a benchmark suite"):
+        run_suite(TINY, stranger, progress=False)
+
+
+def test_cli_bench_resumes_and_rejects_a_mismatch(tiny_run, tmp_path):
+    suite_file = tmp_path / "tiny.json"
+    suite_file.write_text(json.dumps(TINY.to_json()))
+    cli = CliRunner()
+    result = cli.invoke(app, ["bench", "--suite", str(suite_file), "--out", str(tiny_run.out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "resumed: 4 finished cells" in result.output and "MovieLens-BanditSlate-v0" in result.output
+    result = cli.invoke(app, ["bench", "--suite", str(suite_file), "--out", str(tiny_run.out), "--steps", "30"])
+    assert result.exit_code == 2
+    assert "steps: saved 20, asked 30" in result.output
+    result = cli.invoke(app, ["bench", "--list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "standard" in result.output
+
+
+def test_one_device_equals_eight_forced_cpu_devices(tiny_run, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import jax
+        from rlrec.bench.suite import Suite, run_suite
+        assert len(jax.devices()) == 8, jax.devices()
+        run_suite(Suite.from_json(json.loads(sys.argv[1])), sys.argv[2], progress=False)
+        """
+    )
+    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = tmp_path / "eight"
+    subprocess.run(
+        [sys.executable, "-c", script, json.dumps(TINY.to_json()), str(out)],
+        env=environment, check=True, timeout=900, capture_output=True,
+    )
+    one, eight = read_rows(tiny_run.out / "results.csv"), read_rows(out / "results.csv")
+    assert {r["devices"] for r in one} == {"1"} and {r["devices"] for r in eight} == {"8"}
+    assert [(r["env"], r["agent"], r["seed_index"]) for r in one] == [(r["env"], r["agent"], r["seed_index"]) for r in eight]
+    for column in METRIC_COLUMNS:
+        np.testing.assert_allclose(
+            [float(r[column]) for r in eight], [float(r[column]) for r in one], rtol=1e-5, atol=1e-6, err_msg=column
+        )
+
+
+# -- confidence intervals and tables on hand-made data -----------------------------------------------------------
+
+
+def test_mean_intervals_by_hand():
+    summary = report.mean_intervals({"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([5.0, np.nan]),
+                                     "c": np.array([np.nan, np.nan])})
+    # mean 2.5; sample sd sqrt(5/3) = 1.290994; t(0.975, 3) = 3.182446; half = 3.182446 * 1.290994 / 2
+    assert summary["a"][0] == pytest.approx(2.5)
+    assert summary["a"][1] == pytest.approx(3.182446 * 1.290994 / 2, abs=1e-5)
+    assert summary["b"][0] == 5.0 and np.isnan(summary["b"][1])  # one finite seed: no interval
+    assert np.isnan(summary["c"][0])
+    ninety = report.mean_intervals({"a": np.array([1.0, 2.0, 3.0, 4.0])}, confidence=0.9)
+    assert ninety["a"][1] == pytest.approx(2.353363 * 1.290994 / 2, abs=1e-5)  # t(0.95, 3) = 2.353363
+
+
+def _cell(env, agent, regret, diversity):
+    seeds = len(regret)
+    metrics = {name: np.full(seeds, np.nan) for name in METRIC_COLUMNS}
+    metrics.update(cumulative_regret=np.asarray(regret, float), diversity=np.asarray(diversity, float),
+                   coverage=np.full(seeds, 0.1), exposure_gini=np.full(seeds, 0.5))
+    curves = np.cumsum(np.ones((seeds, 5)), axis=1) * np.asarray(regret, float)[:, None] / 5
+    info = {"wall_time_s": 2.0, "compile_time_s": 1.5, "user_steps": seeds * 5, "devices": ["cpu:0"],
+            "backend": "cpu", "device_kind": "cpu"}
+    return Cell(env, agent, metrics, curves, info)
+
+
+def test_summary_markdown_and_plots_from_hand_made_cells(tmp_path):
+    suite = Suite(name="hand", envs=("E1",), agents=("a", "b", "c"), seeds=3, steps=5, description="by hand")
+    cells = [
+        _cell("E1", "a", [3.0, 4.0, 5.0], [0.2, 0.2, 0.2]),
+        _cell("E1", "b", [1.0, 2.0, 3.0], [0.1, 0.1, 0.1]),  # lowest regret
+        _cell("E1", "c", [1.0, 2.0, 3.0], [0.5, 0.6, 0.7]),  # ties on regret, most diverse
+    ]
+    result = SuiteResult(suite, tmp_path, cells, ran=[])
+    text = report.suite_markdown(result)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    half = 4.302653 * 1.0 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert f"| b | **2.00 ± {half:.2f}** |" in rows["b"]
+    assert f"| c | **2.00 ± {half:.2f}** |" in rows["c"]  # ties are all bold
+    assert "| a | 4.00" in rows["a"]
+    assert "**0.600 ± " in rows["c"] and "**" not in rows["b"].split("|")[3]  # ILD: c is the most diverse
+    assert "CTR" not in text  # all-NaN columns are left out
+    assert "30 user-steps/s while running" in text  # 3 cells x 15 user-steps in 3 x (2 - 1.5) s of running
+    assert report.best_agents({"x": {"m": (np.nan, np.nan)}}, "m", True) == set()
+    for path in (report.plot_suite_regret(result, tmp_path / "r.png"),
+                 report.plot_regret_vs_diversity(result, tmp_path / "rd.svg")):
+        assert path.stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_every_suite_builds_all_its_envs_and_agents():
+    import rlrec
+    from rlrec.agents import make_agent
+
+    for suite in SUITES.values():
+        for env_id in suite.envs:
+            env, params = rlrec.make(env_id, **suite.env_overrides.get(env_id, {}))
+            assert suite.accuracy_k <= env.num_items(params)
+            for agent in suite.agents:
+                assert make_agent(agent, env, **suite.hyperparameters.get(agent, {})).slate_size == env.slate_size
