@@ -58,6 +58,7 @@ class RunResult:
     slates: np.ndarray
     wall_time: float
     devices: list[str]
+    compile_time: float = 0.0  # of wall_time, seconds spent compiling (0 when the programs were cached)
 
     @property
     def num_seeds(self) -> int:
@@ -271,10 +272,15 @@ def run(
     params = jax.device_put(params, replicated)
 
     started = time.perf_counter()
-    carry = jax.device_put(_init_seeds(seed_keys, params, agent, env=env, mode=mode, users=users), sharded)
-    chunk = functools.partial(
-        _run_chunk, env=env, mode=mode, users=users, accuracy_k=accuracy_k, chunk_size=chunk_size
-    )
+    # Compiled ahead of time so compilation is timed on its own; JAX caches lowerings and executables, so a
+    # second run of the same configuration compiles nothing.
+    init = _init_seeds.lower(seed_keys, params, agent, env=env, mode=mode, users=users).compile()
+    carry = jax.device_put(init(seed_keys, params, agent), sharded)
+    chunk = _run_chunk.lower(
+        carry, seed_keys, jnp.asarray(0, jnp.int32), params, agent, env=env, mode=mode, users=users,
+        accuracy_k=accuracy_k, chunk_size=chunk_size,
+    ).compile()
+    compile_time = time.perf_counter() - started
     pieces = []
     starts = range(0, num_steps, chunk_size)
     bar = None
@@ -299,6 +305,7 @@ def run(
         mode=mode,
         num_users=users,
         wall_time=wall_time,
+        compile_time=compile_time,
         devices=[str(device) for device in mesh.devices.ravel()],
         **{name: np.asarray(value) for name, value in outputs.items()},
     )

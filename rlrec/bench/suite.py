@@ -24,7 +24,6 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -225,32 +224,6 @@ def _catalog_extras(env_id: str, overrides: dict[str, Any]):
     return catalog.popularity, catalog.genres
 
 
-# JAX reports how long tracing, lowering and XLA compilation take; their sum is a cell's compile time.
-_COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-
-
-@contextmanager
-def compile_timer():
-    """Yields a one-item list holding the seconds JAX spent compiling inside the ``with`` block so far."""
-    import jax
-
-    total = [0.0]
-
-    def listener(event: str, duration: float, **_: Any) -> None:
-        if event in _COMPILE_EVENTS:
-            total[0] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield total
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
 def _run_cell(suite: Suite, env, params, env_id: str, agent_name: str, extras) -> dict[str, np.ndarray]:
     """Runs one cell and returns what its file stores."""
     import jax
@@ -259,11 +232,10 @@ def _run_cell(suite: Suite, env, params, env_id: str, agent_name: str, extras) -
     from rlrec.bench.runner import run
 
     agent = make_agent(agent_name, env, **suite.hyperparameters.get(agent_name, {}))
-    with compile_timer() as compile_seconds:
-        result = run(
-            env, params, agent, num_seeds=suite.seeds, num_steps=suite.steps, seed=suite.seed, mode=suite.mode,
-            num_users=suite.users, accuracy_k=suite.accuracy_k,
-        )
+    result = run(
+        env, params, agent, num_seeds=suite.seeds, num_steps=suite.steps, seed=suite.seed, mode=suite.mode,
+        num_users=suite.users, accuracy_k=suite.accuracy_k,
+    )
     popularity, genres = extras
     values = report.per_seed_metrics(result, env.num_items(params), popularity, genres)
     info = {
@@ -271,7 +243,7 @@ def _run_cell(suite: Suite, env, params, env_id: str, agent_name: str, extras) -
         "agent": agent_name,
         "suite": suite.to_json(),
         "wall_time_s": result.wall_time,
-        "compile_time_s": min(compile_seconds[0], result.wall_time),
+        "compile_time_s": result.compile_time,
         "user_steps": result.user_steps(),
         "devices": result.devices,
         "backend": jax.default_backend(),
