@@ -205,6 +205,14 @@ def _fetch(array: jax.Array) -> np.ndarray:
     return np.asarray(array)
 
 
+def _unnamed(thing):
+    """``thing`` without its display name (an env's ``name``, an agent's ``label``), where it has one."""
+    for field in ("name", "label"):
+        if dataclasses.is_dataclass(thing) and field in {f.name for f in dataclasses.fields(thing)}:
+            thing = dataclasses.replace(thing, **{field: ""})
+    return thing
+
+
 def seed_mesh(num_seeds: int) -> Mesh:
     """A 1-D mesh over the devices that divide the seed batch (all of them when they do)."""
     devices = jax.devices()
@@ -273,12 +281,16 @@ def run(
 
     started = time.perf_counter()
     # Compiled ahead of time so compilation is timed on its own; JAX caches lowerings and executables, so a
-    # second run of the same configuration compiles nothing.
-    init = _init_seeds.lower(seed_keys, params, agent, env=env, mode=mode, users=users).compile()
-    carry = jax.device_put(init(seed_keys, params, agent), sharded)
+    # second run of the same configuration compiles nothing. Names are display-only and left out of the
+    # programs, so "linucb" and "lm-linucb" (the same class, other numbers), or the Bandit and Drift settings
+    # (the same shapes, other parameters), share one compilation.
+    program_env = _unnamed(env)
+    program_agent = _unnamed(agent)
+    init = _init_seeds.lower(seed_keys, params, program_agent, env=program_env, mode=mode, users=users).compile()
+    carry = jax.device_put(init(seed_keys, params, program_agent), sharded)
     chunk = _run_chunk.lower(
-        carry, seed_keys, jnp.asarray(0, jnp.int32), params, agent, env=env, mode=mode, users=users,
-        accuracy_k=accuracy_k, chunk_size=chunk_size,
+        carry, seed_keys, jnp.asarray(0, jnp.int32), params, program_agent, env=program_env, mode=mode,
+        users=users, accuracy_k=accuracy_k, chunk_size=chunk_size,
     ).compile()
     compile_time = time.perf_counter() - started
     pieces = []
@@ -289,7 +301,7 @@ def run(
 
         bar = tqdm(total=num_steps, desc=f"{agent.name} on {env.name}", unit="step")
     for start in starts:
-        carry, outputs = chunk(carry, seed_keys, jnp.asarray(start, jnp.int32), params, agent)
+        carry, outputs = chunk(carry, seed_keys, jnp.asarray(start, jnp.int32), params, program_agent)
         pieces.append(outputs)
         if bar is not None:
             jax.block_until_ready(outputs)
