@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=256, help="users per seed while training")
     parser.add_argument("--ppo-iterations", type=int, default=200)
     parser.add_argument("--reinforce-iterations", type=int, default=100)
-    parser.add_argument("--dqn-iterations", type=int, default=300)
+    parser.add_argument("--dqn-iterations", type=int, default=600)
     parser.add_argument("--dqn-users", type=int, default=128)
     parser.add_argument("--eval-seeds", type=int, default=16, help="evaluation user streams per trained seed")
     parser.add_argument("--eval-steps", type=int, default=200)
