@@ -267,11 +267,16 @@ class Cell:
     info: dict[str, Any]
 
     @classmethod
+    def from_arrays(cls, arrays) -> Cell:
+        """A cell from what its file stores (a dict, or an open ``.npz``)."""
+        info = json.loads(str(arrays["info"]))
+        metrics = {key.removeprefix("metric/"): np.asarray(arrays[key]) for key in arrays if key.startswith("metric/")}
+        return cls(info["env"], info["agent"], metrics, np.asarray(arrays["cumulative_regret"]), info)
+
+    @classmethod
     def read(cls, path: Path) -> Cell:
         with np.load(path, allow_pickle=False) as data:
-            info = json.loads(str(data["info"]))
-            metrics = {key.removeprefix("metric/"): data[key] for key in data.files if key.startswith("metric/")}
-            return cls(info["env"], info["agent"], metrics, data["cumulative_regret"], info)
+            return cls.from_arrays({key: data[key] for key in data.files})
 
 
 # -- the run folder ---------------------------------------------------------------------------------------------
@@ -464,8 +469,7 @@ def run_suite(
                 path = _cell_path(out, env_id, agent)
                 if writer:
                     atomic_save_npz(path, **arrays)
-                cell = Cell(env_id, agent, {k.removeprefix("metric/"): v for k, v in arrays.items() if k.startswith("metric/")},
-                            arrays["cumulative_regret"], json.loads(str(arrays["info"])))
+                cell = Cell.from_arrays(arrays)
                 done[(env_id, agent)] = cell
                 ran.append((env_id, agent))
                 if on_cell is not None:
