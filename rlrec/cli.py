@@ -194,7 +194,7 @@ def run(
     from rlrec.agents import AGENTS, make_agent
     from rlrec.bench import report
     from rlrec.bench.runner import MODES, run as run_agent
-    from rlrec.data import load_catalog
+    from rlrec.bench.suite import catalog_extras
     from rlrec.envs import REGISTRY, make
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
@@ -217,10 +217,7 @@ def run(
         if getattr(agent, "learns_from_rollouts", False):
             _fail(f"{agent.name} learns from rollouts: train it with `rlrec train --agent {agent.name}`, then "
                   "`rlrec evaluate RUN_DIR`.")
-    spec = REGISTRY[env_id.removeprefix("rlrec/")]
-    catalog = load_catalog(overrides.get("catalog", spec.catalog)) if isinstance(overrides.get("catalog", spec.catalog), str) else None
-    popularity = catalog.popularity if catalog is not None else None
-    genres = catalog.genres if catalog is not None else None
+    popularity, genres = catalog_extras(env_id.removeprefix("rlrec/"), overrides)
 
     results, rows = [], []
     for agent in built:

@@ -130,9 +130,8 @@ class Suite:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["envs"], data["agents"] = list(self.envs), list(self.agents)
-        return data
+        """The suite as JSON reads it back (tuples become lists), so saved and asked suites compare equal."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suite:
@@ -211,7 +210,7 @@ def _cell_path(out: Path, env: str, agent: str) -> Path:
     return out / "cells" / f"{env}__{agent}.npz"
 
 
-def _catalog_extras(env_id: str, overrides: dict[str, Any]):
+def catalog_extras(env_id: str, overrides: dict[str, Any]):
     """Popularity and genres of the env's catalog (for novelty and genre entropy), when it has them."""
     from rlrec.data import Catalog, load_catalog
     from rlrec.envs.registry import DEFAULT_DIM, REGISTRY
@@ -308,7 +307,7 @@ def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
 def _prepare(suite: Suite, out: Path) -> None:
     """Creates ``out`` for ``suite`` or checks that it already holds this suite."""
     config_path = out / "config.json"
-    suite_json = json.loads(json.dumps(suite.to_json()))  # as it will read back (tuples -> lists)
+    suite_json = suite.to_json()
     if config_path.exists():
         try:
             saved = json.loads(config_path.read_text())
@@ -437,7 +436,7 @@ def run_suite(
         path = _cell_path(out, env_id, agent)
         if path.exists():
             cell = Cell.read(path)
-            if cell.info.get("suite") != json.loads(json.dumps(suite.to_json())):
+            if cell.info.get("suite") != suite.to_json():
                 raise SuiteError(f"{path} was written by a different suite; delete it or choose another --out.")
             done[(env_id, agent)] = cell
 
@@ -461,7 +460,7 @@ def run_suite(
                 raise SuiteError(f"Cannot build {env_id} for suite {suite.name!r}: {error}") from None
             if suite.accuracy_k > env.num_items(params):
                 raise SuiteError(f"accuracy_k={suite.accuracy_k} is larger than {env_id}'s catalog.")
-            extras = _catalog_extras(env_id, overrides)
+            extras = catalog_extras(env_id, overrides)
             for agent in todo:
                 if bar is not None:
                     bar.set_postfix_str(f"{env_id} / {agent}")
