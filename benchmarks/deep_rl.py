@@ -8,6 +8,10 @@ CTR, and the environment steps per second measured *while training* (after compi
 
     python benchmarks/deep_rl.py                 # the README's table (~15 min on 2 CPU cores)
     python benchmarks/deep_rl.py --quick         # a smoke run (~3 min)
+    python benchmarks/deep_rl.py --agents ppo ppo@fast --hp ppo@fast:epochs=2 --baselines oracle
+
+``--agents NAME@TAG`` with ``--hp NAME@TAG:name=value`` trains variants of one agent side by side (as in
+``benchmarks/train_throughput.py``).
 
 Machines here are noisy: compare agents within one run; absolute speeds drift.
 """
@@ -28,6 +32,8 @@ from rlrec.agents.base import Frozen
 from rlrec.bench.runner import run
 from rlrec.metrics import episode_returns, mean_confidence_interval
 from rlrec.train.trainer import Trainer
+
+from train_throughput import parse_hyperparameters  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def evaluate(env, params, agent, num_seeds: int, num_steps: int, seed: int) -> tuple[float, float]:
@@ -70,6 +76,10 @@ def main() -> None:
     parser.add_argument("--dqn-users", type=int, default=128)
     parser.add_argument("--eval-seeds", type=int, default=16, help="evaluation user streams per trained seed")
     parser.add_argument("--eval-steps", type=int, default=200)
+    parser.add_argument("--agents", nargs="+", default=["ppo", "reinforce", "dqn", "slateq"],
+                        help="deep agents to train (NAME or NAME@TAG for a variant)")
+    parser.add_argument("--baselines", nargs="*", default=["oracle", "linucb", "popularity", "random"])
+    parser.add_argument("--hp", nargs="*", default=[], help="[agent:]name=value hyperparameter overrides")
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run, not a result")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args()
@@ -81,26 +91,32 @@ def main() -> None:
     env, params = rlrec.make(args.env)
     rows = []
 
-    deep = [
-        ("ppo", args.ppo_iterations, args.users, {}),
-        ("reinforce", args.reinforce_iterations, args.users, {}),
-        ("dqn", args.dqn_iterations, args.dqn_users, {}),
-        ("slateq", args.dqn_iterations, args.dqn_users, {}),  # the SlateQ decomposition, here with k = 1
-    ]
-    for name, iterations, users, hyper in deep:
-        print(f"training {name}: {args.seeds} seeds x {users} users x {iterations} iterations", flush=True)
-        agent, states, steps, speed = train_agent(name, args.env, iterations, args.seeds, users, hyper)
+    hyperparameters = parse_hyperparameters(args.hp, args.agents)
+    sizes = {  # iterations and users per seed; slateq is the SlateQ decomposition, here with k = 1
+        "ppo": (args.ppo_iterations, args.users),
+        "reinforce": (args.reinforce_iterations, args.users),
+        "dqn": (args.dqn_iterations, args.dqn_users),
+        "slateq": (args.dqn_iterations, args.dqn_users),
+    }
+    for name in args.agents:
+        base = name.split("@")[0]
+        if base not in sizes:
+            raise SystemExit(f"--agents {name!r}: not one of {sorted(sizes)} (optionally NAME@TAG).")
+        iterations, users = sizes[base]
+        hyper = hyperparameters[name]
+        print(f"training {name}: {args.seeds} seeds x {users} users x {iterations} iterations {hyper}", flush=True)
+        agent, states, steps, speed = train_agent(base, args.env, iterations, args.seeds, users, hyper)
         per_seed, ctrs = [], []
         for index in range(args.seeds):
             state = jax.tree.map(lambda x, i=index: x[i], states)
-            greedy = name in ("dqn", "slateq")
+            greedy = base in ("dqn", "slateq")
             value, ctr = evaluate(env, params, Frozen.of(agent, state, deterministic=greedy), args.eval_seeds,
                                   args.eval_steps, seed=1000 + index)
             per_seed.append(value)
             ctrs.append(ctr)
         rows.append((name, per_seed, float(np.mean(ctrs)), steps, speed))
 
-    for name in ("oracle", "linucb", "popularity", "random"):
+    for name in args.baselines:
         per_group, ctrs = [], []
         for index in range(args.seeds):
             value, ctr = evaluate(env, params, make_agent(name, env), args.eval_seeds, args.eval_steps, seed=1000 + index)

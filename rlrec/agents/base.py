@@ -112,6 +112,13 @@ class Agent(struct.PyTreeNode):
         """The action and what the agent wants back in ``Transition.extras`` (training loops call this)."""
         return self.act(key, state, obs, env_params), {}
 
+    def act_batch(self, keys: chex.PRNGKey, state: Any, obs: dict, env_params: Any) -> tuple[jax.Array, dict]:
+        """:meth:`act_with_extras` for a batch of users sharing ``state`` (``keys`` and ``obs`` lead with ``B``).
+
+        Training loops call this; agents override it when a batch is cheaper than ``B`` separate users.
+        """
+        return jax.vmap(self.act_with_extras, in_axes=(0, None, 0, None))(keys, state, obs, env_params)
+
     def update(self, key: chex.PRNGKey, state: Any, transition: Transition, env_params: Any) -> tuple[Any, dict]:
         return state, {}
 

@@ -41,9 +41,7 @@ def _rollout_step(env, agent, params, agent_state, carry, key):
     env_state, obs, episode_return = carry
     num_users = episode_return.shape[0]
     act_key, env_key = jax.random.split(key)
-    actions, extras = jax.vmap(agent.act_with_extras, in_axes=(0, None, 0, None))(
-        jax.random.split(act_key, num_users), agent_state, obs, params
-    )
+    actions, extras = agent.act_batch(jax.random.split(act_key, num_users), agent_state, obs, params)
     next_obs, next_state, transition, _ = batch_step(env, params, env_key, env_state, obs, actions, extras)
     reward, done = transition.reward, transition.done
     finished_return = episode_return + reward
