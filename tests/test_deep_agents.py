@@ -214,16 +214,16 @@ def test_inverse_cdf_sampling_matches_the_softmax():
 
 @pytest.mark.parametrize("env_id", ["MovieLens-Session-v0", "MovieLens-SessionSlate-v0"])
 def test_batched_policy_matches_its_parts(env_id):
-    """PPO's batched acting, done in blocks, agrees with the per-user definition: each user's item scores
-    within a leaf equal the direct gather (including a batch that is not a multiple of the block), and the
-    returned log-probability is that of the chosen slate under the leaf softmax and Plackett-Luce."""
+    """PPO's batched acting (users grouped by leaf) agrees with the per-user definition: each user's item
+    scores within a leaf equal the direct gather, and the returned log-probability is that of the chosen slate
+    under the leaf softmax and Plackett-Luce."""
     from rlrec.envs import make
 
     env, params = make(env_id, track_regret=False)
     agent = make_agent("ppo", env)
     slate_size = env.slate_size
     state = agent.init(jax.random.key(0), params)
-    users = networks.LEAF_CHUNK + 5
+    users = 300
     obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(1), users), params)
     actions, extras = jax.jit(lambda k, o: agent.act_batch(k, state, o, params))(
         jax.random.split(jax.random.key(2), users), obs
@@ -254,6 +254,51 @@ def test_batched_policy_matches_its_parts(env_id):
     )
     np.testing.assert_allclose(np.asarray(extras["log_prob"]), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(extras["value"]), np.asarray(outputs["value"]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("users", [1, 7, 128, 1000])
+def test_leaf_products_equal_the_direct_gather(users):
+    """Scores of a leaf's items, computed per user in blocks (fewer users than leaves) or for users grouped by
+    leaf (crowded leaves spanning several groups, empty leaves, the padded last leaf), equal the direct
+    per-user gather, and so do their gradients."""
+    from rlrec.envs import make
+
+    env, params = make("MovieLens-Session-v0", track_regret=False)
+    tree = networks.build_item_tree(params)
+    num_leaves = tree.leaves.shape[0]
+    keys = jax.random.split(jax.random.key(users), 4)
+    crowded = jax.random.uniform(keys[0], (users,)) < 0.5  # half the users in three leaves, one of them the last
+    leaves = jnp.where(
+        crowded,
+        jnp.array([0, 5, num_leaves - 1])[jax.random.randint(keys[1], (users,), 0, 3)],
+        jax.random.randint(keys[2], (users,), 0, num_leaves // 2),
+    )
+    head = {
+        "query": jax.random.normal(keys[3], (users, tree.leaf_features.shape[-1])),
+        "boredom": jnp.linspace(0.0, 2.0, users),
+        "bias": jnp.linspace(-1.0, 1.0, users),
+    }
+    memory = jax.random.normal(keys[0], (users, tree.leaf_embeddings.shape[-1]))
+
+    def direct(head, memory):
+        scores = jax.vmap(lambda h, m, c: networks.score_items(h, tree.leaf_features[c], tree.leaf_embeddings[c], m))(
+            head, memory, leaves
+        )
+        return jnp.where(tree.leaves[leaves] >= 0, scores, networks.MASKED)
+
+    def grouped(head, memory):
+        similarity = networks.leaf_item_similarity(tree, memory, leaves)
+        return networks.leaf_item_scores(tree, head, similarity, leaves)
+
+    np.testing.assert_allclose(np.asarray(grouped(head, memory)), np.asarray(direct(head, memory)), rtol=1e-5, atol=1e-4)
+
+    def loss(fn):
+        return lambda h, m: jnp.sum(jnp.where(tree.leaves[leaves] >= 0, jnp.tanh(fn(h, m)), 0.0))
+
+    expected = jax.grad(loss(direct), argnums=(0, 1))(head, memory)
+    got = jax.grad(loss(grouped), argnums=(0, 1))(head, memory)
+    for want, have in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
 def test_next_values_reuse_the_rollout_exactly():
@@ -287,3 +332,30 @@ def test_next_values_reuse_the_rollout_exactly():
         full = agent.tower(state.params, transition.next_obs, env_params)[0]["value"]
         keep = ~np.asarray(transition.terminated)
         np.testing.assert_allclose(np.asarray(fast)[keep], np.asarray(full)[keep], rtol=1e-5, atol=1e-5)
+
+
+def test_shuffled_is_a_uniform_permutation():
+    """shuffled(key, n) is a permutation of range(n), for sizes that are and are not powers of two; over 20k
+    shuffles of 5 items each item lands in each position with frequency 1/5 within 4 sigma."""
+    from rlrec.agents.deep import shuffled
+
+    for size in (1, 5, 16, 1000, 16384):
+        order = np.asarray(shuffled(jax.random.key(size), size))
+        assert sorted(order.tolist()) == list(range(size))
+    trials = 20_000
+    orders = np.asarray(jax.vmap(lambda k: shuffled(k, 5))(jax.random.split(jax.random.key(0), trials)))
+    counts = np.stack([(orders == item).sum(axis=0) for item in range(5)]) / trials  # (item, position)
+    sigma = np.sqrt(0.2 * 0.8 / trials)
+    np.testing.assert_array_less(np.abs(counts - 0.2), 4 * sigma)
+
+
+def test_tree_leaves_can_be_chosen():
+    """tree_shape honours a power-of-two number of leaves and names the fix for any other; PPO builds it."""
+    assert networks.tree_shape(9066, num_leaves=64) == (64, 142)
+    assert networks.tree_shape(9066) == (128, 71)
+    for bad in (48, 16384):
+        with pytest.raises(ValueError, match="power of two of leaves"):
+            networks.tree_shape(9066, num_leaves=bad)
+    _, params = make_probe("two-step")
+    agent = make_agent("ppo", make_probe("two-step")[0], tree_leaves=2)
+    assert agent.init(jax.random.key(0), params).tree.leaves.shape[0] == 2

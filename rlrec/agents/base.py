@@ -144,3 +144,6 @@ class Frozen(Agent):
 
     def act(self, key, state, obs, env_params):
         return self.agent.act(key, state, obs, env_params)
+
+    def act_batch(self, keys, state, obs, env_params):
+        return self.agent.act_batch(keys, state, obs, env_params)

@@ -138,50 +138,96 @@ def select_head(outputs: dict[str, jax.Array], index: int) -> dict[str, jax.Arra
 # Logit of padding (and of items already chosen for a slate): finite, so gradients stay finite (0 * -inf is NaN).
 MASKED = -1e9
 
-# Users scored per block by leaf_item_scores.
+# Batches of users score the items of their chosen leaves in groups of LEAF_GROUP users sharing a leaf, or,
+# when smaller than the number of leaves, in blocks of LEAF_CHUNK users (see _leaf_products).
+LEAF_GROUP = 16
 LEAF_CHUNK = 128
 
 
 def _in_blocks(one, inputs, chunk_size: int) -> jax.Array:
     """``one`` mapped over the leading axis of ``inputs`` in blocks of ``chunk_size`` users, its gathers redone in
-    the backward pass (``jax.checkpoint``) rather than kept.
-
-    Why: XLA's CPU backend materialises a batched gather's whole output, and for a PPO minibatch of 16k users
-    that is 16k x 71 items x 66 floats (300 MB) written and read back, about 10 us per user on a 2-core CPU.
-    In blocks the gathered leaves stay in cache: about 1.5 us per user forward, 3 us forward and backward
-    (``benchmarks/train_throughput.py`` shows the effect on training). On accelerators the blocks cost a
-    little parallelism and nothing else.
-    """
+    the backward pass (``jax.checkpoint``) rather than kept (XLA's CPU backend materialises a batched gather's
+    whole output; in blocks it stays in cache)."""
     size = jax.tree.leaves(inputs)[0].shape[0]
     return jax.lax.map(jax.checkpoint(one), inputs, batch_size=min(chunk_size, size))
 
 
-def leaf_item_similarity(
-    tree: "ItemTree", memory: jax.Array, leaves: jax.Array, chunk_size: int = LEAF_CHUNK
-) -> jax.Array:
+def _leaf_products(
+    tree: "ItemTree", tables: tuple[jax.Array, ...], vectors: tuple[jax.Array, ...], leaves: jax.Array
+) -> tuple[jax.Array, ...]:
+    """``tables[j][leaves[b]] @ vectors[j][b]`` for every user ``b``: ``(B, L)`` each, for ``(C, L, D)`` tables.
+
+    The direct way gathers a ``(L, D)`` block per user. XLA's CPU backend materialises the whole gather, and for
+    a PPO minibatch that is 4k users x 71 items x 34 floats (40 MB) written and read back per table, forward
+    and backward; even in cache-sized blocks it was the largest cost of PPO's update on a 2-core CPU. Users
+    choosing the same leaf can share its block instead: batches of at least ``C`` users are sorted by leaf into
+    groups of ``LEAF_GROUP`` users (the last group of a leaf padded), each group's block is gathered once and
+    multiplied as one matrix. That is at most ``B / LEAF_GROUP + C`` blocks, and plain matrix products.
+    Smaller batches (one user, under ``vmap``) gather per user, in blocks.
+    """
+    size = leaves.shape[0]
+    num_leaves = tree.leaves.shape[0]
+    if size < num_leaves:
+        return _in_blocks(
+            lambda args: tuple(table[args[0]] @ vector for table, vector in zip(tables, args[1])),
+            (leaves, vectors),
+            LEAF_CHUNK,
+        )
+    group = LEAF_GROUP
+    num_groups = size // group + num_leaves  # sum over leaves of ceil(count / group) is at most this
+    counts = jnp.zeros(num_leaves, jnp.int32).at[leaves].add(1)
+    groups = (counts + group - 1) // group
+    first_group = jnp.cumsum(groups) - groups  # of each leaf
+    # Rank of each user among the users of its leaf: a stable sort by leaf, done as one sort of packed keys
+    # (the leaf above the user's index), which XLA's CPU backend sorts far faster than (key, value) pairs.
+    index_bits = max(size - 1, 1).bit_length()
+    if index_bits + max(num_leaves - 1, 1).bit_length() <= 32:
+        low = jnp.uint32((1 << index_bits) - 1)
+        packed = (leaves.astype(jnp.uint32) << index_bits) | jnp.arange(size, dtype=jnp.uint32)
+        order = (jnp.sort(packed) & low).astype(jnp.int32)
+    else:
+        order = jnp.argsort(leaves, stable=True).astype(jnp.int32)
+    sorted_leaves = leaves[order]
+    rank = jnp.arange(size, dtype=jnp.int32) - (jnp.cumsum(counts) - counts)[sorted_leaves]
+    sorted_position = (first_group[sorted_leaves] + rank // group) * group + rank % group
+    position = jnp.zeros(size, jnp.int32).at[order].set(sorted_position)  # each user's row in the groups
+    group_leaf = jnp.minimum(
+        jnp.searchsorted(jnp.cumsum(groups), jnp.arange(num_groups), side="right"), num_leaves - 1
+    )  # groups past the last leaf's are empty: any leaf
+    outputs = []
+    for table, vector in zip(tables, vectors):
+        grouped = jnp.zeros((num_groups * group, vector.shape[-1]), vector.dtype).at[position].set(vector)
+        products = jnp.einsum("gsd,gld->gsl", grouped.reshape(num_groups, group, -1), table[group_leaf])
+        outputs.append(products.reshape(num_groups * group, -1)[position])
+    return tuple(outputs)
+
+
+def _valid_items(tree: "ItemTree", leaves: jax.Array) -> jax.Array:
+    """``(B, L)`` whether each slot of leaf ``leaves[b]`` holds an item (only the last leaf is padded)."""
+    sizes = jnp.sum(tree.leaves >= 0, axis=1)
+    return jnp.arange(tree.leaves.shape[1]) < sizes[leaves][:, None]
+
+
+def leaf_item_similarity(tree: "ItemTree", memory: jax.Array, leaves: jax.Array) -> jax.Array:
     """``(B, L)`` boredom term ``relu(<memory_b, e_i>)`` of the items of leaf ``leaves[b]`` (0 for padding).
 
     It has no parameters, so policy-gradient agents compute it once when acting and keep it for the update.
     """
-    return _in_blocks(lambda args: jax.nn.relu(tree.leaf_embeddings[args[1]] @ args[0]), (memory, leaves), chunk_size)
+    (products,) = _leaf_products(tree, (tree.leaf_embeddings,), (memory,), leaves)
+    return jnp.where(_valid_items(tree, leaves), jax.nn.relu(products), 0.0)
 
 
 def leaf_item_scores(
-    tree: "ItemTree", head: dict[str, jax.Array], similarity: jax.Array, leaves: jax.Array,
-    chunk_size: int = LEAF_CHUNK,
+    tree: "ItemTree", head: dict[str, jax.Array], similarity: jax.Array, leaves: jax.Array
 ) -> jax.Array:
     """``(B, L)`` scores of the items of leaf ``leaves[b]`` for a batch of users (``MASKED`` for padding).
 
     ``head`` holds one head per user (``query (B, d + 2)``, ``boredom (B,)``, ``bias (B,)``); ``similarity``
     is :func:`leaf_item_similarity` of the same users and leaves. Same scores as :func:`score_items`.
     """
-
-    def one(args):
-        user_head, user_similarity, leaf = args
-        scores = tree.leaf_features[leaf] @ user_head["query"] - user_head["boredom"] * user_similarity
-        return jnp.where(tree.leaves[leaf] >= 0, scores + user_head["bias"], MASKED)
-
-    return _in_blocks(one, (head, similarity, leaves), chunk_size)
+    (products,) = _leaf_products(tree, (tree.leaf_features,), (head["query"],), leaves)
+    scores = products - head["boredom"][:, None] * similarity + head["bias"][:, None]
+    return jnp.where(_valid_items(tree, leaves), scores, MASKED)
 
 
 def centroid_similarity(tree: "ItemTree", memory: jax.Array) -> jax.Array:
@@ -222,16 +268,37 @@ class ItemTree:
     leaf_embeddings: jax.Array
 
 
-def tree_shape(num_items: int, min_leaf_size: int = 1) -> tuple[int, int]:
-    """``(C, L)``: ``C`` a power of two near ``sqrt(N)`` with leaves of at least ``min_leaf_size`` items."""
-    depth = max(0, round(math.log2(math.sqrt(num_items))))
+def tree_shape(num_items: int, min_leaf_size: int = 1, num_leaves: int = 0) -> tuple[int, int]:
+    """``(C, L)``: ``C`` a power of two near ``sqrt(N)`` with leaves of at least ``min_leaf_size`` items.
+
+    ``num_leaves > 0`` asks for that many leaves instead (a power of two, leaving ``min_leaf_size`` items per
+    leaf): fewer, larger leaves cost less to pick among and more to pick within.
+    """
+    if num_leaves:
+        size = math.ceil(num_items / num_leaves)
+        last = num_items - (num_leaves - 1) * size  # items in the last leaf, which holds the padding
+        if num_leaves < 1 or num_leaves & (num_leaves - 1) or last < max(min_leaf_size, 1):
+            raise ValueError(
+                f"An item tree of {num_items} items needs a power of two of leaves holding at least "
+                f"{max(min_leaf_size, 1)} items each; got {num_leaves} leaves. Use fewer leaves, or 0 for about "
+                f"sqrt(N) = {2 ** tree_depth(num_items)}."
+            )
+        return num_leaves, size
+    depth = tree_depth(num_items)
     while depth > 0 and math.ceil(num_items / 2**depth) < min_leaf_size:
         depth -= 1
     leaves = 2**depth
     return leaves, math.ceil(num_items / leaves)
 
 
-def build_item_tree(env_params, min_leaf_size: int = 1, power_iterations: int = 8) -> ItemTree:
+def tree_depth(num_items: int) -> int:
+    """Depth of the default tree: ``2^depth`` is the power of two nearest ``sqrt(N)``."""
+    return max(0, round(math.log2(math.sqrt(num_items))))
+
+
+def build_item_tree(
+    env_params, min_leaf_size: int = 1, power_iterations: int = 8, num_leaves: int = 0
+) -> ItemTree:
     """Balanced principal-direction tree over the item embeddings (pure JAX, ``O(N log N)``).
 
     Each level splits every group at the median of its items' projection on the group's principal direction
@@ -240,7 +307,7 @@ def build_item_tree(env_params, min_leaf_size: int = 1, power_iterations: int = 
     """
     embeddings = env_params.item_features
     num_items, _ = embeddings.shape
-    num_leaves, leaf_size = tree_shape(num_items, min_leaf_size)
+    num_leaves, leaf_size = tree_shape(num_items, min_leaf_size, num_leaves)
     padded = num_leaves * leaf_size
     order = jnp.arange(padded, dtype=jnp.int32)
 

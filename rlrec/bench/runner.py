@@ -151,9 +151,11 @@ def batch_step(env, params, key, env_states, obs, actions, extras=None):
 def _shared_step(env, agent, params, accuracy_k, num_users, carry, step_key):
     env_states, obs, agent_state = carry
     act_key, env_key, update_key = jax.random.split(step_key, 3)
-    actions = jax.vmap(lambda k, o, s: _act(agent, k, agent_state, o, params, s))(
-        jax.random.split(act_key, num_users), obs, env_states
-    )
+    act_keys = jax.random.split(act_key, num_users)
+    if agent.reads_hidden_state:
+        actions = jax.vmap(lambda k, o, s: _act(agent, k, agent_state, o, params, s))(act_keys, obs, env_states)
+    else:  # one learner serves the batch: let it act on the whole batch at once
+        actions, _ = agent.act_batch(act_keys, agent_state, obs, params)
     next_obs, next_env_states, transition, info = batch_step(env, params, env_key, env_states, obs, actions)
     rewards, done, slates = transition.reward, transition.done, jax.vmap(as_slate)(actions)
     agent_state, _ = agent.update(update_key, agent_state, transition, params)
