@@ -155,7 +155,7 @@ def _in_blocks(one, inputs, chunk_size: int) -> jax.Array:
 def _leaf_products(
     tree: "ItemTree", tables: tuple[jax.Array, ...], vectors: tuple[jax.Array, ...], leaves: jax.Array
 ) -> tuple[jax.Array, ...]:
-    """``tables[j][leaves[b]] @ vectors[j][b]`` for every user ``b``: ``(B, L)`` each, for ``(C, L, D)`` tables.
+    """``vectors[j][b] @ tables[j][leaves[b]]`` for every user ``b``: ``(B, L)`` each, for ``(C, D, L)`` tables.
 
     The direct way gathers a ``(L, D)`` block per user. XLA's CPU backend materialises the whole gather, and for
     a PPO minibatch that is 4k users x 71 items x 34 floats (40 MB) written and read back per table, forward
@@ -169,7 +169,7 @@ def _leaf_products(
     num_leaves = tree.leaves.shape[0]
     if size < num_leaves:
         return _in_blocks(
-            lambda args: tuple(table[args[0]] @ vector for table, vector in zip(tables, args[1])),
+            lambda args: tuple(vector @ table[args[0]] for table, vector in zip(tables, args[1])),
             (leaves, vectors),
             LEAF_CHUNK,
         )
@@ -197,7 +197,7 @@ def _leaf_products(
     outputs = []
     for table, vector in zip(tables, vectors):
         grouped = jnp.zeros((num_groups * group, vector.shape[-1]), vector.dtype).at[position].set(vector)
-        products = jnp.einsum("gsd,gld->gsl", grouped.reshape(num_groups, group, -1), table[group_leaf])
+        products = jnp.einsum("gsd,gdl->gsl", grouped.reshape(num_groups, group, -1), table[group_leaf])
         outputs.append(products.reshape(num_groups * group, -1)[position])
     return tuple(outputs)
 
@@ -213,7 +213,7 @@ def leaf_item_similarity(tree: "ItemTree", memory: jax.Array, leaves: jax.Array)
 
     It has no parameters, so policy-gradient agents compute it once when acting and keep it for the update.
     """
-    (products,) = _leaf_products(tree, (tree.leaf_embeddings,), (memory,), leaves)
+    (products,) = _leaf_products(tree, (tree.leaf_embeddings_t,), (memory,), leaves)
     return jnp.where(_valid_items(tree, leaves), jax.nn.relu(products), 0.0)
 
 
@@ -225,7 +225,7 @@ def leaf_item_scores(
     ``head`` holds one head per user (``query (B, d + 2)``, ``boredom (B,)``, ``bias (B,)``); ``similarity``
     is :func:`leaf_item_similarity` of the same users and leaves. Same scores as :func:`score_items`.
     """
-    (products,) = _leaf_products(tree, (tree.leaf_features,), (head["query"],), leaves)
+    (products,) = _leaf_products(tree, (tree.leaf_features_t,), (head["query"],), leaves)
     scores = products - head["boredom"][:, None] * similarity + head["bias"][:, None]
     return jnp.where(_valid_items(tree, leaves), scores, MASKED)
 
@@ -257,6 +257,10 @@ class ItemTree:
         leaf_features: ``(C, L, d + 2)`` the items' features laid out leaf by leaf (zeros for padding), so a
             policy reads one contiguous block per user instead of gathering ``L`` scattered rows.
         leaf_embeddings: ``(C, L, d)`` likewise for the embeddings.
+        leaf_features_t: ``(C, d + 2, L)``, ``leaf_features`` transposed: the layout in which XLA's CPU backend
+            multiplies a group of users' queries by a leaf's items fastest (3x faster than ``(C, L, d + 2)``
+            with the same einsum on a 2-core CPU); see ``_leaf_products``.
+        leaf_embeddings_t: ``(C, d, L)`` likewise for the embeddings.
     """
 
     leaves: jax.Array
@@ -266,6 +270,8 @@ class ItemTree:
     centroid_embeddings: jax.Array
     leaf_features: jax.Array
     leaf_embeddings: jax.Array
+    leaf_features_t: jax.Array
+    leaf_embeddings_t: jax.Array
 
 
 def tree_shape(num_items: int, min_leaf_size: int = 1, num_leaves: int = 0) -> tuple[int, int]:
@@ -341,5 +347,6 @@ def build_item_tree(
     centroid_features = jnp.sum(leaf_features, axis=1) / counts
     centroid_embeddings = jnp.sum(leaf_embeddings, axis=1) / counts
     return ItemTree(
-        leaves, leaf_of, slot_of, centroid_features, centroid_embeddings, leaf_features, leaf_embeddings
+        leaves, leaf_of, slot_of, centroid_features, centroid_embeddings, leaf_features, leaf_embeddings,
+        jnp.swapaxes(leaf_features, 1, 2), jnp.swapaxes(leaf_embeddings, 1, 2),
     )
