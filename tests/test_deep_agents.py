@@ -353,9 +353,20 @@ def test_tree_leaves_can_be_chosen():
     """tree_shape honours a power-of-two number of leaves and names the fix for any other; PPO builds it."""
     assert networks.tree_shape(9066, num_leaves=64) == (64, 142)
     assert networks.tree_shape(9066) == (128, 71)
-    for bad in (48, 16384):
-        with pytest.raises(ValueError, match="power of two of leaves"):
+    for bad in (48, 256, 16384):  # not a power of two; too many leaves for the padding to fit in the last one
+        with pytest.raises(ValueError, match=f"cannot have {bad} leaves"):
             networks.tree_shape(9066, num_leaves=bad)
     _, params = make_probe("two-step")
     agent = make_agent("ppo", make_probe("two-step")[0], tree_leaves=2)
     assert agent.init(jax.random.key(0), params).tree.leaves.shape[0] == 2
+
+
+def test_trainer_rejects_a_rollout_larger_than_the_replay_buffer():
+    """A DQN rollout that cannot fit in its replay buffer is refused up front, naming both sizes and the fix."""
+    from rlrec.train.trainer import Trainer
+
+    env, params = make_probe("two-step")
+    agent = make_agent("dqn", env, buffer_size=32, rollout_length=4)
+    with pytest.raises(ValueError, match=r"64 transitions \(4 steps x 16 users\).*buffer of 32.*buffer_size >= 64"):
+        Trainer(env, params, agent, num_users=16)
+    Trainer(env, params, agent, num_users=8)  # 32 transitions fit

@@ -285,8 +285,9 @@ def tree_shape(num_items: int, min_leaf_size: int = 1, num_leaves: int = 0) -> t
         last = num_items - (num_leaves - 1) * size  # items in the last leaf, which holds the padding
         if num_leaves < 1 or num_leaves & (num_leaves - 1) or last < max(min_leaf_size, 1):
             raise ValueError(
-                f"An item tree of {num_items} items needs a power of two of leaves holding at least "
-                f"{max(min_leaf_size, 1)} items each; got {num_leaves} leaves. Use fewer leaves, or 0 for about "
+                f"An item tree of {num_items} items cannot have {num_leaves} leaves: the number of leaves must be a "
+                f"power of two, and with {size} items per leaf and the padding in the last leaf, that leaf must keep "
+                f"at least {max(min_leaf_size, 1)} items (it keeps {last}). Use fewer leaves, or 0 for about "
                 f"sqrt(N) = {2 ** tree_depth(num_items)}."
             )
         return num_leaves, size

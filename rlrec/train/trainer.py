@@ -130,6 +130,12 @@ class Trainer:
                 f"A rollout of {batch} transitions cannot be split into {minibatches} minibatches; use more users "
                 "or fewer minibatches."
             )
+        buffer_size = getattr(self.agent, "buffer_size", None)
+        if buffer_size is not None and batch > buffer_size:
+            raise ValueError(
+                f"A rollout of {batch} transitions ({getattr(self.agent, 'rollout_length', 1)} steps x {self.num_users} "
+                f"users) does not fit in the replay buffer of {buffer_size}; use buffer_size >= {batch} or fewer users."
+            )
         mesh = seed_mesh(self.num_seeds)
         self.sharded = NamedSharding(mesh, PartitionSpec("seeds"))
         self.devices = [str(device) for device in mesh.devices.ravel()]
