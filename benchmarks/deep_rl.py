@@ -6,7 +6,7 @@ random, and the **myopic oracle** (best next click, reading the hidden taste). P
 with a 95% Student-t interval over trained seeds (baselines: over the same number of evaluation groups),
 CTR, and the environment steps per second measured *while training* (after compilation, in this run).
 
-    python benchmarks/deep_rl.py                 # the README's table (~15 min on 2 CPU cores)
+    python benchmarks/deep_rl.py                 # the README's table (~35 min on 2 CPU cores)
     python benchmarks/deep_rl.py --quick         # a smoke run (~3 min)
     python benchmarks/deep_rl.py --agents ppo ppo@fast --hp ppo@fast:epochs=2 --baselines oracle
 
@@ -68,11 +68,11 @@ def train_agent(name, env_id, iterations, seeds, users, hyperparameters):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="MovieLens-Session-v0")
-    parser.add_argument("--seeds", type=int, default=4, help="training seeds per deep agent")
+    parser.add_argument("--seeds", type=int, default=6, help="training seeds per deep agent")
     parser.add_argument("--users", type=int, default=256, help="users per seed while training")
     parser.add_argument("--ppo-iterations", type=int, default=200)
     parser.add_argument("--reinforce-iterations", type=int, default=100)
-    parser.add_argument("--dqn-iterations", type=int, default=600)
+    parser.add_argument("--dqn-iterations", type=int, default=1000)
     parser.add_argument("--dqn-users", type=int, default=128)
     parser.add_argument("--eval-seeds", type=int, default=16, help="evaluation user streams per trained seed")
     parser.add_argument("--eval-steps", type=int, default=200)

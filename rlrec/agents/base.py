@@ -7,6 +7,10 @@ configurations vmaps. Three pure functions::
     state = agent.init(key, env_params)
     action = agent.act(key, state, obs, env_params)
     state, metrics = agent.update(key, state, transition, env_params)
+
+Training loops and shared-mode runs call ``agent.act_batch(keys, state, obs, env_params)`` for a batch of users
+served by one learner: by default ``act_with_extras`` under ``vmap``; agents override it where a batch is
+cheaper as a whole (PPO groups users by the item-tree leaf they pick).
 """
 
 from __future__ import annotations
