@@ -53,7 +53,7 @@ class DeepAgent(Agent):
         if not batch_shape:
             return one(obs)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), obs)
-        # In blocks, as in networks.leaf_item_scores: the gathered histories stay in cache.
+        # In blocks (XLA's CPU backend materialises whole gathers; in blocks the gathered histories stay in cache).
         features, memory = jax.lax.map(one, flat, batch_size=min(FEATURE_CHUNK, flat["step"].shape[0]))
         return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (features, memory))
 
@@ -624,8 +624,9 @@ class PolicyGradient(DeepAgent):
         holds (``extras["value"]``, from the same parameters: the rollout is on-policy). The critic runs only
         where the rollout was cut (its last step) and where an episode was truncated. A user is truncated at
         most once per rollout when the rollout is no longer than ``max_steps``, so that is ``2 B`` observations
-        instead of ``T B``; longer rollouts run the critic on every ``next_obs``. ``env_params`` is shared by
-        all seeds, so the ``cond`` stays a branch under ``vmap``.
+        instead of ``T B``; longer rollouts run the critic on every ``next_obs``. (rlrec's envs truncate only
+        when ``step`` reaches ``max_steps``, and ``step`` restarts at 0 with each episode.) ``env_params`` is
+        shared by all seeds, so the ``cond`` stays a branch under ``vmap``.
         """
         steps, users = transition.reward.shape
         values = transition.extras["value"]

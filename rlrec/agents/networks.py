@@ -17,7 +17,9 @@ in their state, so training loops are plain ``jax.jit(jax.vmap(jax.lax.scan(...)
 Large catalogs and policies: a softmax over all ``N`` items costs ``O(N d)`` per step and per gradient.
 Policy-gradient agents instead use a balanced **item tree** (:func:`build_item_tree`): ``C ~ sqrt(N)``
 leaves of similar items; the policy picks a leaf (scored by its centroid) and then an item within it
-(hierarchical softmax, Morin & Bengio 2005), so acting and learning cost ``O((C + N / C) d)``.
+(hierarchical softmax, Morin & Bengio 2005), so acting and learning cost ``O((C + N / C) d)``. A batch of
+users is scored leaf by leaf (:func:`leaf_item_scores` groups the users who chose the same leaf), which keeps
+the work in matrix products rather than per-user gathers.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ HEAD = ("query", "boredom", "bias")
 def select_head(outputs: dict[str, jax.Array], index: int) -> dict[str, jax.Array]:
     """Head ``index`` of one user's tower outputs (of a batch: ``index`` of every user's heads)."""
     return {name: outputs[name][..., index] if name != "query" else outputs[name][..., index, :] for name in HEAD}
+
 
 # Logit of padding (and of items already chosen for a slate): finite, so gradients stay finite (0 * -inf is NaN).
 MASKED = -1e9
