@@ -370,3 +370,30 @@ def test_trainer_rejects_a_rollout_larger_than_the_replay_buffer():
     with pytest.raises(ValueError, match=r"64 transitions \(4 steps x 16 users\).*buffer of 32.*buffer_size >= 64"):
         Trainer(env, params, agent, num_users=16)
     Trainer(env, params, agent, num_users=8)  # 32 transitions fit
+
+
+def test_policy_gradient_update_recomputes_what_acting_did_not_keep():
+    """A rollout whose extras hold only the log-probabilities and values (collected by other code than
+    act_batch) updates PPO to the same parameters as the rollout with act_batch's extras."""
+    from rlrec.bench.runner import batch_step
+
+    env, params = make_probe("two-step")
+    agent = make_agent("ppo", env, **PPO_PROBE)
+    state = agent.init(jax.random.key(0), params)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(1), 8), params)
+
+    def step(carry, key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(key)
+        actions, extras = agent.act_batch(jax.random.split(act_key, 8), state, obs, params)
+        next_obs, env_state, transition, _ = batch_step(env, params, env_key, env_state, obs, actions, extras)
+        return (env_state, next_obs), transition
+
+    _, rollout = jax.lax.scan(step, (env_state, obs), jax.random.split(jax.random.key(2), agent.rollout_length))
+    bare = rollout.replace(extras={name: rollout.extras[name] for name in ("log_prob", "value")})
+    kept, _ = agent.update(jax.random.key(3), state, rollout, params)
+    recomputed, _ = agent.update(jax.random.key(3), state, bare, params)
+    for want, have in zip(jax.tree.leaves(kept.params), jax.tree.leaves(recomputed.params)):
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=1e-5, atol=1e-6)
+    changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(kept.params), jax.tree.leaves(state.params))]
+    assert any(changed)  # the update did something

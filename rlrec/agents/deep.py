@@ -467,9 +467,6 @@ class DQN(DeepAgent):
 # -- policy gradients ----------------------------------------------------------------------------------------
 
 
-_MASKED = networks.MASKED
-
-
 class PGState(struct.PyTreeNode):
     params: nnx.State
     opt_state: Any
@@ -519,7 +516,7 @@ class PolicyGradient(DeepAgent):
         logits = item_logits
         for slot in range(self.slate_size):
             log_prob = log_prob + jax.nn.log_softmax(logits)[slots[slot]]
-            logits = logits.at[slots[slot]].set(_MASKED)
+            logits = logits.at[slots[slot]].set(networks.MASKED)
         return log_prob
 
     def item_probabilities(self, state: PGState, obs: dict, env_params) -> jax.Array:
