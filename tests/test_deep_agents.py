@@ -353,8 +353,9 @@ def test_tree_leaves_can_be_chosen():
     """tree_shape honours a power-of-two number of leaves and names the fix for any other; PPO builds it."""
     assert networks.tree_shape(9066, num_leaves=64) == (64, 142)
     assert networks.tree_shape(9066) == (128, 71)
-    for bad in (48, 256, 16384):  # not a power of two; too many leaves for the padding to fit in the last one
-        with pytest.raises(ValueError, match=f"cannot have {bad} leaves"):
+    problems = {48: "must be a power of two", 256: "leave 150 slots empty", 16384: "leave 7318 slots empty"}
+    for bad, problem in problems.items():  # not a power of two; too many leaves for the padding to fit
+        with pytest.raises(ValueError, match=f"cannot have {bad} leaves: .*{problem}"):
             networks.tree_shape(9066, num_leaves=bad)
     _, params = make_probe("two-step")
     agent = make_agent("ppo", make_probe("two-step")[0], tree_leaves=2)

@@ -315,14 +315,19 @@ def tree_shape(num_items: int, min_leaf_size: int = 1, num_leaves: int = 0) -> t
     if num_leaves:
         size = math.ceil(num_items / num_leaves)
         last = num_items - (num_leaves - 1) * size  # items in the last leaf, which holds the padding
-        if num_leaves < 1 or num_leaves & (num_leaves - 1) or last < max(min_leaf_size, 1):
-            raise ValueError(
-                f"An item tree of {num_items} items cannot have {num_leaves} leaves: the number of leaves must be a "
-                f"power of two, and with {size} items per leaf and the padding in the last leaf, that leaf must keep "
-                f"at least {max(min_leaf_size, 1)} items (it keeps {last}). Use fewer leaves, or 0 for about "
-                f"sqrt(N) = {2 ** tree_depth(num_items)}."
+        if num_leaves < 1 or num_leaves & (num_leaves - 1):
+            problem = "the number of leaves must be a power of two"
+        elif last < max(min_leaf_size, 1):
+            problem = (
+                f"{num_leaves} leaves of {size} slots leave {num_leaves * size - num_items} slots empty, and they must "
+                f"all fit in the last leaf while it keeps at least {max(min_leaf_size, 1)} item(s)"
             )
-        return num_leaves, size
+        else:
+            return num_leaves, size
+        raise ValueError(
+            f"An item tree of {num_items} items cannot have {num_leaves} leaves: {problem}. Use fewer leaves (a power "
+            f"of two), or 0 for about sqrt(N) = {2 ** tree_depth(num_items)}."
+        )
     depth = tree_depth(num_items)
     while depth > 0 and math.ceil(num_items / 2**depth) < min_leaf_size:
         depth -= 1
