@@ -147,12 +147,28 @@ LEAF_GROUP = 16
 LEAF_CHUNK = 128
 
 
-def _in_blocks(one, inputs, chunk_size: int) -> jax.Array:
+def in_blocks(one, inputs, chunk_size: int) -> jax.Array:
     """``one`` mapped over the leading axis of ``inputs`` in blocks of ``chunk_size`` users, its gathers redone in
     the backward pass (``jax.checkpoint``) rather than kept (XLA's CPU backend materialises a batched gather's
     whole output; in blocks it stays in cache)."""
     size = jax.tree.leaves(inputs)[0].shape[0]
     return jax.lax.map(jax.checkpoint(one), inputs, batch_size=min(chunk_size, size))
+
+
+def packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
+    """Indices that sort unsigned ``keys`` (each below ``2^key_bits``), ties kept in index order.
+
+    One sort of ``uint32`` words holding the key above the index: XLA's CPU backend sorts a single array far
+    faster than (key, value) pairs (1 ms against 9 ms for 16k entries on a 2-core CPU). Falls back to a stable
+    ``argsort`` when key and index do not fit in 32 bits together.
+    """
+    size = keys.shape[0]
+    index_bits = max(size - 1, 1).bit_length()
+    if index_bits + key_bits > 32:
+        return jnp.argsort(keys, stable=True).astype(jnp.int32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    packed = (keys.astype(jnp.uint32) << index_bits) | jnp.arange(size, dtype=jnp.uint32)
+    return (jnp.sort(packed) & low).astype(jnp.int32)
 
 
 @jax.custom_vjp
@@ -180,14 +196,11 @@ _group_products.defvjp(_group_products_forward, _group_products_backward)
 
 
 def _leaf_products(
-    tree: "ItemTree",
-    tables: tuple[tuple[jax.Array, jax.Array], ...],
-    vectors: tuple[jax.Array, ...],
-    leaves: jax.Array,
-) -> tuple[jax.Array, ...]:
-    """``tables[j][leaves[b]] @ vectors[j][b]`` for every user ``b``: ``(B, L)`` each.
+    tree: "ItemTree", table: jax.Array, table_t: jax.Array, vectors: jax.Array, leaves: jax.Array
+) -> jax.Array:
+    """``(B, L)``: ``table[leaves[b]] @ vectors[b]`` for every user ``b``.
 
-    Each table comes in both layouts, ``(C, L, D)`` and transposed ``(C, D, L)`` (see :func:`_group_products`).
+    The table comes in both layouts, ``(C, L, D)`` and transposed ``(C, D, L)`` (see :func:`_group_products`).
 
     The direct way gathers a ``(L, D)`` block per user. XLA's CPU backend materialises the whole gather, and for
     a PPO minibatch that is 4k users x 71 items x 34 floats (40 MB) written and read back per table, forward
@@ -200,25 +213,14 @@ def _leaf_products(
     size = leaves.shape[0]
     num_leaves = tree.leaves.shape[0]
     if size < num_leaves:
-        return _in_blocks(
-            lambda args: tuple(table[args[0]] @ vector for (table, _), vector in zip(tables, args[1])),
-            (leaves, vectors),
-            LEAF_CHUNK,
-        )
+        return in_blocks(lambda args: table[args[0]] @ args[1], (leaves, vectors), LEAF_CHUNK)
     group = LEAF_GROUP
     num_groups = size // group + num_leaves  # sum over leaves of ceil(count / group) is at most this
     counts = jnp.zeros(num_leaves, jnp.int32).at[leaves].add(1)
     groups = (counts + group - 1) // group
     first_group = jnp.cumsum(groups) - groups  # of each leaf
-    # Rank of each user among the users of its leaf: a stable sort by leaf, done as one sort of packed keys
-    # (the leaf above the user's index), which XLA's CPU backend sorts far faster than (key, value) pairs.
-    index_bits = max(size - 1, 1).bit_length()
-    if index_bits + max(num_leaves - 1, 1).bit_length() <= 32:
-        low = jnp.uint32((1 << index_bits) - 1)
-        packed = (leaves.astype(jnp.uint32) << index_bits) | jnp.arange(size, dtype=jnp.uint32)
-        order = (jnp.sort(packed) & low).astype(jnp.int32)
-    else:
-        order = jnp.argsort(leaves, stable=True).astype(jnp.int32)
+    # Rank of each user among the users of its leaf, from a stable sort by leaf.
+    order = packed_argsort(leaves, max(num_leaves - 1, 1).bit_length())
     sorted_leaves = leaves[order]
     rank = jnp.arange(size, dtype=jnp.int32) - (jnp.cumsum(counts) - counts)[sorted_leaves]
     sorted_position = (first_group[sorted_leaves] + rank // group) * group + rank % group
@@ -226,12 +228,9 @@ def _leaf_products(
     group_leaf = jnp.minimum(
         jnp.searchsorted(jnp.cumsum(groups), jnp.arange(num_groups), side="right"), num_leaves - 1
     )  # groups past the last leaf's are empty: any leaf
-    outputs = []
-    for (table, table_t), vector in zip(tables, vectors):
-        grouped = jnp.zeros((num_groups * group, vector.shape[-1]), vector.dtype).at[position].set(vector)
-        products = _group_products(grouped.reshape(num_groups, group, -1), group_leaf, table, table_t)
-        outputs.append(products.reshape(num_groups * group, -1)[position])
-    return tuple(outputs)
+    grouped = jnp.zeros((num_groups * group, vectors.shape[-1]), vectors.dtype).at[position].set(vectors)
+    products = _group_products(grouped.reshape(num_groups, group, -1), group_leaf, table, table_t)
+    return products.reshape(num_groups * group, -1)[position]
 
 
 def _valid_items(tree: "ItemTree", leaves: jax.Array) -> jax.Array:
@@ -245,7 +244,7 @@ def leaf_item_similarity(tree: "ItemTree", memory: jax.Array, leaves: jax.Array)
 
     It has no parameters, so policy-gradient agents compute it once when acting and keep it for the update.
     """
-    (products,) = _leaf_products(tree, ((tree.leaf_embeddings, tree.leaf_embeddings_t),), (memory,), leaves)
+    products = _leaf_products(tree, tree.leaf_embeddings, tree.leaf_embeddings_t, memory, leaves)
     return jnp.where(_valid_items(tree, leaves), jax.nn.relu(products), 0.0)
 
 
@@ -257,7 +256,7 @@ def leaf_item_scores(
     ``head`` holds one head per user (``query (B, d + 2)``, ``boredom (B,)``, ``bias (B,)``); ``similarity``
     is :func:`leaf_item_similarity` of the same users and leaves. Same scores as :func:`score_items`.
     """
-    (products,) = _leaf_products(tree, ((tree.leaf_features, tree.leaf_features_t),), (head["query"],), leaves)
+    products = _leaf_products(tree, tree.leaf_features, tree.leaf_features_t, head["query"], leaves)
     scores = products - head["boredom"][:, None] * similarity + head["bias"][:, None]
     return jnp.where(_valid_items(tree, leaves), scores, MASKED)
 
