@@ -175,6 +175,15 @@ def _init(env, agent, params, mode, num_users, seed_key):
     return env_state, obs, agent.init(agent_key, params)
 
 
+# XLA compiler options of rlrec's compiled loops. XLA's CPU backend (jaxlib 0.10) hands dots *and* the
+# element-wise ops and reductions around them to YNNPACK as one fusion by default; under ``vmap`` over seeds
+# some of those fused reductions ran 10-50x slower than XLA's own loops (PPO's training step on a 2-core CPU:
+# two reductions of the minibatch loss took 5 of 21 us per env step). Handing YNNPACK only the dots themselves
+# ("individual dots") took PPO's training from 44 k to 55-64 k env steps/s there (benchmarks/README.md).
+# A CPU debug option: other backends ignore it.
+LOOP_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 # Module-level jitted programs: env, mode and sizes are static; params and the agent are traced arguments (an
 # agent's static configuration is part of its tree structure), so repeated runs reuse one compilation.
 @functools.partial(jax.jit, static_argnames=("env", "mode", "users"))

@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from rlrec.agents.base import Agent
-from rlrec.bench.runner import batch_step, seed_mesh
+from rlrec.bench.runner import LOOP_COMPILER_OPTIONS, batch_step, seed_mesh
 from rlrec.envs.recsys import EnvParams, RecEnv
 
 
@@ -85,12 +85,16 @@ def init_carry(env: RecEnv, agent: Agent, params: EnvParams, num_users: int, see
 # Module-level jitted entry points: the env and lengths are static, the agent and params are traced
 # arguments (the agent's static configuration is part of its tree structure), so every Trainer with the
 # same configuration reuses one compilation.
+# (Not _init_seeds: it runs once, and jax.eval_shape(Trainer.init), which resuming uses, nests it under another
+# trace, where jit refuses compiler options.)
 @functools.partial(jax.jit, static_argnames=("env", "num_users"))
 def _init_seeds(seed_keys, params, agent, *, env, num_users):
     return jax.vmap(lambda key: init_carry(env, agent, params, num_users, key))(seed_keys)
 
 
-@functools.partial(jax.jit, static_argnames=("env", "length"), donate_argnums=(0,))
+@functools.partial(
+    jax.jit, static_argnames=("env", "length"), donate_argnums=(0,), compiler_options=LOOP_COMPILER_OPTIONS
+)
 def _advance_seeds(carry, seed_keys, params, agent, *, env, length):
     def one_seed(seed_carry, seed_key):
         _, stream_key = jax.random.split(seed_key)
