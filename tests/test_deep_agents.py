@@ -212,6 +212,31 @@ def test_inverse_cdf_sampling_matches_the_softmax():
     np.testing.assert_array_less(np.abs(frequency - probs), 4 * sigma + 1e-12)
 
 
+
+def test_log_softmax_entropy_matches_the_two_exp_formula():
+    """log_softmax_entropy gives jax.nn.log_softmax and -sum(p log p), and the same gradients of a loss mixing both,
+    on rows with masked logits (probability 0, finite gradients) and with large logits (no overflow)."""
+    from rlrec.agents.deep import log_softmax_entropy
+
+    logits = jnp.array(
+        [[0.5, -1.0, 2.0, networks.MASKED, 0.0], [300.0, 299.0, -5.0, 0.0, 1.0], [1.0, networks.MASKED] + [0.0] * 3]
+    )
+    weights = jax.random.normal(jax.random.key(0), logits.shape)
+
+    def reference(x):
+        log_probs = jax.nn.log_softmax(x)
+        return log_probs, -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+    def loss(fn, x):
+        log_probs, entropy = fn(x)
+        return jnp.sum(jnp.where(x > networks.MASKED, log_probs, 0.0) * weights) + 0.3 * jnp.sum(entropy)
+
+    for got, want in zip(log_softmax_entropy(logits), reference(logits)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    got, want = jax.grad(lambda x: loss(log_softmax_entropy, x))(logits), jax.grad(lambda x: loss(reference, x))(logits)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
 @pytest.mark.parametrize("env_id", ["MovieLens-Session-v0", "MovieLens-SessionSlate-v0"])
 def test_batched_policy_matches_its_parts(env_id):
     """PPO's batched acting (users grouped by leaf) agrees with the per-user definition: each user's item

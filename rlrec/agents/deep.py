@@ -82,6 +82,22 @@ def sample_by_cdf(uniform: jax.Array, logits: jax.Array) -> jax.Array:
     return jnp.argmax(cdf > uniform[:, None] * cdf[:, -1:], axis=-1).astype(jnp.int32)
 
 
+def log_softmax_entropy(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(log_softmax(logits), entropy of softmax(logits))`` along the last axis, with one ``exp``.
+
+    Same values as ``jax.nn.log_softmax`` and ``-sum(exp(log_p) * log_p)``, which evaluate ``exp`` twice over the
+    whole array, forward and again in the backward pass (XLA does not merge them); PPO's update does this for
+    every leaf and item logit of every minibatch. Masked logits (``networks.MASKED``) get probability 0 and add
+    nothing to the entropy or its gradient.
+    """
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    unnormalised = jnp.exp(shifted)
+    total = jnp.sum(unnormalised, axis=-1)
+    log_total = jnp.log(total)
+    entropy = log_total - jnp.sum(unnormalised * shifted, axis=-1) / total
+    return shifted - log_total[..., None], entropy
+
+
 def shuffled(key: jax.Array, size: int) -> jax.Array:
     """A random ordering of ``range(size)`` from one sort of ``uint32`` keys: random high bits, the index below.
 
@@ -590,18 +606,19 @@ class PolicyGradient(DeepAgent):
         head = networks.select_head(outputs, 0)
         actions = batch["action"]
         leaf = tree.leaf_of[actions[:, 0]]
-        leaf_log_probs = jax.nn.log_softmax(networks.centroid_scores(tree, head, batch["leaf_similarity"]))  # (B, C)
+        leaf_log_probs, leaf_entropy = log_softmax_entropy(
+            networks.centroid_scores(tree, head, batch["leaf_similarity"])
+        )  # (B, C), (B,)
         item_logits = networks.leaf_item_scores(tree, head, batch["item_similarity"], leaf)  # (B, L)
-        item_log_probs = jax.nn.log_softmax(item_logits)
+        item_log_probs, item_entropy = log_softmax_entropy(item_logits)
         slots = tree.slot_of[actions]
-        log_prob = jnp.take_along_axis(leaf_log_probs, leaf[:, None], axis=-1)[:, 0] + jax.vmap(
-            self._slate_log_prob
-        )(item_logits, slots)
+        if self.slate_size == 1:
+            item_log_prob = jnp.take_along_axis(item_log_probs, slots, axis=-1)[:, 0]
+        else:
+            item_log_prob = jax.vmap(self._slate_log_prob)(item_logits, slots)
+        log_prob = jnp.take_along_axis(leaf_log_probs, leaf[:, None], axis=-1)[:, 0] + item_log_prob
         # Entropy of the leaf choice plus that of the first item within the taken leaf.
-        entropy = -jnp.sum(jnp.exp(leaf_log_probs) * leaf_log_probs, axis=-1) - jnp.sum(
-            jnp.exp(item_log_probs) * item_log_probs, axis=-1
-        )
-        return log_prob, entropy, outputs["value"]
+        return log_prob, leaf_entropy + item_entropy, outputs["value"]
 
     def _policy_inputs(self, obs, actions, tree, env_params) -> dict[str, jax.Array]:
         """The parameter-free inputs of :meth:`_evaluate` for ``(T, B)`` observations and taken slates."""
