@@ -281,16 +281,18 @@ def test_batched_policy_matches_its_parts(env_id):
     np.testing.assert_allclose(np.asarray(extras["value"]), np.asarray(outputs["value"]), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("users", [1, 7, 128, 1000])
-def test_leaf_products_equal_the_direct_gather(users):
+@pytest.mark.parametrize("users, group", [(1, None), (7, None), (128, 4), (1100, 8), (2500, 16)])
+def test_leaf_products_equal_the_direct_gather(users, group):
     """Scores of a leaf's items, computed per user in blocks (fewer users than leaves) or for users grouped by
-    leaf (crowded leaves spanning several groups, empty leaves, the padded last leaf), equal the direct
-    per-user gather, and so do their gradients."""
+    leaf (groups of 4, 8 or 16 users by batch size; crowded leaves spanning several groups, empty leaves, the
+    padded last leaf), equal the direct per-user gather, and so do their gradients."""
     from rlrec.envs import make
 
     env, params = make("MovieLens-Session-v0", track_regret=False)
     tree = networks.build_item_tree(params)
     num_leaves = tree.leaves.shape[0]
+    if group is not None:
+        assert networks.leaf_group_size(users, num_leaves) == group
     keys = jax.random.split(jax.random.key(users), 4)
     crowded = jax.random.uniform(keys[0], (users,)) < 0.5  # half the users in three leaves, one of them the last
     leaves = jnp.where(

@@ -141,10 +141,21 @@ def select_head(outputs: dict[str, jax.Array], index: int) -> dict[str, jax.Arra
 # Logit of padding (and of items already chosen for a slate): finite, so gradients stay finite (0 * -inf is NaN).
 MASKED = -1e9
 
-# Batches of users score the items of their chosen leaves in groups of LEAF_GROUP users sharing a leaf, or,
-# when smaller than the number of leaves, in blocks of LEAF_CHUNK users (see _leaf_products).
+# Batches of users score the items of their chosen leaves in groups of at most LEAF_GROUP users sharing a leaf,
+# or, when smaller than the number of leaves, in blocks of LEAF_CHUNK users (see _leaf_products).
 LEAF_GROUP = 16
 LEAF_CHUNK = 128
+
+
+def leaf_group_size(batch: int, num_leaves: int) -> int:
+    """Users per group in :func:`_leaf_products`: about the users per leaf, a power of two in ``[4, LEAF_GROUP]``.
+
+    Each leaf's last group is padded, so groups much larger than a leaf's share of the batch multiply mostly
+    zeros: on a 2-core CPU, 256 users over 128 leaves took 2.2 us per user (forward and backward) in groups of
+    4 against 4.2 in groups of 16; 4,096 users, 0.6 us in groups of 16 against 0.9 in groups of 8.
+    """
+    per_leaf = max(batch // max(num_leaves, 1), 1)
+    return int(min(max(1 << (per_leaf.bit_length() - 1), 4), LEAF_GROUP))
 
 
 def in_blocks(one, inputs, chunk_size: int) -> jax.Array:
@@ -206,15 +217,15 @@ def _leaf_products(
     a PPO minibatch that is 4k users x 71 items x 34 floats (40 MB) written and read back per table, forward
     and backward; even in cache-sized blocks it was the largest cost of PPO's update on a 2-core CPU. Users
     choosing the same leaf can share its block instead: batches of at least ``C`` users are sorted by leaf into
-    groups of ``LEAF_GROUP`` users (the last group of a leaf padded), each group's block is gathered once and
-    multiplied as one matrix. That is at most ``B / LEAF_GROUP + C`` blocks, and plain matrix products.
+    groups of :func:`leaf_group_size` users (the last group of a leaf padded), each group's block is gathered once and
+    multiplied as one matrix. That is at most ``B / group + C`` blocks, and plain matrix products.
     Smaller batches (one user, under ``vmap``) gather per user, in blocks.
     """
     size = leaves.shape[0]
     num_leaves = tree.leaves.shape[0]
     if size < num_leaves:
         return in_blocks(lambda args: table[args[0]] @ args[1], (leaves, vectors), LEAF_CHUNK)
-    group = LEAF_GROUP
+    group = leaf_group_size(size, num_leaves)
     num_groups = size // group + num_leaves  # sum over leaves of ceil(count / group) is at most this
     counts = jnp.zeros(num_leaves, jnp.int32).at[leaves].add(1)
     groups = (counts + group - 1) // group
