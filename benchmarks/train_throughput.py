@@ -85,7 +85,11 @@ def main() -> None:
             for name in ["random"] + args.agents:
                 # "ppo@fast": the ppo agent with the hyperparameters given to "ppo@fast".
                 agent = make_agent(name.split("@")[0], env, **hyperparameters.get(name, {}))
-                per_iteration = seeds * users * getattr(agent, "rollout_length", 1)
+                rollout = users * getattr(agent, "rollout_length", 1)
+                if getattr(agent, "buffer_size", rollout) < rollout:  # DQN's replay buffer must hold a rollout
+                    agent = agent.replace(buffer_size=rollout)
+                    print(f"  ({name}: replay buffer raised to one rollout, {rollout:,} transitions)")
+                per_iteration = seeds * rollout
                 iterations = max(args.env_steps // per_iteration, 1)
                 speed = steps_per_second(env, params, agent, seeds, users, iterations, args.repeats)
                 reference = reference or speed
