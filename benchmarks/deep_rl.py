@@ -8,7 +8,7 @@ CTR, and the environment steps per second measured *while training* (after compi
 
     python benchmarks/deep_rl.py                 # the README's table (~35 min on 2 CPU cores)
     python benchmarks/deep_rl.py --quick         # a smoke run (~3 min)
-    python benchmarks/deep_rl.py --agents ppo ppo@fast --hp ppo@fast:epochs=2 --baselines oracle
+    python benchmarks/deep_rl.py --agents ppo ppo@old --hp ppo@old:epochs=4 ppo@old:minibatches=4 ppo@old:learning_rate=3e-4 --baselines oracle
 
 ``--agents NAME@TAG`` with ``--hp NAME@TAG:name=value`` trains variants of one agent side by side (as in
 ``benchmarks/train_throughput.py``).
