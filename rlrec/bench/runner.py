@@ -175,12 +175,13 @@ def _init(env, agent, params, mode, num_users, seed_key):
     return env_state, obs, agent.init(agent_key, params)
 
 
-# XLA compiler options of rlrec's compiled loops. XLA's CPU backend (jaxlib 0.10) hands dots *and* the
-# element-wise ops and reductions around them to YNNPACK as one fusion by default; under ``vmap`` over seeds
-# some of those fused reductions ran 10-50x slower than XLA's own loops (PPO's training step on a 2-core CPU:
-# two reductions of the minibatch loss took 5 of 21 us per env step). Handing YNNPACK only the dots themselves
-# ("individual dots") took PPO's training from 44 k to 55-64 k env steps/s there (benchmarks/README.md).
-# A CPU debug option: other backends ignore it.
+# XLA compiler options of the trainer's compiled loop (rlrec.train.trainer; this module's own loop does not take
+# them yet: not measured for bandits). XLA's CPU backend (jaxlib 0.10) hands dots *and* the element-wise ops
+# and reductions around them to YNNPACK as one fusion by default; under ``vmap`` over seeds some of those fused
+# reductions ran 10-50x slower than XLA's own loops (PPO's training step on a 2-core CPU: two reductions of the
+# minibatch loss took 5 of 21 us per env step). Handing YNNPACK only the dots themselves ("individual dots")
+# took PPO's training from 44-46 k to 50-64 k env steps/s there (benchmarks/README.md). A CPU debug option:
+# other backends ignore it.
 LOOP_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
