@@ -212,7 +212,6 @@ def test_inverse_cdf_sampling_matches_the_softmax():
     np.testing.assert_array_less(np.abs(frequency - probs), 4 * sigma + 1e-12)
 
 
-
 def test_log_softmax_entropy_matches_the_two_exp_formula():
     """log_softmax_entropy gives jax.nn.log_softmax and -sum(p log p), and the same gradients of a loss mixing both,
     on rows with masked logits (probability 0, finite gradients) and with large logits (no overflow)."""
@@ -236,6 +235,7 @@ def test_log_softmax_entropy_matches_the_two_exp_formula():
     got, want = jax.grad(lambda x: loss(log_softmax_entropy, x))(logits), jax.grad(lambda x: loss(reference, x))(logits)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
 
 @pytest.mark.parametrize("env_id", ["MovieLens-Session-v0", "MovieLens-SessionSlate-v0"])
 def test_batched_policy_matches_its_parts(env_id):
@@ -274,9 +274,14 @@ def test_batched_policy_matches_its_parts(env_id):
         jax.nn.log_softmax(networks.centroid_scores(tree, head, networks.centroid_similarity(tree, memory)))
     )
     slots = np.asarray(tree.slot_of)[slates]
-    expected = leaf_log_probs[np.arange(users), leaf] + np.asarray(
-        jax.vmap(agent._slate_log_prob)(jnp.asarray(blocked), jnp.asarray(slots))
-    )
+    plackett_luce = np.zeros(users)
+    for user in range(users):  # each slot: softmax over the leaf's items not yet shown
+        remaining = real[user].copy()
+        for slot in slots[user]:
+            logits = np.where(remaining, blocked[user].astype(np.float64), -np.inf)
+            plackett_luce[user] += logits[slot] - np.logaddexp.reduce(logits)
+            remaining[slot] = False
+    expected = leaf_log_probs[np.arange(users), leaf] + plackett_luce
     np.testing.assert_allclose(np.asarray(extras["log_prob"]), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(extras["value"]), np.asarray(outputs["value"]), rtol=1e-5, atol=1e-6)
 

@@ -531,13 +531,15 @@ class PolicyGradient(DeepAgent):
             updates=jnp.zeros((), jnp.int32),
         )
 
-    def _slate_log_prob(self, item_logits, slots):
-        """Plackett-Luce log-probability of the ordered ``slots`` (a single item when ``k == 1``), one user."""
-        log_prob = jnp.zeros(())
-        logits = item_logits
-        for slot in range(self.slate_size):
-            log_prob = log_prob + jax.nn.log_softmax(logits)[slots[slot]]
-            logits = logits.at[slots[slot]].set(networks.MASKED)
+    def _slate_log_prob(self, item_log_probs, slots):
+        """Plackett-Luce log-probability of the ordered ``slots`` (a single item when ``k == 1``), one user, from the
+        log-softmax of the leaf's item logits (the first slot's distribution); later slots renormalise it without
+        the items already shown."""
+        log_prob = item_log_probs[slots[0]]
+        log_probs = item_log_probs
+        for slot in range(1, self.slate_size):
+            log_probs = jax.nn.log_softmax(log_probs.at[slots[slot - 1]].set(networks.MASKED))
+            log_prob = log_prob + log_probs[slots[slot]]
         return log_prob
 
     def item_probabilities(self, state: PGState, obs: dict, env_params) -> jax.Array:
@@ -593,7 +595,7 @@ class PolicyGradient(DeepAgent):
             gumbel = jax.vmap(lambda key: jax.random.gumbel(jax.random.fold_in(key, 1), item_logits.shape[1:]))(keys)
             _, slots = jax.lax.top_k(item_logits + gumbel, self.slate_size)
         leaf_log_prob = jnp.take_along_axis(jax.nn.log_softmax(leaf_logits), leaf[:, None], axis=-1)[:, 0]
-        log_prob = leaf_log_prob + jax.vmap(self._slate_log_prob)(item_logits, slots)
+        log_prob = leaf_log_prob + jax.vmap(self._slate_log_prob)(jax.nn.log_softmax(item_logits), slots)
         items = tree.leaves[leaf[:, None], slots].astype(jnp.int32)
         action = items[:, 0] if self.slate_size == 1 else items
         extras = {
@@ -617,11 +619,9 @@ class PolicyGradient(DeepAgent):
         item_logits = networks.leaf_item_scores(tree, head, batch["item_similarity"], leaf)  # (B, L)
         item_log_probs, item_entropy = log_softmax_entropy(item_logits)
         slots = tree.slot_of[actions]
-        if self.slate_size == 1:
-            item_log_prob = jnp.take_along_axis(item_log_probs, slots, axis=-1)[:, 0]
-        else:
-            item_log_prob = jax.vmap(self._slate_log_prob)(item_logits, slots)
-        log_prob = jnp.take_along_axis(leaf_log_probs, leaf[:, None], axis=-1)[:, 0] + item_log_prob
+        log_prob = jnp.take_along_axis(leaf_log_probs, leaf[:, None], axis=-1)[:, 0] + jax.vmap(
+            self._slate_log_prob
+        )(item_log_probs, slots)
         # Entropy of the leaf choice plus that of the first item within the taken leaf.
         return log_prob, leaf_entropy + item_entropy, outputs["value"]
 
