@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlrec.files import atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
+from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
 # Never reach for the hub: every model is a local folder. Set before transformers is imported anywhere.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -136,6 +138,29 @@ class EmbeddingCache:
 
     def __len__(self) -> int:
         return len(self._load())
+
+    def reload(self) -> None:
+        """Forgets what was read, so the next lookup sees shards other processes wrote since."""
+        with self._lock:
+            self._index = None
+
+    def unwritable_reason(self) -> str | None:
+        """Why new entries could not be written here (checked by writing a probe file), or None if they can."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".probe-"):
+                pass
+        except OSError as error:
+            return f"{error.strerror or error} ({self.directory})"
+        return None
+
+    def writer_lock(self) -> FolderLock:
+        """The lock one process holds while it encodes and writes (others wait, then read what it wrote)."""
+
+        def waiting(holder: str) -> None:
+            print(f"rlrec: waiting for another process encoding into {self.directory} ({holder})", file=sys.stderr)
+
+        return FolderLock(self.directory, "embedding cache", timeout=None, on_wait=waiting)
 
 
 class TextEncoder:
@@ -263,15 +288,40 @@ class TextEncoder:
         unique = list(dict.fromkeys(texts))
         keys = [_text_key(text) for text in unique]
         found = self.cache.lookup(keys) if self.cache is not None else {}
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        if missing:
-            fresh = self._run_model([unique[i] for i in missing])
-            missing_keys = [keys[i] for i in missing]
-            if self.cache is not None:
-                self.cache.store(missing_keys, fresh)
-            found.update(zip(missing_keys, fresh))
+        if len(found) < len(keys):
+            found.update(self._encode_missing(unique, keys, found))
         by_text = {text: found[key] for text, key in zip(unique, keys)}
         return np.stack([by_text[text] for text in texts]).astype(np.float32, copy=False)
+
+    def _encode_missing(self, unique: list[str], keys: list[bytes], found: dict) -> dict[bytes, np.ndarray]:
+        """Encodes the texts whose keys are not in ``found``, and caches them when the cache can be written.
+
+        The cache is checked for writability *before* encoding (minutes for a large catalog): an unwritable one
+        warns and the texts are encoded in memory. Writers hold the cache's lock: a second process waits, then
+        reads what the first wrote instead of encoding it again.
+        """
+        if self.cache is None:
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            return dict(zip([keys[i] for i in missing], self._run_model([unique[i] for i in missing])))
+        reason = self.cache.unwritable_reason()
+        if reason is not None:
+            warnings.warn(
+                f"The embedding cache cannot be written: {reason}. Encoding in memory only (this run pays the "
+                f"encoding again next time). Set {CACHE_ENV_VAR} to a writable folder to keep embeddings.",
+                stacklevel=3,
+            )
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            return dict(zip([keys[i] for i in missing], self._run_model([unique[i] for i in missing])))
+        with self.cache.writer_lock():
+            self.cache.reload()  # another process may have written these while we waited
+            found = {**found, **self.cache.lookup(keys)}
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            if not missing:
+                return found
+            fresh = self._run_model([unique[i] for i in missing])
+            missing_keys = [keys[i] for i in missing]
+            self.cache.store(missing_keys, fresh)
+        return {**found, **dict(zip(missing_keys, fresh))}
 
     def __repr__(self) -> str:
         cache = self.cache.directory if self.cache is not None else None

@@ -1,10 +1,14 @@
 import json
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
 import pytest
 
 from rlrec import lm
+from rlrec.files import LOCK_FILES
 
 TOY_STORY = "Toy Story (1995). Genres: Adventure, Animation, Children, Comedy, Fantasy."
 WAR_DOC = "The Fog of War (2003). Genres: Documentary, War."
@@ -66,7 +70,8 @@ def test_cache_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
         encoder.encode([TOY_STORY])
-    assert [p for p in (tmp_path / "embeddings").rglob("*") if p.is_file()] == []
+    written = [p for p in (tmp_path / "embeddings").rglob("*") if p.is_file() and p.name not in LOCK_FILES]
+    assert written == []
 
 
 def test_corrupt_cache_shard_is_skipped_with_warning(tmp_path):
@@ -126,3 +131,57 @@ def test_encode_rejects_non_text(encoder, bad):
 def test_bad_encoder_settings():
     with pytest.raises(ValueError, match="batch_size"):
         lm.TextEncoder(batch_size=0)
+
+
+def test_unwritable_cache_is_detected_before_encoding_and_encodes_in_memory(tmp_path, monkeypatch, encoder):
+    (tmp_path / "a-file").write_text("x")
+    blocked = lm.TextEncoder(cache_dir=tmp_path / "a-file" / "cache")  # no folder can be made under a file
+    events = []
+    run_model = blocked._run_model
+
+    def recording(texts):
+        events.append(("encode", [str(w.message)[:30] for w in caught]))  # what was said before encoding
+        return run_model(texts)
+
+    monkeypatch.setattr(blocked, "_run_model", recording)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vectors = blocked.encode([TOY_STORY])
+    messages = [str(w.message) for w in caught]
+    assert any("cannot be written" in m and lm.CACHE_ENV_VAR in m for m in messages), messages
+    assert events == [("encode", ["The embedding cache cannot be "])]  # warned first, then encoded
+    np.testing.assert_allclose(vectors, encoder.encode([TOY_STORY]), atol=1e-6)
+
+
+_CACHE_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from rlrec.lm import EmbeddingCache, _text_key
+    cache = EmbeddingCache(sys.argv[1])
+    with cache.writer_lock():
+        print("locked", flush=True)
+        time.sleep(1.5)
+        cache.store([_text_key(sys.argv[2])], np.load(sys.argv[3]))
+    """
+)
+
+
+def test_a_second_writer_waits_then_reads_what_the_first_wrote(tmp_path, encoder, capfd):
+    # Two processes encoding the same catalog into one cache: the second waits for the first's lock, then
+    # finds the texts in the cache instead of encoding them again (and never interleaves a write).
+    fresh = lm.TextEncoder(cache_dir=tmp_path)
+    np.save(tmp_path / "vector.npy", encoder.encode([WAR_DOC]))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _CACHE_WRITER, str(fresh.cache.directory), WAR_DOC, str(tmp_path / "vector.npy")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        vectors = fresh.encode([WAR_DOC])
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0
+    assert fresh.texts_encoded == 0
+    np.testing.assert_array_equal(vectors, encoder.encode([WAR_DOC]))
+    assert "waiting for another process encoding into" in capfd.readouterr().err

@@ -147,7 +147,9 @@ class Checkpointer:
         """
         if max_to_keep < 1:
             raise ValueError(f"max_to_keep must be at least 1; got {max_to_keep}.")
-        self.directory = Path(run_dir) / "checkpoints"
+        # Absolute once, here: orbax refuses relative paths, and a path resolved later could point elsewhere if
+        # the working directory changed.
+        self.directory = Path(run_dir).expanduser().resolve() / "checkpoints"
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, create=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -277,13 +279,16 @@ class Checkpointer:
         return step
 
     def _unreadable(self, step: int, error: BaseException) -> CheckpointError:
+        """The error for a checkpoint that could not be read. It never advises deleting anything: the files may be
+        fine and the cause elsewhere (a version of orbax that reads them differently, a filesystem problem)."""
         step_dir = self.directory / str(step)
         earlier = [other for other in self.all_steps() if other < step]
-        fallback = f"restore an earlier step ({earlier})" if earlier else "start a fresh run (no earlier step exists)"
+        fallback = f" To go on from an earlier checkpoint instead, pass its step (saved: {earlier})." if earlier else ""
         reason = (str(error).strip().splitlines() or [""])[0][:300]
         return CheckpointError(
-            f"Checkpoint {step_dir} is corrupt or unreadable ({type(error).__name__}: {reason}). Delete {step_dir} "
-            f"and {fallback}."
+            f"Could not read checkpoint {step_dir} ({type(error).__name__}: {reason}). Check that the folder is "
+            f"complete and readable and that this rlrec and orbax-checkpoint are the versions that wrote it (see the "
+            f"run's config.json).{fallback}"
         )
 
     def _read_manifest(self, step: int) -> dict[str, Any]:
