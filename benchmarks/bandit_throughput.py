@@ -117,7 +117,9 @@ def synthetic_problem(arms: int, dim: int, prototypes: int, seed: int) -> tuple[
         popularity=rng.integers(1, 1000, size=arms),
         name=f"synthetic-{arms}x{dim}",
     )
-    population = Population.from_arrays(rng.normal(size=(prototypes, dim)), name=f"synthetic-{prototypes}-users")
+    population = Population.from_arrays(
+        rng.normal(size=(prototypes, dim)), name=f"synthetic-{prototypes}-users", request_noise=0.5, seed=seed
+    )
     return rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population)
 
 

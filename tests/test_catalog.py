@@ -109,11 +109,32 @@ def test_from_arrays_normalises_and_projects():
         (np.eye(3), {"texts": ["a", "", "c"]}, "empty or not strings"),
         (np.eye(3), {"popularity": np.ones(2)}, "popularity must have one value per item"),
         (np.eye(3), {"quality": np.array([1.0, np.nan, 0.0])}, "quality contains NaN"),
+        # log1p(popularity) is the appeal: a count <= -1 made every item's appeal NaN (and every regret NaN).
+        (np.eye(3), {"popularity": np.array([3.0, -1.0, 2.0])}, r"popularity must be >= 0.*row 1"),
+        (np.eye(3), {"popularity": np.array([3.0, -0.5, 2.0])}, r"popularity must be >= 0"),
+        (np.eye(3), {"quality": np.array([1.0, 1e39, 0.0])}, "beyond float32"),
+        (np.array([["a", "b"], ["c", "d"]]), {}, "numeric"),
     ],
 )
 def test_from_arrays_bad_input(embeddings, kwargs, message):
     with pytest.raises(CatalogError, match=message):
         Catalog.from_arrays(embeddings, **kwargs)
+
+
+def test_from_arrays_accepts_float64_beyond_float32_range():
+    # Finite float64 rows of huge or tiny magnitude are normalised before the cast to float32, not overflowed.
+    catalog = Catalog.from_arrays(np.array([[3e39, 4e39], [1e-50, 0.0], [0.6, 0.8]]), quality=[1e30, 0.0, -1e30])
+    np.testing.assert_allclose(catalog.embeddings, [[0.6, 0.8], [1.0, 0.0], [0.6, 0.8]], rtol=1e-6)
+    assert np.isfinite(catalog.quality).all()
+
+
+def test_normalise_rows_is_exact_power_of_two_scaling():
+    # The pre-scaling by powers of two changes no bit of float32 results that did not overflow.
+    from rlrec.data.catalog import normalise_rows
+
+    rows = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32) * 0.3
+    plain = rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
+    np.testing.assert_array_equal(normalise_rows(rows), plain)
 
 
 def test_from_file_csv_and_parquet(tmp_path, encoder):

@@ -14,6 +14,7 @@ import rlrec.agents
 from rlrec.data import Catalog
 from rlrec.envs import EnvParams, RecEnv, make
 from rlrec.simulators.population import Population
+from synthetic import synthetic_env
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def tiny_env(slate_size=2, **overrides):
     """A hand-sized world built from arrays: 6 items in 3-d, 2 prototype users."""
     items = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.9, 0.1], [0, 0, 1], [-1, 0, 0]], float)
     catalog = Catalog.from_arrays(items, popularity=np.array([10, 1, 5, 1, 1, 100.0]))
-    population = Population.from_arrays(np.array([[1.0, 0.2, 0.0], [0.0, 0.2, 1.0]]))
+    interests = np.array([[1.0, 0.2, 0.0], [0.0, 0.2, 1.0]])
+    population = Population.from_arrays(interests, requests=interests + [[0.0, 0.5, 0.0], [0.5, 0.0, 0.0]])
     return make("MovieLens-Session-v0", catalog=catalog, population=population, slate_size=slate_size, **overrides)
 
 
@@ -236,11 +238,11 @@ def test_registry_lists_every_setting_as_item_and_slate():
     ("overrides", "message"),
     [
         ({"slate_size": 10_000}, "slate_size=10000 is larger than the catalog"),
-        ({"slate_size": 0}, "slate_size must be >= 1"),
-        ({"initial_budget": -1.0}, "initial_budget must be > 0"),
-        ({"temperature": float("nan")}, "temperature must be finite"),
-        ({"temperature": 0.0}, "temperature must be > 0"),
-        ({"drift_rate": 1.5}, "drift_rate must be <= 1"),
+        ({"slate_size": 0}, "slate_size must be a positive whole number"),
+        ({"initial_budget": -1.0}, r"initial_budget must be in \(0, 1e\+06\]"),
+        ({"temperature": float("nan")}, r"temperature must be in \[0.001, 10000\]"),
+        ({"temperature": 0.0}, r"temperature must be in \[0.001, 10000\]"),
+        ({"drift_rate": 1.5}, r"drift_rate must be in \[0, 1\]"),
         ({"max_steps": 2.5}, "max_steps must be a whole number"),
         ({"position_bias": [0.0, -1.0]}, "position_bias must have one value per slot"),
         ({"dim": 0}, "dim must be a positive integer"),
@@ -360,3 +362,35 @@ def test_untracked_regret_gives_the_same_users(slate_size):
     np.testing.assert_allclose(full[3], untracked[3], rtol=1e-5, atol=1e-5)
     assert np.all(np.isfinite(full[4])) and np.all(np.isnan(untracked[4]))
     assert np.all(untracked[5] == -1)
+
+
+def assert_observation_is_not_the_hidden_taste(env, params, users: int = 256):
+    """No user's observed request equals their hidden interest (an agent reading it would have the answer)."""
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), users), params)
+    cosine = np.asarray(jnp.sum(obs["request"] * state.interest, axis=-1))
+    assert np.all(cosine < 0.999), f"{int((cosine >= 0.999).sum())} of {users} users observe their hidden taste"
+    for name, value in obs.items():
+        if np.shape(value)[-1:] == np.shape(state.interest)[-1:]:
+            assert not np.allclose(np.asarray(value), np.asarray(state.interest), atol=1e-4), name
+
+
+def _snapshot_round_trip(tmp_path):
+    from rlrec.envs.snapshot import load_env, save_env
+
+    env, params = synthetic_env()
+    return load_env(save_env(tmp_path / "env.npz", env, params))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda tmp_path: make("MovieLens-Bandit-v0"), id="movielens"),
+        pytest.param(lambda tmp_path: make("MovieLens-SessionSlate-v0", interest_noise=0.0), id="movielens-prototypes"),
+        pytest.param(lambda tmp_path: synthetic_env(), id="bring-your-own-noisy-requests"),
+        pytest.param(lambda tmp_path: tiny_env(), id="bring-your-own-requests"),
+        pytest.param(_snapshot_round_trip, id="snapshot"),
+    ],
+)
+def test_no_default_observation_equals_the_hidden_state(build, tmp_path):
+    env, params = build(tmp_path)
+    assert_observation_is_not_the_hidden_taste(env, params)

@@ -123,7 +123,7 @@ def test_slate_action_spaces_sample_distinct_items():
     env = gymnasium.make(
         "rlrec/MovieLens-BanditSlate-v0",
         catalog=rlrec.data.Catalog.from_arrays(np.eye(6)),
-        population=Population.from_arrays(np.eye(6)[:2]),
+        population=Population.from_arrays(np.eye(6)[:2], request_noise=0.5, seed=0),
     )
     env.action_space.seed(0)
     for _ in range(200):  # with 6 items, a plain MultiDiscrete would repeat an item almost every time

@@ -53,17 +53,52 @@ def test_movielens_population_has_every_real_user(movielens):
 
 
 def test_population_from_arrays_and_errors():
-    population = Population.from_arrays(np.eye(3) * 2)
+    requests = np.eye(3)[:, None, :] + 0.5
+    population = Population.from_arrays(np.eye(3) * 2, requests)
     np.testing.assert_allclose(population.interests, np.eye(3))
-    np.testing.assert_allclose(population.requests[:, 0], np.eye(3))
+    np.testing.assert_allclose(population.requests[:, 0], (np.eye(3) + 0.5) / np.sqrt(1.5**2 + 0.5), rtol=1e-6)
     with pytest.raises(CatalogError, match="non-empty"):
-        Population.from_arrays(np.zeros((0, 3)))
-    with pytest.raises(CatalogError, match="all-zero"):
-        Population.from_arrays(np.zeros((2, 3)))
+        Population.from_arrays(np.zeros((0, 3)), requests)
+    with pytest.raises(CatalogError, match="all zeros"):
+        Population.from_arrays(np.zeros((2, 3)), requests[:2])
     with pytest.raises(CatalogError, match="requests must have shape"):
         Population.from_arrays(np.eye(3), requests=np.ones((2, 1, 3)))
     with pytest.raises(CatalogError, match="weights"):
-        Population.from_arrays(np.eye(3), weights=[1.0, -1.0, 1.0])
+        Population.from_arrays(np.eye(3), requests, weights=[1.0, -1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # NaN or inf weights made sampling collapse silently onto one prototype.
+        ({"weights": [1.0, np.nan, 1.0], "requests": np.ones((3, 1, 3))}, "weights must be"),
+        ({"weights": [1.0, np.inf, 1.0], "requests": np.ones((3, 1, 3))}, "weights must be"),
+        ({"requests": np.full((3, 2, 3), np.nan)}, "requests contain NaN"),
+        ({"requests": np.zeros((3, 1, 3))}, "request vectors are all zeros"),
+        ({"request_noise": 0.5}, "pass seed="),
+        ({"request_noise": -1.0, "seed": 0}, "request_noise must be"),
+        ({"request_noise": 0.5, "seed": 0, "requests": np.ones((3, 1, 3))}, "not both"),
+    ],
+)
+def test_population_from_arrays_rejects(kwargs, message):
+    with pytest.raises(CatalogError, match=message):
+        Population.from_arrays(np.eye(3), **kwargs)
+
+
+def test_population_needs_requests_and_never_defaults_them_to_the_hidden_taste():
+    interests = np.random.default_rng(0).normal(size=(5, 8))
+    with pytest.raises(CatalogError, match="needs the users' requests"):
+        Population.from_arrays(interests)
+    derived = Population.from_arrays(interests, request_noise=0.5, seed=3, requests_per_user=2)
+    assert derived.requests.shape == (5, 2, 8)
+    cosine = np.einsum("prd,pd->pr", derived.requests, derived.interests)
+    assert np.all(cosine < 0.999) and np.all(cosine > 0.5)  # a noisy, informative view; not the answer
+    again = Population.from_arrays(interests, request_noise=0.5, seed=3, requests_per_user=2)
+    np.testing.assert_array_equal(derived.requests, again.requests)
+    with pytest.warns(UserWarning, match="handed the answer"):
+        Population.from_arrays(interests, requests=interests * 3)
+    with pytest.warns(UserWarning, match="handed the answer"):
+        Population.from_arrays(interests, request_noise=0.0, seed=0)
 
 
 def test_sample_user_without_noise_reproduces_prototypes():

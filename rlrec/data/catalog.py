@@ -22,10 +22,43 @@ class CatalogError(ValueError):
 
 
 def normalise_rows(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
+    """Rows scaled to unit L2 norm (float32).
+
+    Each row is first multiplied by the power of two that brings its largest entry into ``[0.5, 1)``: exact in
+    floating point (the result is bit-for-bit what float32 arithmetic gives where it does not overflow), and it
+    keeps rows of huge or tiny float64 values (``1e39``, ``1e-50``) from overflowing or vanishing in float32.
+    """
+    vectors = np.asarray(vectors)
+    if not np.issubdtype(vectors.dtype, np.floating):
+        vectors = vectors.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        _, exponent = np.frexp(np.max(np.abs(vectors), axis=-1, keepdims=True))
+    vectors = np.ldexp(vectors, -exponent).astype(np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, eps)
+
+
+def check_vectors(vectors, what: str, *, rows: str = "rows") -> np.ndarray:
+    """Unit-norm float32 rows of ``vectors`` (any float/int dtype), or a :class:`CatalogError` naming the first
+    row that is not finite or is all zeros (it has no direction to normalise)."""
+    try:
+        vectors = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CatalogError(f"{what} must be numeric arrays.") from None
+    flat = vectors.reshape(-1, vectors.shape[-1]) if vectors.ndim >= 1 and vectors.size else vectors.reshape(0, 1)
+    bad = ~np.isfinite(flat).all(axis=1)
+    if bad.any():
+        raise CatalogError(
+            f"{what} contain NaN or inf in {int(bad.sum())} {rows} (first at row {int(np.argmax(bad))}). Fix or drop "
+            "them."
+        )
+    zero = ~np.any(flat != 0, axis=1)
+    if zero.any():
+        raise CatalogError(
+            f"{int(zero.sum())} {what} {rows} are all zeros (first at row {int(np.argmax(zero))}); they have no "
+            "direction to normalise. Fix or drop them."
+        )
+    return normalise_rows(vectors)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -93,19 +126,7 @@ def _check_embeddings(embeddings: np.ndarray, count: int | None = None) -> np.nd
         raise CatalogError("Embeddings have zero columns: give each item a vector of dim >= 1.")
     if not np.issubdtype(embeddings.dtype, np.number):
         raise CatalogError(f"Embeddings must be numeric, got dtype {embeddings.dtype}.")
-    bad = ~np.isfinite(embeddings).all(axis=1)
-    if bad.any():
-        raise CatalogError(
-            f"Embeddings contain NaN or inf in {int(bad.sum())} rows (first at row {int(np.argmax(bad))}). "
-            "Fix or drop those items."
-        )
-    zero = np.linalg.norm(embeddings, axis=1) == 0
-    if zero.any():
-        raise CatalogError(
-            f"{int(zero.sum())} embedding rows are all zeros (first at row {int(np.argmax(zero))}); they have "
-            "no direction to normalise. Fix or drop those items."
-        )
-    return normalise_rows(embeddings)
+    return check_vectors(embeddings, "Embeddings")
 
 
 def _check_ids(item_ids: Sequence) -> np.ndarray:
@@ -286,7 +307,7 @@ class Catalog:
             texts=item_texts,
             embeddings=vectors,
             metadata=metadata.reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(count)),
-            popularity=_per_item(popularity, count, "popularity", default=1.0),
+            popularity=_per_item(popularity, count, "popularity", default=1.0, minimum=0.0),
             quality=standardise(_per_item(quality, count, "quality", default=0.0)),
         )
         return catalog.with_projection(dim) if dim is not None else catalog
@@ -340,7 +361,8 @@ class Catalog:
             embeddings=embeddings,
             metadata=frame.drop(columns=[text_column]),
             popularity=_per_item(
-                frame[popularity_column].to_numpy() if popularity_column else None, len(frame), "popularity", 1.0
+                frame[popularity_column].to_numpy() if popularity_column else None, len(frame), "popularity", 1.0,
+                minimum=0.0,
             ),
             quality=standardise(
                 _per_item(frame[quality_column].to_numpy() if quality_column else None, len(frame), "quality", 0.0)
@@ -392,18 +414,40 @@ def multi_hot(labels: pd.Series, separator: str = "|") -> tuple[np.ndarray, tupl
     return matrix, tuple(names)
 
 
-def _per_item(values, count: int, label: str, default: float) -> np.ndarray:
+def _per_item(values, count: int, label: str, default: float, minimum: float | None = None) -> np.ndarray:
+    """``(count,)`` float32 values, checked as float32 holds them (finite, and ``>= minimum`` when given)."""
     if values is None:
         return np.full(count, default, dtype=np.float32)
-    values = np.asarray(values, dtype=np.float64)
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CatalogError(f"{label} must be numbers, one per item.") from None
     if values.shape != (count,):
         raise CatalogError(f"{label} must have one value per item, shape ({count},); got {values.shape}.")
-    if not np.isfinite(values).all():
-        raise CatalogError(f"{label} contains NaN or inf (first at row {int(np.argmax(~np.isfinite(values)))}).")
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):
+        used = values.astype(np.float32)
+    if not np.isfinite(used).all():
+        raise CatalogError(
+            f"{label} contains NaN, inf or values beyond float32's range (first at row "
+            f"{int(np.argmax(~np.isfinite(used)))})."
+        )
+    if minimum is not None and (used < minimum).any():
+        first = int(np.argmax(used < minimum))
+        raise CatalogError(
+            f"{label} must be >= {minimum:g} (it counts interactions); row {first} is {values[first]!r}."
+        )
+    return used
 
 
 def standardise(values: np.ndarray) -> np.ndarray:
-    """Mean 0, standard deviation 1 (just centred when all values are equal), float32."""
-    spread = values.std()
-    return ((values - values.mean()) / spread if spread > 0 else values - values.mean()).astype(np.float32)
+    """Mean 0, standard deviation 1 (just centred when all values are equal), float32.
+
+    Computed in the input's dtype, and again in float64 if that overflowed (float32 values near its largest).
+    """
+    values = np.asarray(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = values.std()
+        result = ((values - values.mean()) / spread if spread > 0 else values - values.mean()).astype(np.float32)
+    if not np.isfinite(result).all() and np.isfinite(values).all():
+        return standardise(values.astype(np.float64))
+    return result

@@ -31,14 +31,18 @@ def validate_actions(action: Any, num_items: int, slate_size: int, batch: int | 
 
     Single-item envs take an integer (shape ``()``); slate envs take ``slate_size`` distinct integers.
     """
-    array = np.asarray(action)
     expected = (() if slate_size == 1 else (slate_size,)) if batch is None else (
         (batch,) if slate_size == 1 else (batch, slate_size)
     )
+    what = "an item index" if slate_size == 1 else f"a slate of {slate_size} item indices"
+    try:
+        array = np.asarray(action)
+    except (ValueError, TypeError, OverflowError) as error:  # ragged lists, objects numpy cannot hold
+        raise InvalidActionError(f"Action must be {what} with shape {expected}; {action!r:.80} is not an array "
+                                 f"({error}).") from None
     if slate_size == 1 and batch is None and array.shape == (1,):
         array = array.reshape(())  # a 1-item slate written as a list is still one item
     if array.shape != expected:
-        what = "an item index" if slate_size == 1 else f"a slate of {slate_size} item indices"
         raise InvalidActionError(f"Action must be {what} with shape {expected}, got shape {array.shape}.")
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         raise InvalidActionError(f"Action must hold integer item indices, got dtype {array.dtype}.")

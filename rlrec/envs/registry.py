@@ -12,7 +12,6 @@ Three settings, each as a single-item and a slate environment:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -97,20 +96,74 @@ _NUMERIC_DEFAULTS = {
 DEFAULT_DIM = 32
 DEFAULT_POSITION_DECAY = 0.3
 
-# (field, lower bound, inclusive?) for numeric knobs; None: any finite value.
-_BOUNDS: dict[str, tuple[float | None, bool]] = {
-    "interest_noise": (0.0, True),
-    "temperature": (0.0, False),
-    "drift_rate": (0.0, True),
-    "boredom_weight": (0.0, True),
-    "boredom_decay": (0.0, True),
-    "satisfaction_scale": (0.0, True),
-    "initial_budget": (0.0, False),
-    "step_cost": (0.0, True),
-    "budget_refund": (0.0, True),
-    "max_steps": (1.0, True),
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """A numeric environment setting: its documented range and meaning.
+
+    Every value in the range gives finite utilities, rewards and regret in float32, the dtype the simulator
+    computes in (``tests/test_env_properties.py`` checks this over the whole range).
+    """
+
+    name: str
+    low: float
+    high: float
+    meaning: str
+    low_open: bool = False  # the range excludes ``low``
+    integer: bool = False
+
+    @property
+    def dtype(self):
+        return np.int32 if self.integer else np.float32
+
+    def range_text(self) -> str:
+        low = f"({self.low:g}" if self.low_open else f"[{self.low:g}"
+        return f"{low}, {self.high:g}]" + (", whole numbers" if self.integer else "")
+
+    def check(self, value: Any) -> np.ndarray:
+        """``value`` in the dtype the simulator uses; raises ``ValueError`` naming the knob and its range."""
+        try:
+            wide = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} must be a number in {self.range_text()}, got {value!r}.") from None
+        if self.integer and np.all(np.isfinite(wide)) and np.any(wide != np.floor(wide)):
+            raise ValueError(f"{self.name} must be a whole number in {self.range_text()}, got {value!r}.")
+        # Checked as the simulator will hold it: 1e39 is finite in float64 but inf in float32, 1e-45 positive in
+        # float64 but a denormal that overflows a division in float32.
+        with np.errstate(over="ignore", invalid="ignore"):
+            used = wide.astype(self.dtype) if not self.integer or np.all(np.abs(wide) < 2**31) else wide
+        used_wide = np.asarray(used, np.float64)
+        too_low = used_wide <= self.low if self.low_open else used_wide < self.low
+        if not np.all(np.isfinite(used_wide)) or np.any(too_low) or np.any(used_wide > self.high):
+            raise ValueError(f"{self.name} must be in {self.range_text()} ({self.meaning}), got {value!r}.")
+        return np.asarray(used, self.dtype)
+
+
+_WEIGHT = 1e4  # the largest magnitude of a utility weight or logit: utilities stay far from float32 overflow
+KNOBS: dict[str, Knob] = {
+    knob.name: knob
+    for knob in (
+        Knob("interest_noise", 0.0, 100.0, "spread of simulated users around their prototype; 0: the prototypes"),
+        Knob("affinity_weight", -_WEIGHT, _WEIGHT, "weight of the taste match <u, e_i> in the click utility"),
+        Knob("quality_weight", -_WEIGHT, _WEIGHT, "weight of item quality in the click utility"),
+        Knob("appeal_weight", -_WEIGHT, _WEIGHT, "weight of appeal (standardised log-popularity): clickbait"),
+        Knob("position_bias", -_WEIGHT, _WEIGHT, "per-slot logit added to the utility, one value per slot"),
+        Knob("no_click_logit", -_WEIGHT, _WEIGHT, "utility of not clicking: higher, fewer clicks"),
+        Knob("temperature", 1e-3, _WEIGHT, "divides every logit: lower, more deterministic choices"),
+        Knob("drift_rate", 0.0, 1.0, "how far interest moves toward a consumed item"),
+        Knob("boredom_weight", 0.0, _WEIGHT, "utility lost per unit of similarity to recent consumption"),
+        Knob("boredom_decay", 0.0, 1.0, "how much of the boredom memory is kept each step"),
+        Knob("satisfaction_scale", 0.0, _WEIGHT, "steepness of satisfaction in the taste match"),
+        Knob("satisfaction_threshold", -_WEIGHT, _WEIGHT, "taste match at which satisfaction is one half"),
+        Knob("satisfaction_quality_weight", -_WEIGHT, _WEIGHT, "weight of item quality in satisfaction"),
+        Knob("initial_budget", 0.0, 1e6, "session budget of a new user", low_open=True),
+        Knob("step_cost", 0.0, 1e6, "budget each step costs"),
+        Knob("budget_refund", 0.0, 1e6, "budget a fully satisfying click gives back"),
+        Knob("max_steps", 1, 1e9, "horizon: the episode is truncated after this many steps", integer=True),
+        Knob("position_decay", -_WEIGHT, _WEIGHT, "position_bias[s] = -position_decay * s when no bias is given"),
+    )
 }
-_UPPER: dict[str, float] = {"drift_rate": 1.0, "boredom_decay": 1.0}
+assert set(KNOBS) == set(NUMERIC_OVERRIDES) | {"position_decay"}, "every numeric EnvParams field needs a Knob"
 
 
 def registered_envs() -> list[str]:
@@ -118,15 +171,24 @@ def registered_envs() -> list[str]:
     return sorted(REGISTRY)
 
 
-def _check_number(name: str, value: Any) -> None:
-    array = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {value!r}.")
-    low, inclusive = _BOUNDS.get(name, (None, True))
-    if low is not None and (np.any(array < low) if inclusive else np.any(array <= low)):
-        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value!r}.")
-    if name in _UPPER and np.any(array > _UPPER[name]):
-        raise ValueError(f"{name} must be <= {_UPPER[name]}, got {value!r}.")
+def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
+    """Checks override names and numeric values without building anything; raises ``ValueError`` naming the
+    field and what it takes (used by :func:`make`, suites and the command line)."""
+    valid = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise ValueError(f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)}.")
+    for name, value in overrides.items():
+        if name in KNOBS:
+            KNOBS[name].check(value)
+    for name in ("slate_size", "history_length"):
+        value = overrides.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+    if overrides.get("choice_model", choice.MNL) not in choice.CHOICE_MODELS:
+        raise ValueError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {overrides['choice_model']!r}.")
+    if not isinstance(overrides.get("track_regret", True), (bool, np.bool_)):
+        raise ValueError(f"track_regret must be True or False, got {overrides['track_regret']!r}.")
 
 
 def build_params(
@@ -143,12 +205,16 @@ def build_params(
     count, requests_per_user, lm_dim = population.requests.shape
     interests = catalog.project(population.interests)
     requests = catalog.project(population.requests.reshape(-1, lm_dim)).reshape(count, requests_per_user, -1)
-    if "position_bias" in numeric:
-        position_bias = np.asarray(numeric.pop("position_bias"), dtype=np.float32).reshape(-1)
+    unknown = sorted(set(numeric) - set(NUMERIC_OVERRIDES))
+    if unknown:
+        raise ValueError(f"Unknown numeric setting(s) {unknown}; valid: {sorted(NUMERIC_OVERRIDES)}.")
+    checked = {name: KNOBS[name].check(value) for name, value in numeric.items()}
+    if "position_bias" in checked:
+        position_bias = checked.pop("position_bias").reshape(-1)
         if position_bias.shape != (slate_size,):
             raise ValueError(f"position_bias must have one value per slot ({slate_size}), got {position_bias.shape}.")
     else:
-        position_bias = -position_decay * np.arange(slate_size, dtype=np.float32)
+        position_bias = -float(KNOBS["position_decay"].check(position_decay)) * np.arange(slate_size, dtype=np.float32)
     return EnvParams(
         item_features=jnp.asarray(catalog.features),
         item_quality=jnp.asarray(catalog.quality),
@@ -156,11 +222,11 @@ def build_params(
         prototype_interests=jnp.asarray(interests),
         prototype_requests=jnp.asarray(requests),
         prototype_log_weights=jnp.log(jnp.asarray(population.weights)),
-        position_bias=jnp.asarray(position_bias),
+        position_bias=jnp.asarray(position_bias, jnp.float32),
         # Every knob becomes an array of a fixed dtype (not a Python float), so params built here, loaded from a
         # snapshot or batched for vmap all have the same pytree structure and dtypes.
         **{
-            name: jnp.asarray(numeric.get(name, default), jnp.int32 if name == "max_steps" else jnp.float32)
+            name: jnp.asarray(checked.get(name, default), KNOBS[name].dtype)
             for name, default in _NUMERIC_DEFAULTS.items()
             if name != "position_bias"
         },
@@ -188,33 +254,23 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     if env_id not in REGISTRY:
         raise ValueError(f"Unknown environment {env_id!r}. Registered: {', '.join(registered_envs())}.")
     spec = REGISTRY[env_id]
-    valid = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)}.")
+    check_overrides(env_id, overrides)
 
-    slate_size = int(overrides.pop("slate_size", spec.slate_size))
-    history_length = int(overrides.pop("history_length", 8))
+    slate_size = overrides.pop("slate_size", spec.slate_size)
+    history_length = overrides.pop("history_length", 8)
     choice_model = overrides.pop("choice_model", choice.MNL)
-    track_regret = bool(overrides.pop("track_regret", True))
-    if slate_size < 1:
-        raise ValueError(f"slate_size must be >= 1, got {slate_size}.")
+    track_regret = overrides.pop("track_regret", True)
     dim_given = "dim" in overrides
     dim = overrides.pop("dim", DEFAULT_DIM)
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
         raise ValueError(f"dim must be a positive integer or None, got {dim!r}.")
     model_path = overrides.pop("model_path", None)
-    position_decay = overrides.pop("position_decay", DEFAULT_POSITION_DECAY)
-    _check_number("position_decay", position_decay)
+    position_decay = float(KNOBS["position_decay"].check(overrides.pop("position_decay", DEFAULT_POSITION_DECAY)))
     catalog = overrides.pop("catalog", spec.catalog)
     population = overrides.pop("population", None)
 
     numeric = dict(SETTINGS[spec.setting])
     numeric.update(overrides)
-    for name, value in numeric.items():
-        _check_number(name, value)
-    if "max_steps" in numeric and float(numeric["max_steps"]) != math.floor(float(numeric["max_steps"])):
-        raise ValueError(f"max_steps must be a whole number of steps, got {numeric['max_steps']!r}.")
 
     if isinstance(catalog, str):
         catalog = load_catalog(catalog, dim=dim, model_path=model_path)

@@ -16,6 +16,7 @@ sampling is a pure JAX function.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from functools import lru_cache
 
 import chex
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rlrec.data.builtin import readable_title
-from rlrec.data.catalog import Catalog, CatalogError, normalise_rows
+from rlrec.data.catalog import Catalog, CatalogError, check_vectors, normalise_rows
 
 # How genres read in a sentence ("I love animated comedies" rather than "Animation Comedy").
 GENRE_PHRASES = {
@@ -82,40 +83,94 @@ class Population:
         requests: np.ndarray | None = None,
         weights: np.ndarray | None = None,
         name: str = "arrays",
+        *,
+        request_noise: float | None = None,
+        requests_per_user: int = 3,
+        seed: int | None = None,
     ) -> Population:
-        """Bring-your-own prototypes: interest vectors ``(P, D)`` and optional request vectors ``(P, R, D)``.
+        """Bring-your-own prototypes: hidden interests ``(P, D)`` and what each user says, ``(P, R, D)``.
 
-        Without requests, each user "states" its own interest exactly (a fully informative observation).
+        Agents observe a request, never the hidden interest, so requests are required: either your own vectors
+        (e.g. LM embeddings of texts your users wrote), or derived from the interests through a documented noisy
+        view, ``request = normalise(u + request_noise * z / sqrt(D))`` with ``z ~ N(0, I)``, ``requests_per_user``
+        of them per prototype, drawn with ``seed``. (``request_noise=0`` hands agents the hidden taste; it is
+        allowed, for an upper bound, and warns.)
+
+        Args:
+            interests: ``(P, D)`` hidden tastes (any scale; normalised).
+            requests: ``(P, R, D)`` or ``(P, D)`` request vectors (normalised), or None with ``request_noise``.
+            weights: ``(P,)`` non-negative sampling weights (uniform when None).
+            name: a label.
+            request_noise: noise scale of derived requests (``requests`` must then be None).
+            requests_per_user: how many requests to derive per prototype.
+            seed: the seed of the derived requests' noise (required with ``request_noise``).
+
+        Raises:
+            CatalogError: naming the bad input and the fix.
         """
-        interests = np.asarray(interests, dtype=np.float32)
-        if interests.ndim != 2 or interests.shape[0] == 0:
-            raise CatalogError(f"interests must be a non-empty (users, dim) array, got shape {interests.shape}.")
-        if not np.isfinite(interests).all() or (np.linalg.norm(interests, axis=1) == 0).any():
-            raise CatalogError("interests contain NaN/inf or all-zero rows; every user needs a direction.")
+        interests = check_vectors(_two_d(interests, "interests"), "interests")
+        count = interests.shape[0]
         if requests is None:
-            requests = interests[:, None, :]
-        requests = np.asarray(requests, dtype=np.float32)
+            if request_noise is None:
+                raise CatalogError(
+                    "Population.from_arrays needs the users' requests (what they say they want; agents observe "
+                    "them, never the hidden interests). Pass requests=(users, R, dim) vectors, or derive noisy ones "
+                    "with request_noise=0.5, seed=0."
+                )
+            noise = float(request_noise)
+            if not np.isfinite(noise) or noise < 0:
+                raise CatalogError(f"request_noise must be a finite number >= 0, got {request_noise!r}.")
+            if seed is None:
+                raise CatalogError("Deriving requests draws noise: pass seed= (an integer) so the population is reproducible.")
+            if isinstance(requests_per_user, bool) or not isinstance(requests_per_user, (int, np.integer)) or requests_per_user < 1:
+                raise CatalogError(f"requests_per_user must be a positive integer, got {requests_per_user!r}.")
+            dim = interests.shape[1]
+            z = np.random.default_rng(seed).normal(size=(count, int(requests_per_user), dim))
+            requests = interests[:, None, :].astype(np.float64) + noise * z / np.sqrt(dim)
+        elif request_noise is not None:
+            raise CatalogError("Pass either requests or request_noise (to derive them), not both.")
+        requests = np.asarray(requests)
         if requests.ndim == 2:
             requests = requests[:, None, :]
-        if requests.shape[0] != interests.shape[0] or requests.shape[-1] != interests.shape[1]:
+        if requests.ndim != 3 or requests.shape[0] != count or requests.shape[-1] != interests.shape[1]:
             raise CatalogError(
-                f"requests must have shape (users, R, dim) = ({interests.shape[0]}, R, {interests.shape[1]}), "
-                f"got {requests.shape}."
+                f"requests must have shape (users, R, dim) = ({count}, R, {interests.shape[1]}), got {requests.shape}."
             )
-        if not np.isfinite(requests).all():
-            raise CatalogError("requests contain NaN or inf.")
-        count = interests.shape[0]
-        weights = np.full(count, 1.0 / count) if weights is None else np.asarray(weights, dtype=np.float64)
-        if weights.shape != (count,) or (weights < 0).any() or weights.sum() <= 0:
-            raise CatalogError(f"weights must be ({count},) non-negative with a positive sum.")
+        requests = check_vectors(requests, "requests", rows="request vectors")
+        if np.allclose(requests, interests[:, None, :], atol=1e-6):
+            warnings.warn(
+                "The requests equal the hidden interests: agents that read the request (text-match, the LM-prior "
+                "bandits, deep agents) are handed the answer, and their regret means nothing. Pass requests that "
+                "are a partial view of the interests (your users' own texts, or request_noise > 0).",
+                UserWarning,
+                stacklevel=2,
+            )
+        if weights is None:
+            weights = np.full(count, 1.0 / count)
+        try:
+            weights = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CatalogError(f"weights must be {count} numbers.") from None
+        if weights.shape != (count,) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise CatalogError(f"weights must be ({count},) finite, non-negative numbers with a positive sum.")
         return cls(
-            interests=normalise_rows(interests),
-            requests=normalise_rows(requests),
+            interests=interests,
+            requests=requests,
             request_texts=None,
             weights=(weights / weights.sum()).astype(np.float32),
             user_ids=np.arange(count),
             name=name,
         )
+
+
+def _two_d(array, what: str) -> np.ndarray:
+    try:
+        array = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CatalogError(f"{what} must be a numeric (users, dim) array.") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise CatalogError(f"{what} must be a non-empty (users, dim) array, got shape {array.shape}.")
+    return array
 
 
 def interests_from_ratings(
