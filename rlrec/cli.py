@@ -5,13 +5,73 @@ Parsing and files live here, at the edge; everything below is plain library call
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+DEBUG_ENV_VAR = "RLREC_DEBUG"  # set to 1 to see the traceback behind an error line
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the input was wrong (a bad value, file, folder or run): shown as one error line.
+
+    Other exceptions are bugs and keep their traceback.
+    """
+    from rlrec.files import FolderInUseError
+    from rlrec.lm import ModelLoadError
+
+    try:
+        from rlrec.train.checkpoint import CheckpointError
+    except ImportError:  # pragma: no cover - orbax is a hard dependency
+        CheckpointError = ValueError  # noqa: N806
+    return (ValueError, OSError, CheckpointError, FolderInUseError, ModelLoadError)
+
+
+def _print_error(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+class _Commands(typer.core.TyperGroup):
+    """The ``rlrec`` group: every input mistake ends in one ``error: ...`` line and exit code 2, never a traceback
+    (usage errors from the parser included); ``RLREC_DEBUG=1`` shows the traceback."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as error:  # the parser's usage errors (typer's click)
+            if os.environ.get(DEBUG_ENV_VAR):
+                raise
+            _print_error(f"{error.format_message()} (see `{ctx.info_name} --help`)")
+            raise typer.Exit(code=2) from None
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as error:  # the parser's usage errors (typer's click)
+            if os.environ.get(DEBUG_ENV_VAR):
+                raise
+            command = f"{ctx.info_name} {ctx.invoked_subcommand}" if ctx.invoked_subcommand else ctx.info_name
+            _print_error(f"{error.format_message()} (see `{command} --help`)")
+            raise typer.Exit(code=2) from None
+        except _user_errors() as error:
+            if os.environ.get(DEBUG_ENV_VAR):
+                raise
+            _print_error(str(error) or type(error).__name__)
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
     name="rlrec",
@@ -19,8 +79,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
-console = Console()
 
 
 # Options shared by `run` and `train`.
@@ -31,7 +91,7 @@ Hyperparameters = Annotated[
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    _print_error(message)
     raise typer.Exit(code=2)
 
 
@@ -162,14 +222,43 @@ def _parse_assignments(pairs: list[str] | None, what: str) -> dict:
 
     parsed = {}
     for pair in pairs or []:
-        if "=" not in pair:
+        name, equals, raw = pair.partition("=")
+        if not equals or not name.strip():
             _fail(f"{what} {pair!r} must look like name=value.")
-        name, raw = pair.split("=", 1)
+        if name.strip() in parsed:
+            _fail(f"{what} sets {name.strip()!r} twice; give each name once.")
         try:
-            parsed[name.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            parsed[name.strip()] = raw
+            parsed[name.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parsed[name.strip()] = raw.strip()
     return parsed
+
+
+def _hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str, dict]:
+    """``--hp`` settings per agent: ``name=value`` goes to every listed agent that takes ``name``,
+    ``AGENT:name=value`` to that agent only. A name no listed agent takes is an error (a typo is never
+    silently dropped); values are checked against each agent's declared range by ``make_agent``."""
+    from rlrec.agents import hyperparameter_names
+
+    per_agent: dict[str, dict] = {agent: {} for agent in agents}
+    for name, value in _parse_assignments(pairs, "--hp").items():
+        target, colon, field = name.rpartition(":")
+        if colon:
+            if target not in per_agent:
+                _fail(f"--hp {name}=...: {target!r} is not one of the agents of this command ({', '.join(agents)}).")
+            if field not in hyperparameter_names(target):
+                _fail(f"--hp {name}=...: {target} has no hyperparameter {field!r}; it takes "
+                      f"{', '.join(hyperparameter_names(target)) or 'none'}.")
+            per_agent[target][field] = value
+            continue
+        takers = [agent for agent in agents if name in hyperparameter_names(agent)]
+        if not takers:
+            taken = {agent: hyperparameter_names(agent) for agent in agents}
+            listed = "; ".join(f"{agent}: {', '.join(names) or 'none'}" for agent, names in taken.items())
+            _fail(f"--hp {name}=...: no agent of this command takes {name!r} ({listed}).")
+        for agent in takers:
+            per_agent[agent][name] = value
+    return per_agent
 
 
 @app.command()
@@ -192,10 +281,12 @@ def run(
     import csv
 
     from rlrec.agents import AGENTS, make_agent
+    from rlrec.agents.base import check_hyperparameters
     from rlrec.bench import report
     from rlrec.bench.runner import MODES, run as run_agent
     from rlrec.bench.suite import catalog_extras
     from rlrec.envs import REGISTRY, make
+    from rlrec.envs.registry import check_overrides
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
     if env_id.removeprefix("rlrec/") not in REGISTRY:
@@ -206,13 +297,12 @@ def run(
     if mode not in MODES:
         _fail(f"--mode must be one of {MODES}, got {mode!r}.")
     overrides = _parse_assignments(env_overrides, "--set")
-    hyper = _parse_assignments(hyperparameters, "--hp")
-    try:
-        env, params = make(env_id, **overrides)
-        built = [make_agent(name, env, **{k: v for k, v in hyper.items() if k in AGENTS[name][0].__dataclass_fields__})
-                 for name in agents]
-    except ValueError as error:
-        _fail(str(error))
+    hyper = _hyperparameters_for(agents, hyperparameters)
+    check_overrides(env_id.removeprefix("rlrec/"), overrides)
+    for name in agents:  # hyperparameters first: cheap, and a mistake should not wait for the catalog
+        check_hyperparameters(AGENTS[name][0], hyper[name], agent=name)
+    env, params = make(env_id, **overrides)
+    built = [make_agent(name, env, **hyper[name]) for name in agents]
     for agent in built:
         if getattr(agent, "learns_from_rollouts", False):
             _fail(f"{agent.name} learns from rollouts: train it with `rlrec train --agent {agent.name}`, then "
@@ -285,6 +375,8 @@ def bench(
         changes = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("seed", seed)) if v is not None}
         chosen = dataclasses.replace(chosen, **changes).validate()
         out = out or Path("runs") / f"bench-{chosen.name}"
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
         console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x {len(chosen.agents)} "
                       f"agents), {chosen.seeds} seeds x {chosen.steps} steps each; results in {out}")
         result = run_suite(chosen, out)
@@ -312,26 +404,25 @@ def train(
     list_hp: Annotated[bool, typer.Option("--list-hp", help="Show the agent's hyperparameters and exit.")] = False,
 ) -> None:
     """Train an agent (DQN/SlateQ, PPO, REINFORCE, ...) with checkpoints, metrics and resume."""
-    from rlrec.agents import AGENTS, hyperparameter_names
+    from rlrec.agents import AGENTS, hyperparameter_specs
     from rlrec.train.checkpoint import CheckpointError
     from rlrec.train.run import TrainConfig, evaluate as evaluate_run, run_training
 
     if agent not in AGENTS:
         _fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
     if list_hp:
-        cls, defaults = AGENTS[agent]
         table = Table(title=f"{agent} hyperparameters (--hp name=value)")
-        table.add_column("name")
-        table.add_column("default", justify="right")
-        for name in hyperparameter_names(agent):
-            table.add_row(name, repr(defaults.get(name, cls.__dataclass_fields__[name].default)))
+        for column in ("name", "default", "valid values", "meaning"):
+            table.add_column(column, overflow="fold")
+        for name, (default, spec) in sorted(hyperparameter_specs(agent).items()):
+            table.add_row(name, repr(default), spec.describe(), spec.meaning)
         console.print(table)
         return
     try:
         config = TrainConfig(
             env=env_id,
             agent=agent,
-            hyperparameters=_parse_assignments(hyperparameters, "--hp"),
+            hyperparameters=_hyperparameters_for([agent], hyperparameters)[agent],
             env_overrides=_parse_assignments(env_overrides, "--set"),
             seeds=seeds,
             users=users,

@@ -68,7 +68,7 @@ def test_linucb_matches_numpy_reference_action_for_action():
     rng = np.random.default_rng(0)
     arms = rng.normal(size=(10, 5))
     catalog = Catalog.from_arrays(arms, popularity=rng.integers(1, 50, 10), quality=rng.normal(size=10))
-    population = Population.from_arrays(rng.normal(size=(3, 5)))
+    population = Population.from_arrays(rng.normal(size=(3, 5)), request_noise=0.5, seed=0)
     env, params = rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population, no_click_logit=0.0)
     agent = LinUCB(slate_size=1, alpha=0.7, regulariser=2.0)
     result = run(env, params, agent, num_seeds=4, num_steps=60, seed=3, accuracy_k=1)
@@ -126,3 +126,43 @@ def test_make_agent_errors(slate_bandit):
         make_agent("linucbb", env)
     with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) \['alpha'\] for lints"):
         make_agent("lints", env, alpha=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "message"),
+    [
+        # A typo used to be dropped silently by the CLI; a negative ridge ran a NaN LinUCB stuck on one item.
+        ("linucb", {"alpah": 5}, r"Unknown hyperparameter\(s\) \['alpah'\] for linucb; it takes \[.*'alpha'"),
+        ("linucb", {"regulariser": -1.0}, r"linucb: regulariser must be \(0, 1e\+06\] \(ridge strength"),
+        ("linucb", {"regulariser": 0}, r"regulariser must be \(0, 1e\+06\]"),
+        ("lm-lints", {"posterior_scale": float("nan")}, r"posterior_scale must be \[0, 1e\+06\]"),
+        ("epsilon-greedy", {"epsilon": 1.5}, r"epsilon must be \[0, 1\]"),
+        ("epsilon-greedy", {"decay": 0.0}, r"decay must be \(0, 1\]"),
+        ("linucb", {"context": "user"}, "context must be one of item, request-item"),
+        ("linucb", {"alpha": "big"}, "alpha must be"),
+        ("linucb", {"alpha": 1e39}, "alpha must be"),  # finite in float64, inf in float32
+        ("ppo", {"epochs": 2.5}, r"epochs must be \[1, 10000\] \(whole numbers\)"),
+        ("ppo", {"gamma": 1.01}, r"gamma must be \[0, 1\]"),
+        ("ppo", {"normalise_advantages": 1}, "normalise_advantages must be True or False"),
+        ("dqn", {"learning_rate": 0.0}, r"learning_rate must be \(0, 1\]"),
+        ("dqn", {"history_length": 4}, r"Unknown hyperparameter\(s\) \['history_length'\]"),  # set from the env
+    ],
+)
+def test_make_agent_refuses_bad_hyperparameters(slate_bandit, name, settings, message):
+    env, _ = slate_bandit
+    with pytest.raises(ValueError, match=message):
+        make_agent(name, env, **settings)
+
+
+def test_declared_hyperparameters_cover_every_field_and_defaults_are_valid():
+    from rlrec.agents import AGENTS, hyperparameter_names, hyperparameter_specs
+    from rlrec.agents.base import check_hyperparameters, env_fields_of
+
+    for name, (cls, defaults) in AGENTS.items():
+        check_hyperparameters(cls, defaults, agent=name)  # the registry's own settings are in range
+        declared = set(hyperparameter_names(name)) | set(env_fields_of(cls))
+        undeclared = set(cls.__dataclass_fields__) - declared - {"label", "deterministic", "agent", "state"}
+        assert not undeclared, (name, undeclared)
+        assert all(spec.meaning for _, spec in hyperparameter_specs(name).values())
+    agent = make_agent("linucb", type("Env", (), {"slate_size": 3, "history_length": 8})(), alpha=1, regulariser=2)
+    assert isinstance(agent.alpha, float) and agent.alpha == 1.0 and agent.slate_size == 3

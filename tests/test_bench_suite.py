@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 from rlrec.bench import report
 from rlrec.bench.suite import SUITES, Cell, Suite, SuiteError, SuiteResult, get_suite, run_suite
 from rlrec.cli import app
+from rlrec.files import LOCK_FILES
+from test_env import assert_observation_is_not_the_hidden_taste
+from test_files import hold_folder_lock
 
 # Small enough to compile and run in well under a minute; one single-item env (ILD undefined: the
 # regret-vs-diversity plot uses coverage there) and one slate env; the oracle has exactly zero regret.
@@ -66,9 +69,12 @@ def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
         ({"agents": ("random", "random")}, "listed twice"),
         ({"seeds": 0}, "seeds must be a positive integer"),
         ({"mode": "team"}, "mode must be one of"),
-        ({"env_overrides": {"MovieLens-Bandit-v0": {"colour": 1}}}, r"unknown override\(s\) \['colour'\]"),
+        ({"env_overrides": {"MovieLens-Bandit-v0": {"colour": 1}}}, r"Unknown override\(s\) \['colour'\]"),
+        ({"env_overrides": {"MovieLens-Bandit-v0": {"temperature": 1e-45}}}, r"temperature must be in \[0.001"),
         ({"env_overrides": {"IMDB-Bandit-v0": {"max_steps": 5}}}, "not one of the suite's envs"),
-        ({"hyperparameters": {"random": {"alpha": 1.0}}}, r"unknown hyperparameter\(s\) \['alpha'\] for random"),
+        ({"hyperparameters": {"random": {"alpha": 1.0}}}, r"Unknown hyperparameter\(s\) \['alpha'\] for random"),
+        ({"agents": ("random", "linucb"), "hyperparameters": {"linucb": {"regulariser": -1.0}}},
+         r"linucb: regulariser must be \(0, 1e\+06\]"),
     ],
 )
 def test_invalid_suites_name_the_problem(change, message):
@@ -84,6 +90,15 @@ def test_suite_files_must_be_suites(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(SuiteError, match="JSON object"):
         get_suite(path)
+    path.write_text('{"name": "x", "envs": 5, "agents": ["random"], "seeds": 1, "steps": 1}')
+    with pytest.raises(SuiteError, match="envs must be a list of env ids, got 5"):
+        get_suite(path)
+    path.write_text('{"name": "x", "envs": [], "agents": ["random"], "seeds": 1, "steps": 1, "hyperparameters": []}')
+    with pytest.raises(SuiteError, match="hyperparameters must be an object"):
+        get_suite(path)
+    path.write_text('{"name": "x", "envs": [')
+    with pytest.raises(SuiteError, match="Cannot read a suite"):
+        get_suite(path)
 
 
 def test_tiny_suite_writes_every_file(tiny_run):
@@ -91,7 +106,8 @@ def test_tiny_suite_writes_every_file(tiny_run):
     for name in FILES:
         assert (out / name).stat().st_size > 0, name
     assert len(list((out / "cells").glob("*.npz"))) == 4
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temporary files left behind"
+    hidden = [p for p in out.rglob("*") if p.name.startswith(".") and p.name not in LOCK_FILES]
+    assert not hidden, "temporary files left behind"  # the lock's own files stay (harmless: see FolderLock)
     assert tiny_run.ran == TINY.cells
 
     rows = read_rows(out / "results.csv")
@@ -140,16 +156,35 @@ def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path):
         np.testing.assert_array_equal(after.metrics[name], values, err_msg=name)
 
 
+def _results_files(out):
+    """Every file of a run folder but the lock's bookkeeping (which each run rewrites) with its mtime."""
+    return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name not in LOCK_FILES}
+
+
 def test_a_different_suite_in_the_same_folder_is_refused(tiny_run, tmp_path):
-    files = {p: p.stat().st_mtime_ns for p in tiny_run.out.rglob("*")}
+    files = _results_files(tiny_run.out)
     with pytest.raises(SuiteError, match=r"different suite \(seeds: saved 8, asked 4\)"):
         run_suite(dataclasses.replace(TINY, seeds=4), tiny_run.out, progress=False)
-    assert {p: p.stat().st_mtime_ns for p in tiny_run.out.rglob("*")} == files  # nothing touched
+    assert _results_files(tiny_run.out) == files  # nothing touched
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(SuiteError, match="does not hold a benchmark suite"):
         run_suite(TINY, stranger, progress=False)
+
+
+def test_a_folder_in_use_by_another_process_is_refused_naming_it(tmp_path):
+    # Two runs started together on one --out used to both exit 0 and leave the folder mixed (one suite's
+    # config, the other's cells). Now the second is refused while the first holds the folder.
+    out = tmp_path / "busy"
+    holder = hold_folder_lock(out)
+    try:
+        with pytest.raises(SuiteError, match=rf"in use by another rlrec process \(pid {holder.pid} on "):
+            run_suite(dataclasses.replace(TINY, seeds=2), out, progress=False)
+        assert not (out / "config.json").exists() and not (out / "cells").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_cli_bench_resumes_and_rejects_a_mismatch(tiny_run, tmp_path):
@@ -249,5 +284,6 @@ def test_every_suite_builds_all_its_envs_and_agents():
         for env_id in suite.envs:
             env, params = rlrec.make(env_id, **suite.env_overrides.get(env_id, {}))
             assert suite.accuracy_k <= env.num_items(params)
+            assert_observation_is_not_the_hidden_taste(env, params)  # IMDB's users included
             for agent in suite.agents:
                 assert make_agent(agent, env, **suite.hyperparameters.get(agent, {})).slate_size == env.slate_size

@@ -99,3 +99,17 @@ def test_summary_and_plot(tmp_path, slate_bandit, movielens):
     path = report.plot_regret(results, tmp_path / "regret.png")
     assert path.stat().st_size > 10_000
     assert report.format_value(1.23456, 0.5) == "1.235 ± 0.500"
+
+
+def test_non_finite_results_stop_the_run_naming_seed_and_step():
+    import jax.numpy as jnp
+    from synthetic import synthetic_env
+
+    from rlrec.metrics import NonFiniteResultError
+
+    env, params = synthetic_env("MovieLens-BanditSlate-v0", slate_size=3)
+    broken = params.replace(temperature=jnp.asarray(0.0, jnp.float32))  # bypasses make's checks: logits / 0
+    with pytest.raises(NonFiniteResultError, match=r"random on MovieLens-BanditSlate-v0 produced a non-finite "
+                                                    r"expected_reward \(nan\) at seed 0, step 0 \(10 non-finite"):
+        run(env, broken, make_agent("random", env), num_seeds=2, num_steps=5)
+    assert np.isfinite(run(env, params, make_agent("random", env), num_seeds=2, num_steps=5).regret).all()

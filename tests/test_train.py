@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlrec.cli import app
+from rlrec.metrics import NonFiniteResultError
 from rlrec.train import run as train_run
 from rlrec.train.checkpoint import Checkpointer, CheckpointError
 from rlrec.train.run import TrainConfig, evaluate, load_trained, run_training
@@ -108,6 +109,49 @@ def test_clear_errors(uninterrupted, tmp_path):
     (mismatched / "config.json").write_text(json.dumps(saved))
     with pytest.raises(CheckpointError, match="hidden"):
         load_trained(mismatched)
+
+
+def test_relative_out_trains_checkpoints_and_evaluates(uninterrupted, tmp_path, monkeypatch):
+    # The CLI's default --out is relative (runs/train): it used to fail at the first checkpoint (orbax needs
+    # absolute paths), and `rlrec evaluate RELDIR` then called the good checkpoint corrupt.
+    monkeypatch.chdir(tmp_path)
+    run_training(config(), "runs/relative", progress=False)
+    jax.tree.map(np.testing.assert_array_equal, final_params(uninterrupted), final_params("runs/relative"))
+    monkeypatch.chdir(tmp_path / "runs")
+    assert len(evaluate("relative", num_seeds=1, num_steps=5)["seeds"]) == 2
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    from test_files import hold_folder_lock
+
+    from rlrec.files import FolderInUseError
+
+    holder = hold_folder_lock(tmp_path / "busy")
+    try:
+        with pytest.raises(FolderInUseError, match=rf"pid {holder.pid}"):
+            run_training(config(), tmp_path / "busy", progress=False)
+        assert not (tmp_path / "busy" / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_non_finite_loss_stops_training_before_it_is_saved(tmp_path, monkeypatch):
+    advance = Trainer.advance
+    calls = {"n": 0}
+
+    def poisoned(self, carry, iterations):
+        carry, outputs = advance(self, carry, iterations)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            outputs = dict(outputs, loss=outputs["loss"].copy())
+            outputs["loss"][1, 1] = np.nan
+        return carry, outputs
+
+    monkeypatch.setattr(Trainer, "advance", poisoned)
+    with pytest.raises(NonFiniteResultError, match=r"non-finite loss \(nan\) at seed 1, iteration 4"):
+        run_training(config(), tmp_path / "run", progress=False)
+    assert Checkpointer(tmp_path / "run").all_steps() == [2]  # the last good checkpoint stays the latest
 
 
 def test_evaluate_a_checkpoint(uninterrupted):

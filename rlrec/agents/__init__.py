@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlrec.agents.base import Agent, Transition
+from rlrec.agents.base import Agent, Hyperparameter, Transition, check_hyperparameters, hyperparameters_of
 from rlrec.agents.bandits import (
     EpsilonGreedy,
     LinTS,
@@ -44,25 +44,33 @@ DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")
 
 
 def hyperparameter_names(name: str) -> list[str]:
-    """The hyperparameters agent ``name`` takes (its dataclass fields, less those set from the env)."""
-    cls, _ = AGENTS[name]
-    return sorted(set(cls.__dataclass_fields__) - {"slate_size", "env", "label", "history_length", "deterministic", "agent", "state"})
+    """The hyperparameters agent ``name`` takes (declared on its class; fields set from the env are not)."""
+    if name not in AGENTS:
+        raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
+    return sorted(hyperparameters_of(AGENTS[name][0]))
+
+
+def hyperparameter_specs(name: str) -> dict[str, tuple[Any, Hyperparameter]]:
+    """``{hyperparameter: (default for agent name, spec)}``: what ``--list-hp`` and help show."""
+    cls, defaults = AGENTS[name]
+    fields = cls.__dataclass_fields__
+    return {
+        field: (defaults.get(field, fields[field].default), spec) for field, spec in hyperparameters_of(cls).items()
+    }
 
 
 def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
     """An agent by name, sized for ``env`` (its slate size); hyperparameters override the defaults.
 
     Raises:
-        ValueError: unknown name (the message lists the valid ones) or hyperparameter.
+        ValueError: unknown name (the message lists the valid ones), unknown hyperparameter, or a value outside
+            the hyperparameter's declared range (the message names it and the range).
     """
     if name not in AGENTS:
         raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
     cls, defaults = AGENTS[name]
-    settings = dict(defaults, **hyperparameters)
+    settings = check_hyperparameters(cls, dict(defaults, **hyperparameters), agent=name)
     fields = set(cls.__dataclass_fields__)
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise ValueError(f"Unknown hyperparameter(s) {unknown} for {name}; it takes {hyperparameter_names(name)}.")
     if name == "oracle":
         settings["env"] = env
     if "history_length" in fields:
@@ -80,6 +88,7 @@ __all__ = [
     "DeepAgent",
     "PolicyGradient",
     "hyperparameter_names",
+    "hyperparameter_specs",
     "EpsilonGreedy",
     "LinTS",
     "LinUCB",

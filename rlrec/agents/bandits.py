@@ -22,7 +22,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, random_slate, top_k_slate
+from rlrec.agents.base import (
+    Agent,
+    Transition,
+    as_slate,
+    bandit_features,
+    from_env,
+    hyperparameter,
+    random_slate,
+    top_k_slate,
+)
 
 ITEM = "item"
 REQUEST_ITEM = "request-item"
@@ -64,7 +73,7 @@ class UCB1(Agent):
     (features, an LM prior) matters.
     """
 
-    exploration: float = 1.0
+    exploration: float = hyperparameter(1.0, "scale of the exploration bonus", low=0.0, high=1e6)
 
     def init(self, key, env_params):
         count = env_params.item_features.shape[0]
@@ -105,9 +114,11 @@ class LinearBandit(Agent):
     (0: no prior; > 0: the LM prior ``theta_0`` along the request).
     """
 
-    context: str = struct.field(pytree_node=False, default=ITEM)
-    regulariser: float = 1.0
-    prior_scale: float = 0.0
+    context: str = hyperparameter(ITEM, "features: of the item alone, or request x item", choices=CONTEXTS)
+    regulariser: float = hyperparameter(1.0, "ridge strength lambda: A starts at lambda I", low=0.0, high=1e6,
+                                        low_open=True)
+    prior_scale: float = hyperparameter(0.0, "length of the LM prior mean along the request (0: no prior)",
+                                        low=-1e6, high=1e6)
 
     def features(self, env_params: Any, request: jax.Array) -> jax.Array:
         """``(N, f)`` features of every item for a user with this request."""
@@ -167,7 +178,7 @@ def _variance(features: jax.Array, covariance: jax.Array) -> jax.Array:
 class LinUCB(LinearBandit):
     """LinUCB: ``x^T theta + alpha sqrt(x^T A^-1 x)`` (Li et al., 2010)."""
 
-    alpha: float = 0.3
+    alpha: float = hyperparameter(0.3, "width of the confidence bonus", low=0.0, high=1e6)
 
     def act(self, key, state, obs, env_params):
         features, theta, covariance, _ = self.posterior(state, env_params, obs["request"])
@@ -178,7 +189,7 @@ class LinUCB(LinearBandit):
 class LinTS(LinearBandit):
     """Linear Thompson sampling: score with ``theta ~ N(theta_hat, v^2 A^-1)`` (Agrawal & Goyal, 2013)."""
 
-    posterior_scale: float = 0.1
+    posterior_scale: float = hyperparameter(0.1, "scale v of the posterior covariance sampled from", low=0.0, high=1e6)
 
     def act(self, key, state, obs, env_params):
         features, theta, _, factor = self.posterior(state, env_params, obs["request"])
@@ -193,9 +204,9 @@ class EpsilonGreedy(LinearBandit):
     """Epsilon-greedy on the ridge estimate: explore uniformly with probability
     ``max(min_epsilon, epsilon * decay^t)``, else show the top-k by ``x^T theta``."""
 
-    epsilon: float = 0.1
-    decay: float = 1.0
-    min_epsilon: float = 0.0
+    epsilon: float = hyperparameter(0.1, "probability of a uniformly random slate at the start", low=0.0, high=1.0)
+    decay: float = hyperparameter(1.0, "factor applied to epsilon after every step", low=0.0, high=1.0, low_open=True)
+    min_epsilon: float = hyperparameter(0.0, "floor of the decaying epsilon", low=0.0, high=1.0)
 
     def act(self, key, state, obs, env_params):
         explore_key, random_key, tie_key = jax.random.split(key, 3)
@@ -214,7 +225,7 @@ class OracleAgent(Agent):
     The runner passes the environment state (``reads_hidden_state``); the oracle's regret is exactly 0.
     """
 
-    env: Any = struct.field(pytree_node=False, default=None)
+    env: Any = from_env()
     reads_hidden_state = True
 
     def act(self, key, state, obs, env_params, env_state=None):

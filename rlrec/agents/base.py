@@ -15,12 +15,141 @@ cheaper as a whole (PPO groups users by the item-tree leaf they pick).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+
+
+# -- hyperparameter declarations --------------------------------------------------------------------------------
+
+HYPERPARAMETER = "rlrec_hyperparameter"  # field metadata key: the field's Hyperparameter spec
+FROM_ENV = "rlrec_from_env"  # field metadata key: the field is set from the environment, not chosen by users
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """What values a hyperparameter takes and what it means (declared on the agent class's field).
+
+    ``kind`` is ``"float"``, ``"int"``, ``"bool"`` or ``"choice"``. Numbers must lie in ``[low, high]``
+    (``low_open``/``high_open``: the bound is excluded); choices in ``choices``.
+    """
+
+    kind: str
+    meaning: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The valid values in words, e.g. ``(0, 1e+06]`` or ``one of item, request-item``."""
+        if self.kind == "bool":
+            return "True or False"
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        low = ("(" if self.low_open else "[") + f"{self.low:g}"
+        high = f"{self.high:g}" + (")" if self.high_open else "]")
+        return f"{low}, {high}" + (" (whole numbers)" if self.kind == "int" else "")
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` converted to the field's type, or ``ValueError`` naming the field and its valid values."""
+        problem = f"{name} must be {self.describe()} ({self.meaning}), got {value!r}."
+        if isinstance(value, jax.core.Tracer):  # a population of configurations being traced: nothing to check
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(problem)
+            return bool(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(problem)
+            return value
+        if isinstance(value, (bool, np.bool_, str)) or value is None:
+            raise ValueError(problem)
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(problem) from None
+        # Checked as float32 holds it (the dtype agents compute in): 1e39 is finite only in float64.
+        with np.errstate(over="ignore"):
+            used = array.astype(np.float32).astype(np.float64)
+        too_low = used <= self.low if self.low_open else used < self.low
+        too_high = used >= self.high if self.high_open else used > self.high
+        if not np.all(np.isfinite(used)) or np.any(too_low) or np.any(too_high):
+            raise ValueError(problem)
+        if self.kind == "int":
+            if np.any(array != np.floor(array)):
+                raise ValueError(problem)
+            return int(array) if array.ndim == 0 else value
+        return float(array) if array.ndim == 0 and not isinstance(value, jax.Array) else value
+
+
+def hyperparameter(default: Any, meaning: str, *, low: float = -math.inf, high: float = math.inf,
+                   low_open: bool = False, high_open: bool = False, choices: tuple[str, ...] = (),
+                   static: bool | None = None) -> Any:
+    """A dataclass field declaring a hyperparameter: its default, meaning and valid values.
+
+    Numbers that do not fix shapes are pytree leaves (vmappable populations of configurations); integers that fix
+    shapes or loop lengths, booleans and choices are static (``static`` overrides).
+    """
+    if choices:
+        kind = "choice"
+    elif isinstance(default, bool):
+        kind = "bool"
+    elif isinstance(default, int):
+        kind = "int"
+    else:
+        kind = "float"
+    if static is None:
+        static = kind != "float"
+    spec = Hyperparameter(kind, meaning, float(low), float(high), low_open, high_open, tuple(choices))
+    return struct.field(pytree_node=not static, default=default, metadata={HYPERPARAMETER: spec})
+
+
+def from_env(default: Any = None) -> Any:
+    """A static field the environment sets (``make_agent`` fills it in); not a hyperparameter."""
+    return struct.field(pytree_node=False, default=default, metadata={FROM_ENV: True})
+
+
+def hyperparameters_of(cls: type) -> dict[str, Hyperparameter]:
+    """``{name: spec}`` of the hyperparameters an agent class declares, in field order."""
+    return {
+        field.name: field.metadata[HYPERPARAMETER]
+        for field in dataclasses.fields(cls)
+        if HYPERPARAMETER in field.metadata
+    }
+
+
+def env_fields_of(cls: type) -> list[str]:
+    """Names of the fields an agent class takes from the environment."""
+    return [field.name for field in dataclasses.fields(cls) if field.metadata.get(FROM_ENV)]
+
+
+def check_hyperparameters(cls: type, settings: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
+    """``settings`` checked against ``cls``'s declarations (names, types, ranges) and converted to their types.
+
+    Raises:
+        ValueError: an unknown name (listing the valid ones) or a value out of range (naming it and the range).
+    """
+    declared = hyperparameters_of(cls)
+    label = agent or cls.__name__
+    unknown = sorted(set(settings) - set(declared))
+    if unknown:
+        raise ValueError(f"Unknown hyperparameter(s) {unknown} for {label}; it takes {sorted(declared)}.")
+    checked = {}
+    for name, value in settings.items():
+        try:
+            checked[name] = declared[name].check(name, value)
+        except ValueError as error:
+            raise ValueError(f"{label}: {error}") from None
+    return checked
 
 
 @struct.dataclass
@@ -96,8 +225,8 @@ class Agent(struct.PyTreeNode):
     ``slate_size`` is static (it fixes the action shape); set it from the env (``env.slate_size``).
     """
 
-    slate_size: int = struct.field(pytree_node=False, default=1)
-    label: str = struct.field(pytree_node=False, default="")
+    slate_size: int = from_env(1)
+    label: str = struct.field(pytree_node=False, default="")  # display name only
 
     @property
     def name(self) -> str:

@@ -21,19 +21,19 @@ import optax
 from flax import nnx, struct
 
 from rlrec.agents import networks
-from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, random_slate
+from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 
 
 class DeepAgent(Agent):
     """Shared configuration of the deep agents (network size, optimiser, discount)."""
 
-    hidden: int = struct.field(pytree_node=False, default=64)
-    rollout_length: int = struct.field(pytree_node=False, default=1)
+    hidden: int = hyperparameter(64, "width of the user tower's hidden layers", low=1, high=1e5)
+    rollout_length: int = hyperparameter(1, "steps of every user collected before each update", low=1, high=1e6)
     deterministic: bool = struct.field(pytree_node=False, default=False)  # greedy actions (evaluation)
-    learning_rate: float = 3e-4
-    max_grad_norm: float = 10.0
-    gamma: float = 0.95
-    history_decay: float = 0.8
+    learning_rate: float = hyperparameter(3e-4, "Adam step size", low=0.0, high=1.0, low_open=True)
+    max_grad_norm: float = hyperparameter(10.0, "gradient clipping by global norm", low=0.0, high=1e6, low_open=True)
+    gamma: float = hyperparameter(0.95, "discount factor", low=0.0, high=1.0)
+    history_decay: float = hyperparameter(0.8, "decay of the history summary the tower reads", low=0.0, high=1.0)
 
     num_heads = 1
 
@@ -152,40 +152,44 @@ class DQN(DeepAgent):
     # is hidden: long rollouts with 10-step returns, gamma 0.99 (gamma 0.95 plateaued near the myopic policy),
     # 8 gradient steps per rollout at learning rate 1e-3, and epsilon down to 0.01 (a uniformly random item
     # wastes a step of the user's budget, and every 10-step return containing one is biased low).
-    rollout_length: int = struct.field(pytree_node=False, default=16)
-    buffer_size: int = struct.field(pytree_node=False, default=50_000)
-    batch_size: int = struct.field(pytree_node=False, default=256)
-    gradient_steps: int = struct.field(pytree_node=False, default=8)
-    learning_starts: int = 1_000
-    target_tau: float = 0.005  # Polyak averaging rate of the target network per gradient step (0: periodic copies)
-    target_period: int = 250  # gradient steps between target-network copies when target_tau == 0
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.01
-    epsilon_decay_steps: float = 50_000.0  # transitions over which epsilon decays linearly
-    click_loss_weight: float = 1.0  # SlateQ only
-    learning_rate: float = 1e-3
-    gamma: float = 0.99
+    rollout_length: int = hyperparameter(16, "steps of every user collected before each update", low=1, high=1e6)
+    buffer_size: int = hyperparameter(50_000, "replay buffer capacity (transitions)", low=1, high=1e9)
+    batch_size: int = hyperparameter(256, "transitions per gradient step", low=1, high=1e7)
+    gradient_steps: int = hyperparameter(8, "gradient steps per rollout", low=1, high=1e5)
+    learning_starts: int = hyperparameter(1_000, "transitions before learning starts", low=0, high=1e12, static=False)
+    target_tau: float = hyperparameter(0.005, "Polyak rate of the target network per gradient step (0: copies)",
+                                       low=0.0, high=1.0)
+    target_period: int = hyperparameter(250, "gradient steps between target copies when target_tau is 0",
+                                        low=1, high=1e9, static=False)
+    epsilon_start: float = hyperparameter(1.0, "exploration rate at the start", low=0.0, high=1.0)
+    epsilon_end: float = hyperparameter(0.01, "exploration rate after the decay", low=0.0, high=1.0)
+    epsilon_decay_steps: float = hyperparameter(50_000.0, "transitions over which epsilon decays linearly", low=0.0,
+                                                high=1e12, low_open=True)
+    click_loss_weight: float = hyperparameter(1.0, "weight of SlateQ's click-model loss", low=0.0, high=1e6)
+    learning_rate: float = hyperparameter(1e-3, "Adam step size", low=0.0, high=1.0, low_open=True)
+    gamma: float = hyperparameter(0.99, "discount factor", low=0.0, high=1.0)
     # SlateQ decomposition (required for slates; optional for single items, where it factors Q(s, i) into a
     # learnt click probability and the value of a click).
-    decomposed: bool = struct.field(pytree_node=False, default=False)
+    decomposed: bool = hyperparameter(False, "SlateQ decomposition (required for slates)")
     # Greedy actions (acting and the double-DQN target) search the best `beam` leaves of the item tree:
     # O((C + beam L) d) instead of O(N d) per user; 0: exact argmax over the whole catalog.
-    beam: int = struct.field(pytree_node=False, default=8)
+    beam: int = hyperparameter(8, "item-tree leaves searched for greedy actions (0: the whole catalog)", low=0, high=1e6)
     # n-step returns, computed within each rollout of rollout_length steps (1: one-step TD). Uncorrected for
     # exploration, as in Rainbow: slightly biased toward the behaviour policy, much faster credit assignment.
-    n_step: int = struct.field(pytree_node=False, default=10)
+    n_step: int = hyperparameter(10, "steps of the n-step return (1: one-step TD)", low=1, high=1e6)
     # Epsilon-exploration among the beam's candidates (near the greedy choice) instead of the whole catalog.
     # Off by default: on MovieLens-Session-v0 it made DQN less stable and SlateQ no better (see benchmarks).
-    explore_beam: bool = struct.field(pytree_node=False, default=False)
+    explore_beam: bool = hyperparameter(False, "explore among the beam's items instead of the whole catalog")
     # Boltzmann exploration among the greedy candidates (the beam's items): the behaviour action maximises
     # Q + temperature x Gumbel noise, i.e. is drawn with probability ~ exp(Q / temperature). 0: greedy.
     # Off by default: temperature 0.3 on MovieLens-Session-v0 dropped the training CTR to ~0.75 and the
     # greedy policy it learnt was worse (6.9 against 7.4, one 2-seed run).
-    temperature: float = 0.0
-    history_length: int = struct.field(pytree_node=False, default=8)  # the env's (replay item layout)
+    temperature: float = hyperparameter(0.0, "Boltzmann exploration temperature among candidates (0: greedy)",
+                                        low=0.0, high=1e6)
+    history_length: int = from_env(8)  # the env's (replay item layout)
     # SlateQ slates (k > 1): Dinkelbach iterations of the exact slate argmax (each one a top-k; it converges
     # in a handful).
-    dinkelbach_steps: int = struct.field(pytree_node=False, default=4)
+    dinkelbach_steps: int = hyperparameter(4, "iterations of SlateQ's exact slate argmax", low=1, high=1e4)
 
     @property
     def num_heads(self) -> int:  # type: ignore[override]
@@ -510,17 +514,17 @@ class PolicyGradient(DeepAgent):
     # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one epoch of 8
     # minibatches at learning rate 2e-3 learnt as much per env step as 4 epochs x 4 minibatches at 3e-4, over 6
     # seeds, with a quarter of the update's passes over the rollout (the update was 2/3 of PPO's training time).
-    rollout_length: int = struct.field(pytree_node=False, default=16)
-    epochs: int = struct.field(pytree_node=False, default=1)
-    minibatches: int = struct.field(pytree_node=False, default=8)
-    learning_rate: float = 2e-3
-    clip: float = 0.2
-    gae_lambda: float = 0.95
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    normalise_advantages: bool = struct.field(pytree_node=False, default=True)
-    max_grad_norm: float = 0.5
-    tree_leaves: int = struct.field(pytree_node=False, default=0)  # leaves of the item tree; 0: ~sqrt(N)
+    rollout_length: int = hyperparameter(16, "steps of every user collected before each update", low=1, high=1e6)
+    epochs: int = hyperparameter(1, "passes over each rollout", low=1, high=1e4)
+    minibatches: int = hyperparameter(8, "minibatches per pass", low=1, high=1e7)
+    learning_rate: float = hyperparameter(2e-3, "Adam step size", low=0.0, high=1.0, low_open=True)
+    clip: float = hyperparameter(0.2, "PPO's ratio clip (0: no clipping, REINFORCE)", low=0.0, high=1e6)
+    gae_lambda: float = hyperparameter(0.95, "GAE lambda (1: Monte Carlo returns)", low=0.0, high=1.0)
+    value_coef: float = hyperparameter(0.5, "weight of the value loss", low=0.0, high=1e6)
+    entropy_coef: float = hyperparameter(0.01, "weight of the entropy bonus", low=0.0, high=1e6)
+    normalise_advantages: bool = hyperparameter(True, "standardise advantages per minibatch")
+    max_grad_norm: float = hyperparameter(0.5, "gradient clipping by global norm", low=0.0, high=1e6, low_open=True)
+    tree_leaves: int = hyperparameter(0, "leaves of the item tree (0: about sqrt(catalog size))", low=0, high=1e7)
 
     def init(self, key, env_params):
         params = self.init_network(key, env_params)

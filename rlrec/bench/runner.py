@@ -226,10 +226,25 @@ def _unnamed(thing):
 
 
 def seed_mesh(num_seeds: int) -> Mesh:
-    """A 1-D mesh over the devices that divide the seed batch (all of them when they do)."""
+    """A 1-D mesh over the devices that divide the seed batch (all of them when they do).
+
+    With several processes (``jax.distributed``) every process must hold seeds (each runs the program and
+    gathers the results), so the mesh takes the same number of devices from each process.
+    """
     devices = jax.devices()
-    usable = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
-    return Mesh(np.array(devices[:usable]), ("seeds",))
+    processes = jax.process_count()
+    if processes == 1:
+        usable = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+        return Mesh(np.array(devices[:usable]), ("seeds",))
+    by_process = [[d for d in devices if d.process_index == p] for p in range(processes)]
+    local = min(len(group) for group in by_process)
+    per_process = [n for n in range(1, local + 1) if num_seeds % (n * processes) == 0]
+    if not per_process:
+        raise ValueError(
+            f"With {processes} processes num_seeds must be a multiple of {processes} (every process runs an equal "
+            f"share of the seeds), got {num_seeds}."
+        )
+    return Mesh(np.array([d for group in by_process for d in group[: max(per_process)]]), ("seeds",))
 
 
 def run(
@@ -288,7 +303,11 @@ def run(
     replicated = NamedSharding(mesh, PartitionSpec())
     root = jax.random.key(seed)
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(num_seeds))
-    seed_keys = jax.device_put(seed_keys, sharded)
+    # Typed keys as their raw uint32 data: with several processes (jax.distributed) device_put only places
+    # plain arrays on a mesh spanning other processes' devices.
+    seed_keys = jax.random.wrap_key_data(
+        jax.device_put(jax.random.key_data(seed_keys), sharded), impl=jax.random.key_impl(seed_keys)
+    )
     params = jax.device_put(params, replicated)
 
     started = time.perf_counter()
@@ -322,6 +341,9 @@ def run(
         bar.close()
     outputs = jax.tree.map(lambda *chunks: np.concatenate([_fetch(c) for c in chunks], axis=1), *pieces)
     outputs = jax.tree.map(lambda x: x[:, :num_steps], outputs)
+    # regret and the oracle's expected reward are NaN by design when the env does not track regret.
+    checked = ("reward", "expected_reward") + (("regret", "oracle_expected_reward") if env.track_regret else ())
+    metrics.check_finite(outputs, checked, f"{agent.name} on {env.name}")
     wall_time = time.perf_counter() - started
     return RunResult(
         env_id=env.name,

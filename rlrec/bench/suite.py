@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rlrec.bench import report
-from rlrec.files import atomic_save_npz, atomic_write_text, package_versions
+from rlrec.files import LOCK_FILES, FolderInUseError, FolderLock, atomic_save_npz, atomic_write_text, package_versions
 
 FORMAT = "rlrec-bench-suite/1"
 
@@ -83,9 +83,10 @@ class Suite:
 
     def validate(self) -> Suite:
         """Checks names and sizes without building anything (cheap); raises :class:`SuiteError`."""
-        from rlrec.agents import AGENTS, hyperparameter_names
+        from rlrec.agents import AGENTS
+        from rlrec.agents.base import check_hyperparameters
         from rlrec.bench.runner import MODES
-        from rlrec.envs.registry import DATA_OVERRIDES, NUMERIC_OVERRIDES, REGISTRY, STATIC_OVERRIDES
+        from rlrec.envs.registry import REGISTRY, check_overrides
 
         problems = []
         if not self.envs or not self.agents:
@@ -111,20 +112,21 @@ class Suite:
             cls = AGENTS.get(agent, (None,))[0]
             if getattr(cls, "learns_from_rollouts", False):
                 problems.append(f"{agent} learns from whole rollouts: train it with `rlrec train`, not in a suite")
-        valid_overrides = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
         for env, overrides in self.env_overrides.items():
             if env not in self.envs:
                 problems.append(f"env_overrides names {env!r}, which is not one of the suite's envs")
-            bad = sorted(set(overrides) - valid_overrides)
-            if bad:
-                problems.append(f"unknown override(s) {bad} for {env}; valid: {sorted(valid_overrides)}")
+            try:
+                check_overrides(env, overrides)
+            except ValueError as error:
+                problems.append(str(error).rstrip("."))
         for agent, settings in self.hyperparameters.items():
             if agent not in self.agents:
                 problems.append(f"hyperparameters names {agent!r}, which is not one of the suite's agents")
             elif agent in AGENTS:
-                bad = sorted(set(settings) - set(hyperparameter_names(agent)))
-                if bad:
-                    problems.append(f"unknown hyperparameter(s) {bad} for {agent}; it takes {hyperparameter_names(agent)}")
+                try:
+                    check_hyperparameters(AGENTS[agent][0], dict(AGENTS[agent][1], **settings), agent=agent)
+                except ValueError as error:
+                    problems.append(str(error).rstrip("."))
         if problems:
             raise SuiteError(f"Suite {self.name!r} is not valid: " + "; ".join(problems) + ".")
         return self
@@ -142,6 +144,23 @@ class Suite:
         missing = sorted(name for name in ("name", "envs", "agents", "seeds", "steps") if name not in data)
         if missing:
             raise SuiteError(f"A suite needs the field(s) {missing}.")
+        wrong = [
+            f"{name} must be {kind}, got {data[name]!r}"
+            for name, kind, ok in (
+                ("name", "a string", lambda v: isinstance(v, str)),
+                ("description", "a string", lambda v: isinstance(v, str)),
+                ("mode", "a string", lambda v: isinstance(v, str)),
+                ("envs", "a list of env ids", lambda v: isinstance(v, list) and all(isinstance(e, str) for e in v)),
+                ("agents", "a list of agent names", lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v)),
+                ("env_overrides", "an object {env: {name: value}}",
+                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
+                ("hyperparameters", "an object {agent: {name: value}}",
+                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
+            )
+            if name in data and not ok(data[name])
+        ]
+        if wrong:
+            raise SuiteError("Suite JSON: " + "; ".join(wrong) + ".")
         return cls(**data)
 
     @classmethod
@@ -322,7 +341,7 @@ def _prepare(suite: Suite, out: Path) -> None:
                 "rerun with the same settings to resume, or choose another --out."
             )
         return
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(path.name not in LOCK_FILES for path in out.iterdir()):
         raise SuiteError(f"{out} exists and does not hold a benchmark suite (no config.json); choose another --out.")
     atomic_write_text(
         config_path,
@@ -428,9 +447,20 @@ def run_suite(
     suite.validate()
     out = Path(out)
     writer = jax.process_index() == 0  # with jax.distributed, every process runs; one writes
-    if writer:
-        _prepare(suite, out)
+    if not writer:
+        return _run_cells(suite, out, writer, progress, on_cell)
+    # One process writes a run folder at a time: a second run on the same folder is refused (naming who holds
+    # it) instead of mixing its config, cells or results with the first's.
+    try:
+        with FolderLock(out, "benchmark run folder"):
+            _prepare(suite, out)
+            return _run_cells(suite, out, writer, progress, on_cell)
+    except FolderInUseError as error:
+        raise SuiteError(str(error)) from None
 
+
+def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool, on_cell) -> SuiteResult:
+    """Runs the cells of ``suite`` missing from ``out``, then (``writer``) writes tables and plots."""
     done: dict[tuple[str, str], Cell] = {}
     for env_id, agent in suite.cells:
         path = _cell_path(out, env_id, agent)

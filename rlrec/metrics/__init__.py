@@ -13,6 +13,38 @@ import numpy as np
 # -- reward and regret --------------------------------------------------------------------------------------
 
 
+class NonFiniteResultError(ValueError):
+    """A run produced NaN or inf where a number was due: its results cannot be trusted."""
+
+
+def check_finite(outputs: dict[str, np.ndarray], names, what: str, axes: tuple[str, ...] = ("seed", "step"),
+                 offsets: tuple[int, ...] | None = None) -> None:
+    """Raises :class:`NonFiniteResultError` naming the first non-finite entry of ``outputs[name]``.
+
+    A cheap check on a run's outputs (NumPy, after the run), never inside the jitted step.
+
+    Args:
+        outputs: arrays whose leading axes are named by ``axes``.
+        names: the keys to check, in order of importance (the first one with a bad entry is reported).
+        what: what produced them, for the message (e.g. ``"linucb on MovieLens-Bandit-v0"``).
+        axes: names of the leading axes, for the message.
+        offsets: added to each index before printing (e.g. the first step of a chunk); zeros by default.
+    """
+    offsets = offsets or (0,) * len(axes)
+    for name in names:
+        values = np.asarray(outputs[name])
+        bad = ~np.isfinite(values)
+        if bad.any():
+            index = np.unravel_index(int(np.argmax(bad)), values.shape)
+            where = ", ".join(f"{axis} {int(i) + offset}" for axis, i, offset in zip(axes, index, offsets))
+            raise NonFiniteResultError(
+                f"{what} produced a non-finite {name} ({values[index]}) at {where} ({int(bad.sum())} non-finite "
+                f"values in all). These results cannot be trusted: check the environment's numeric settings and "
+                "the agent's hyperparameters (rlrec.make and make_agent name the valid ranges)."
+            )
+
+
+
 def cumulative_regret(regret: jax.Array) -> jax.Array:
     """Running sum of per-step regret over the last (time) axis."""
     return jnp.cumsum(regret, axis=-1)

@@ -23,7 +23,8 @@ import numpy as np
 from rlrec.agents import DEEP_AGENTS, make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
-from rlrec.files import atomic_write_text, package_versions
+from rlrec.files import FolderLock, atomic_write_text, package_versions
+from rlrec.metrics import check_finite
 from rlrec.train.checkpoint import Checkpointer, CheckpointError, check_metadata
 from rlrec.train.trainer import Trainer, TrainResult
 
@@ -63,6 +64,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if "track_regret" in self.env_overrides:
             raise ValueError("track_regret is chosen by the trainer (off while training, on in evaluation).")
+        # Checked before anything is built or written: a typo fails in a second, not after the catalog loads.
+        from rlrec.agents import AGENTS
+        from rlrec.agents.base import check_hyperparameters
+        from rlrec.envs.registry import REGISTRY, check_overrides
+
+        if self.env.removeprefix("rlrec/") not in REGISTRY:
+            raise ValueError(f"Unknown environment {self.env!r}; choose one of {', '.join(sorted(REGISTRY))}.")
+        if self.agent not in AGENTS:
+            raise ValueError(f"Unknown agent {self.agent!r}; choose one of {', '.join(AGENTS)}.")
+        check_overrides(self.env, self.env_overrides)
+        check_hyperparameters(AGENTS[self.agent][0], dict(AGENTS[self.agent][1], **self.hyperparameters), self.agent)
 
     def build(self, track_regret: bool = False):
         """``(env, params, agent)`` of this config (the oracle is skipped while training)."""
@@ -138,7 +150,9 @@ def run_training(
         FileExistsError: ``out_dir`` already holds a run and ``resume`` is False.
         CheckpointError: ``resume`` with no usable checkpoint, or one written by a different config.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).expanduser().resolve()  # once, at the edge: checkpoints need an absolute path
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} is a file, not a folder; choose another --out for the training run.")
     config_path = out_dir / "config.json"
     if config_path.exists() and not resume:
         raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
@@ -146,6 +160,16 @@ def run_training(
         raise CheckpointError(f"Nothing to resume in {out_dir} (no config.json); start a new run without --resume.")
     env, params, agent = config.build()
     trainer = Trainer(env, params, agent, num_seeds=config.seeds, num_users=config.users, seed=config.seed)
+    # One process trains into a folder at a time: a second run (or resume) of the same folder is refused, naming
+    # the holder, instead of interleaving its checkpoints and metrics with the first's.
+    with FolderLock(out_dir, "training run"):
+        if config_path.exists() and not resume:  # another process started a run here since the check above
+            raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+        return _train_locked(config, out_dir, resume, progress, env, agent, trainer)
+
+
+def _train_locked(config, out_dir: Path, resume: bool, progress: bool, env, agent, trainer: Trainer) -> TrainResult:
+    config_path = out_dir / "config.json"
     metadata = config.to_json()
     carry = trainer.init()
     start = 0
@@ -169,7 +193,6 @@ def run_training(
                 carry = jax.device_put(carry, trainer.sharded)
                 start = int(np.asarray(carry.iteration)[0])
         else:
-            out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(config_path, json.dumps({**metadata, "versions": package_versions()}, indent=2) + "\n")
         log = _MetricsLog(out_dir, start)
         bar = None
@@ -188,6 +211,10 @@ def run_training(
                 carry, outputs = trainer.advance(carry, length)
                 jax.block_until_ready(carry)
                 seconds = time.perf_counter() - chunk_started
+                # Before anything of this chunk is saved: a NaN loss or reward stops the run, and the last
+                # checkpoint (all finite) stays the latest.
+                check_finite(outputs, list(outputs), f"training {agent.name} on {env.name}",
+                             axes=("seed", "iteration"), offsets=(0, iteration + 1))
                 iteration += length
                 steps = trainer.env_steps_per_iteration() * length
                 log.add(_row(iteration, trainer.env_steps_per_iteration() * iteration, outputs, seconds, steps))
