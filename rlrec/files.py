@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +79,17 @@ OWNER_NAME = ".rlrec.lock.owner"
 LOCK_FILES = (LOCK_NAME, OWNER_NAME)
 
 
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
 class FolderInUseError(RuntimeError):
     """Another process holds the folder's lock; the message says who."""
 
@@ -86,18 +98,20 @@ class FolderLock:
     """An exclusive lock on a folder that one process writes, held with ``filelock`` (``flock`` on Unix).
 
     The lock file is ``FOLDER/.rlrec.lock``; who holds it (pid, host, start time, command) is written beside it
-    in ``.rlrec.lock.owner`` so a refused process can say who is in the way. The operating system releases the
-    lock when the holder exits, however it exits, so a killed run never leaves a stale lock; a leftover owner
-    file is only information and is rewritten by the next holder.
+    in ``.rlrec.lock.owner`` (removed on release) so a refused process can say who is in the way. The operating
+    system releases the lock when the holder exits, however it exits, so a killed run never leaves a stale lock;
+    an owner file left by a killed holder is only information, not believed once its process is gone, and is
+    rewritten by the next holder. The empty lock file itself stays (deleting a lock file that others may have
+    open is a race).
 
     Args:
         folder: the folder to hold (created if missing).
-        what: how errors name the folder's use, e.g. ``"benchmark run folder"``.
+        what: what the folder holds, for messages, e.g. ``"benchmark run"``.
         timeout: seconds to wait for the lock; 0 refuses at once, ``None`` waits forever.
         on_wait: called once with the holder's description before waiting (e.g. to tell the user).
     """
 
-    def __init__(self, folder: str | os.PathLike, what: str = "folder", *, timeout: float | None = 0.0,
+    def __init__(self, folder: str | os.PathLike, what: str = "run", *, timeout: float | None = 0.0,
                  on_wait=None):
         self.folder = Path(folder)
         self.what = what
@@ -105,14 +119,25 @@ class FolderLock:
         self.on_wait = on_wait
         self._lock = None
 
-    def holder(self) -> str:
-        """Who holds (or last held) the lock, in words."""
-        try:
-            owner = json.loads((self.folder / OWNER_NAME).read_text())
-            return (f"pid {owner['pid']} on {owner['host']}, started {owner['started']}: "
-                    f"{owner['command'][:200]}")
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process (no owner information)"
+    def holder(self, patience: float = 2.0) -> str:
+        """Who holds the lock, in words.
+
+        The holder writes its owner file just after taking the lock, so a process refused in between waits up to
+        ``patience`` seconds for it; an owner file of a process that is no longer running on this host is left
+        by a holder that was killed, and is not believed.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                owner = json.loads((self.folder / OWNER_NAME).read_text())
+                if owner["host"] != socket.gethostname() or _running(int(owner["pid"])):
+                    return (f"pid {owner['pid']} on {owner['host']}, started {owner['started']}: "
+                            f"{owner['command'][:200]}")
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            if time.monotonic() >= deadline:
+                return "another process, which has not said who it is"
+            time.sleep(0.1)
 
     def acquire(self) -> FolderLock:
         import filelock
@@ -143,7 +168,7 @@ class FolderLock:
                     ) from None
         except PermissionError as error:
             raise PermissionError(
-                f"Cannot lock {self.folder} ({error.strerror}): the {self.what} must be writable. Choose a folder "
+                f"Cannot lock {self.folder} ({error.strerror}): the folder of this {self.what} must be writable. Choose one "
                 "you can write to."
             ) from None
         self._lock = lock
@@ -158,6 +183,7 @@ class FolderLock:
 
     def release(self) -> None:
         if self._lock is not None:
+            (self.folder / OWNER_NAME).unlink(missing_ok=True)  # while still holding: no one reads it half-gone
             self._lock.release()
             self._lock = None
 

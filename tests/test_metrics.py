@@ -93,3 +93,17 @@ def test_confidence_interval_by_hand():
     np.testing.assert_allclose(mean, [2.0, 2.0])
     np.testing.assert_allclose(half, [12.7062, 0.0], rtol=1e-4)
     assert np.isnan(metrics.mean_confidence_interval(np.array([1.0]))[1])
+
+
+def test_check_finite_names_the_earliest_bad_step_then_seed():
+    from rlrec.metrics import NonFiniteResultError, check_finite
+
+    regret = np.zeros((3, 10))
+    regret[0, 7], regret[2, 2], regret[1, 2] = np.nan, np.inf, np.nan
+    with pytest.raises(NonFiniteResultError, match=r"non-finite regret \(nan\) at seed 1, step 2 \(3 non-finite"):
+        check_finite({"regret": regret, "reward": np.zeros((3, 10))}, ["reward", "regret"], "x")
+    slates = np.zeros((2, 5, 4))
+    slates[1, 3, 2] = np.inf
+    with pytest.raises(NonFiniteResultError, match=r"at seed 1, iteration 13"):
+        check_finite({"s": slates}, ["s"], "x", axes=("seed", "iteration"), offsets=(0, 10))
+    check_finite({"regret": np.ones((2, 3))}, ["regret"], "x")  # finite: no error

@@ -452,7 +452,7 @@ def run_suite(
     # One process writes a run folder at a time: a second run on the same folder is refused (naming who holds
     # it) instead of mixing its config, cells or results with the first's.
     try:
-        with FolderLock(out, "benchmark run folder"):
+        with FolderLock(out, "benchmark run"):
             _prepare(suite, out)
             return _run_cells(suite, out, writer, progress, on_cell)
     except FolderInUseError as error:

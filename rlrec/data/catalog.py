@@ -434,7 +434,7 @@ def _per_item(values, count: int, label: str, default: float, minimum: float | N
     if minimum is not None and (used < minimum).any():
         first = int(np.argmax(used < minimum))
         raise CatalogError(
-            f"{label} must be >= {minimum:g} (it counts interactions); row {first} is {values[first]!r}."
+            f"{label} must be >= {minimum:g} (it counts interactions); row {first} is {float(values[first]):g}."
         )
     return used
 

@@ -35,10 +35,14 @@ def check_finite(outputs: dict[str, np.ndarray], names, what: str, axes: tuple[s
         values = np.asarray(outputs[name])
         bad = ~np.isfinite(values)
         if bad.any():
-            index = np.unravel_index(int(np.argmax(bad)), values.shape)
+            # The earliest bad step (the last named axis) first, then the first seed at that step.
+            named = bad.reshape(bad.shape[: len(axes)] + (-1,)).any(axis=-1)
+            positions = np.argwhere(named)
+            index = min(map(tuple, positions), key=lambda p: (p[-1],) + p[:-1])
             where = ", ".join(f"{axis} {int(i) + offset}" for axis, i, offset in zip(axes, index, offsets))
+            value = values[index].ravel()[~np.isfinite(values[index].ravel())][0]
             raise NonFiniteResultError(
-                f"{what} produced a non-finite {name} ({values[index]}) at {where} ({int(bad.sum())} non-finite "
+                f"{what} produced a non-finite {name} ({value}) at {where} ({int(bad.sum())} non-finite "
                 f"values in all). These results cannot be trusted: check the environment's numeric settings and "
                 "the agent's hyperparameters (rlrec.make and make_agent name the valid ranges)."
             )
