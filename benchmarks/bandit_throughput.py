@@ -1,281 +1,122 @@
-"""Bandit throughput: vmapped LinUCB in rlrec vs a per-round NumPy LinUCB loop, in one run.
+"""Linear-bandit throughput: rlrec's jitted, vmapped bandits against per-round NumPy loops, in one run.
 
-What it measures (all in the same process, so the printed ratios compare like with like on a noisy machine):
+What it measures (all in one process, so the printed ratios compare like with like on a noisy machine):
 
 (a) **Small synthetic problem** (bring-your-own arrays): ``--arms`` arms (default 10) with ``--arm-dim``
-    (default 5) features, ``Catalog.from_arrays`` + ``Population.from_arrays`` + ``rlrec.make(
-    "MovieLens-Bandit-v0", catalog=..., population=...)`` (no ``dim``, so the catalog is used as given).
-    Decisions per second of LinUCB (``rlrec.agents.make_agent("linucb", env)``) for ``--seeds`` independent
-    users x ``--steps`` rounds, against the same LinUCB written as a per-round NumPy loop for one user.
-(b) **MovieLens slates**: ``MovieLens-BanditSlate-v0`` (9,066 items, d=32, slates of 5), same comparison.
+    (default 5) features (``Catalog.from_arrays`` + ``Population.from_arrays`` + ``rlrec.make(
+    "MovieLens-Bandit-v0", catalog=..., population=...)``). Decisions per second of LinUCB for ``--seeds``
+    independent users x ``--steps`` rounds, against the textbook LinUCB as a per-round NumPy loop.
+(b) **MovieLens slates** (``MovieLens-BanditSlate-v0``: 9,066 items, d=32, f=34 LinUCB features, slates of 5):
+    LinUCB, LinTS and epsilon-greedy, against two NumPy loops of LinUCB: the **textbook** one a user would write
+    (``A^-1`` by ``np.linalg.inv`` every round, variances ``x^T A^-1 x`` of every item: ``O(N f^2)``), and the
+    **same incremental algorithm** as rlrec's (a square root of ``A^-1`` and the estimate updated per shown slot,
+    every item's variance kept: ``O(N f)`` per slot). The first ratio is what a user gains; the second separates
+    the compiler's (and ``vmap``'s) gain from the algorithm's.
+(c) **IMDB slates** (``--imdb``: ``IMDB-BanditSlate-v0``, 58,788 items): LinUCB's decisions per second.
 
-**What is timed on the rlrec side.** ``rlrec.bench.runner.run`` builds a new ``jax.jit`` closure on every
-call, so calling it twice does *not* skip compilation (verified: ``jax_log_compiles`` shows the rollout
-recompiled on the second call). The headline number therefore comes from the runner's personal-mode step
-rebuilt here from the public API (``agent.init/act/update`` + ``env.step``, same key schedule, agent state
-re-initialised when a user's episode ends): ``jax.vmap`` over seeds of a ``jax.lax.scan`` over steps,
-compiled ahead of time once (compile time reported separately), then a separate call timed with
-``block_until_ready``. It carries regret/click sums instead of per-step outputs (no host transfer).
-For reference, ``runner.run`` itself is called once on (a) at the end (``--runner``): its wall time, the
-compile time inside it (measured with ``jax.monitoring``) and the remainder are printed, with its mean regret,
-which must equal the scan's (same keys, same computation). That call runs under a watchdog
-(``--runner-timeout``): on a 2-core CPU it deadlocks in about one call in three to five (two concurrent
-batched ``lapack_strsm_ffi`` calls each wait for sub-tasks on XLA's full 2-thread pool); the script then
-says so and exits with 2. ``--watchdog`` bounds the whole run (dump all stacks, exit 1).
+**What is timed on the rlrec side**: ``rlrec.run`` itself (personal mode: one learner per user; the oracle and
+regret computed every step, per-step outputs fetched to the host), called once to compile and then
+``--repeats`` times; the best running time is used (compilation is reported apart: ``RunResult.compile_time``).
 
-**The NumPy reference** is the same algorithm, written the way one would in NumPy: ridge statistics
-``A = lambda I + sum x x^T``, ``b = sum r x`` over the same features as ``rlrec.agents.base.bandit_features``
-(item embedding, quality, appeal); each round ``A^-1`` (``np.linalg.inv``), ``theta = A^-1 b``, scores
-``x^T theta + alpha sqrt(x^T A^-1 x)`` for every item (vectorised over items, BLAS matmuls, float32 like
-rlrec), the same ``1e-6`` random tie-break, top-k, and an update with the observed click (per-slot rewards
-on a slate). Clicks come from a NumPy simulation of the same user model: the utility formula of
-``RecEnv.item_utilities`` and the multinomial logit with a no-click option of
-``choice.click_probabilities`` (checked against the env's own functions at start-up), users drawn around the
-prototypes as in ``population.sample_user``, a fresh user (and learner) every ``max_steps`` rounds. The
-Bandit setting has no dynamics, so the reference computes a user's utilities and oracle once per episode
-(rlrec's env recomputes them every step): this favours the NumPy loop, so the ratio is conservative.
-One decision = one item or slate chosen for one user in one round, clicked or not, learned from.
+**The NumPy loops** run one user stream, float32 like rlrec, over the same features
+(:func:`rlrec.agents.base.bandit_features`), with clicks from a NumPy copy of the user model (the utility
+formula of ``RecEnv.item_utilities`` and the multinomial logit of ``choice.click_probabilities``, checked
+against the env's own functions at start-up), a fresh user (and learner) every ``max_steps`` rounds. The Bandit
+setting has no dynamics, so they compute a user's utilities and oracle once per episode where rlrec's env does
+it every step: the ratios are conservative. One decision = one item or slate chosen for one user, clicked or
+not, learned from.
 
-**Sanity checks** (printed before any timing is trusted): the NumPy model's utilities and click
-probabilities equal the env's; NumPy's LinUCB picks the same slate as ``LinUCB.act`` from the same ``(A, b)``;
-and on (a) the mean cumulative regret per episode of both is printed (they differ only by random streams).
-
-**Where LinUCB's time goes** (``--breakdown``): the same scan with two cut-down agents defined in this file,
-LinUCB without the ``sqrt(x^T A^-1 x)`` variance term (still Cholesky, ``theta`` and tie-break) and a fixed
-slate (no scoring at all: ``env.step`` + ``update`` only); the differences attribute the time.
+**Where the time goes** (``--breakdown``): ``rlrec.run`` with LinUCB, with LinUCB that does not update (act and
+env), and with a fixed slate that does not update (the env step, the auto-reset and the runner's per-step
+metrics): the differences give the shares of ``act``, ``update`` and ``env.step``.
 
 Run from the repository root (CPU or GPU, nothing is hard-coded)::
 
-    python benchmarks/bandit_throughput.py                     # defaults (~3-4 minutes on a 2-core CPU)
-    python benchmarks/bandit_throughput.py --seeds 512 --steps 200 --slate-seeds 64 --slate-steps 20 \\
-        --numpy-rounds 2000 --slate-numpy-rounds 100 --no-breakdown    # a quick smoke run
+    python benchmarks/bandit_throughput.py                 # defaults, about 3 minutes on a 2-core CPU
+    python benchmarks/bandit_throughput.py --imdb          # adds the 58,788-title catalog (encoded once)
+    python benchmarks/bandit_throughput.py --seeds 256 --steps 100 --slate-seeds 32 --slate-steps 20 \\
+        --numpy-rounds 2000 --slate-numpy-rounds 40 --no-breakdown     # a quick smoke run
 """
 
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import os
 import platform
-import sys
-import threading
 import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 import rlrec
-from rlrec.agents import make_agent
-from rlrec.agents.bandits import LinearState, LinUCB
-from rlrec.agents.base import Transition, as_slate, bandit_features, slot_rewards, top_k_slate
-from rlrec.bench import runner
+from rlrec.agents import LinUCB, make_agent
+from rlrec.agents.bandits import LinearState
+from rlrec.agents.base import Agent, bandit_features
 from rlrec.data import Catalog
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population
 
 # Shared formatting with the sibling benchmark (run from the repo root: benchmarks/ is on sys.path).
-from env_throughput import compile_and_time, header, human  # noqa: E402
+from env_throughput import header, human  # noqa: E402
 
-# -- helpers --------------------------------------------------------------------------------------------------
-
-
-class CompileClock:
-    """Seconds JAX spends tracing, lowering and compiling (``jax.monitoring`` events), to subtract from a call."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        jax.monitoring.register_event_duration_secs_listener(self._record)
-
-    def _record(self, event: str, duration: float, **_: Any) -> None:
-        if event.startswith("/jax/core/compile/"):
-            self.seconds += duration
+# -- the rlrec side -------------------------------------------------------------------------------------------
 
 
-def mean_and_se(values: np.ndarray) -> tuple[float, float]:
-    values = np.asarray(values, dtype=np.float64)
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return float(values.mean()), float(se)
+def bench_rlrec(env: RecEnv, params: EnvParams, agents: dict[str, Agent], seeds: int, steps: int, seed: int,
+                repeats: int) -> dict[str, dict[str, float]]:
+    """``rlrec.run`` for each agent: compile once, then ``repeats`` rounds in turn; the best time of each."""
+    results: dict[str, dict[str, float]] = {}
+    for name, agent in agents.items():
+        first = rlrec.run(env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed, accuracy_k=0)
+        results[name] = {"compile_s": first.compile_time, "seconds": np.inf,
+                         "regret": float(first.regret.mean(dtype=np.float64))}
+    for _ in range(repeats):  # interleaved, so that a noisy spell hits every agent alike
+        for name, agent in agents.items():
+            result = rlrec.run(env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed, accuracy_k=0)
+            results[name]["seconds"] = min(results[name]["seconds"], result.wall_time - result.compile_time)
+    for values in results.values():
+        values["rate"] = seeds * steps / values["seconds"]
+    return results
 
 
-# -- the problems ---------------------------------------------------------------------------------------------
+class FrozenLinUCB(LinUCB):
+    """LinUCB that never learns: ``act`` and the env step, no ``update`` (for the time breakdown)."""
+
+    def update(self, key, state, transition, env_params):
+        return state, {}
 
 
-def synthetic_problem(arms: int, dim: int, prototypes: int, seed: int) -> tuple[RecEnv, EnvParams]:
-    """(a): a bring-your-own catalog of ``arms`` items with ``dim``-d features and a random population.
-
-    Random quality and popularity make every LinUCB feature (embedding, quality, appeal) vary across arms.
-    ``dim`` is not passed to ``make``: a Catalog object is used as given (no PCA projection).
-    """
-    rng = np.random.default_rng(seed)
-    catalog = Catalog.from_arrays(
-        rng.normal(size=(arms, dim)),
-        quality=rng.normal(size=arms),
-        popularity=rng.integers(1, 1000, size=arms),
-        name=f"synthetic-{arms}x{dim}",
-    )
-    population = Population.from_arrays(
-        rng.normal(size=(prototypes, dim)), name=f"synthetic-{prototypes}-users", request_noise=0.5, seed=seed
-    )
-    return rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population)
-
-
-# -- the rlrec side: runner.run's personal-mode step as one AOT-compiled scan ---------------------------------
-
-
-class LinUCBNoVariance(LinUCB):
-    """LinUCB minus the exploration bonus: ``x^T theta`` only (Cholesky, ``theta`` and the tie-break kept)."""
+class FixedSlate(FrozenLinUCB):
+    """A fixed slate, no learning: the env step, its auto-reset and the runner's per-step metrics only."""
 
     def act(self, key, state, obs, env_params):
-        features, theta, _, _ = self.posterior(state, env_params, obs["request"])
-        scores = features @ theta
-        return top_k_slate(scores + 1e-6 * jax.random.uniform(key, scores.shape), self.slate_size)
-
-
-class FixedSlate(LinUCB):
-    """No scoring at all: a slate that cycles over the first items; ``update`` is LinUCB's (env + update cost)."""
-
-    def act(self, key, state, obs, env_params):
-        slate = jnp.arange(self.slate_size, dtype=jnp.int32) + state.steps % 3
+        slate = jnp.arange(self.slate_size, dtype=jnp.int32)
         return slate[0] if self.slate_size == 1 else slate
 
 
-def make_rollout(env: RecEnv, steps: int, horizon: int):
-    """``rollout(params, agent, seed_keys) -> sums``: ``runner.run``'s personal mode without per-step outputs.
-
-    Same key schedule as ``runner._init`` / ``runner._personal_step`` (so the same numbers as ``run`` for the
-    same seed); per seed it returns the summed regret and clicks, the number of finished episodes, and the
-    regret of the first ``horizon`` steps (the first episode: a cold-start learner).
-    """
-
-    def rollout(params: EnvParams, agent, seed_keys: jax.Array) -> dict[str, jax.Array]:
-        def one_seed(seed_key):
-            init_key, stream_key = jax.random.split(seed_key)
-            env_key, agent_key = jax.random.split(init_key)
-            obs, env_state = env.reset(env_key, params)
-            agent_state = agent.init(agent_key, params)
-            zero = jnp.zeros((), jnp.float32)
-            sums0 = {"regret": zero, "reward": zero, "episodes": zero, "first_episode_regret": zero}
-
-            def body(carry, t):
-                env_state, obs, agent_state, sums = carry
-                act_key, step_key, update_key, reinit_key = jax.random.split(jax.random.fold_in(stream_key, t), 4)
-                action = agent.act(act_key, agent_state, obs, params)
-                step = env.step(step_key, env_state, action, params)
-                next_obs, next_state, reward, terminated, truncated, info = step
-                done = jnp.logical_or(terminated, truncated)
-                transition = Transition(
-                    obs=obs,
-                    action=action,
-                    reward=reward,
-                    slot_rewards=slot_rewards(info["clicked_slot"], as_slate(action).shape[0]),
-                    next_obs=info["final_observation"],
-                    done=done,
-                )
-                agent_state, _ = agent.update(update_key, agent_state, transition, params)
-                fresh = agent.init(reinit_key, params)  # a new user gets a new learner
-                agent_state = jax.tree.map(lambda new, old: jnp.where(done, new, old), fresh, agent_state)
-                sums = {
-                    "regret": sums["regret"] + info["regret"],
-                    "reward": sums["reward"] + reward,
-                    "episodes": sums["episodes"] + done.astype(jnp.float32),
-                    "first_episode_regret": sums["first_episode_regret"] + jnp.where(t < horizon, info["regret"], 0.0),
-                }
-                return (next_state, next_obs, agent_state, sums), None
-
-            (_, _, _, sums), _ = jax.lax.scan(body, (env_state, obs, agent_state, sums0), jnp.arange(steps))
-            return sums
-
-        return jax.vmap(one_seed)(seed_keys)
-
-    return rollout
-
-
-def seed_keys_for(num_seeds: int, seed: int) -> jax.Array:
-    """``fold_in(key(seed), s)`` for each seed ``s`` (as ``runner.run``), sharded over the devices."""
-    root = jax.random.key(seed)
-    keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(num_seeds))
-    return jax.device_put(keys, NamedSharding(runner.seed_mesh(num_seeds), PartitionSpec("seeds")))
-
-
-def bench_scan(env: RecEnv, params: EnvParams, agent, seeds: int, steps: int, seed: int,
-               repeats: int) -> dict[str, Any]:
-    """Compiles the rollout once (AOT), then times ``repeats`` separate calls (best used)."""
-    horizon = int(min(steps, int(params.max_steps)))
-    keys = seed_keys_for(seeds, seed)
-    _, compile_s, sums, times = compile_and_time(make_rollout(env, steps, horizon), (params, agent, keys), repeats)
-    sums = {name: np.asarray(value, dtype=np.float64) for name, value in sums.items()}
-    decisions = seeds * steps
-    best = min(times)
-    return {
-        "seeds": seeds,
-        "steps": steps,
-        "horizon": horizon,
-        "decisions": decisions,
-        "compile_s": compile_s,
-        "times": times,
-        "seconds": best,
-        "rate": decisions / best,
-        "mean_regret": sums["regret"].sum() / decisions,
-        "click_rate": sums["reward"].sum() / decisions,
-        "episodes": sums["episodes"].sum(),
-        "first_episode_regret": sums["first_episode_regret"],  # (seeds,)
+def breakdown(env: RecEnv, params: EnvParams, seeds: int, steps: int, seed: int, repeats: int) -> dict[str, float]:
+    """Seconds per decision of LinUCB's ``act``, ``update`` and the env step (the rest)."""
+    k = env.slate_size
+    variants = {"linucb": make_agent("linucb", env), "no update": FrozenLinUCB(slate_size=k),
+                "fixed slate": FixedSlate(slate_size=k)}
+    timed = bench_rlrec(env, params, variants, seeds, steps, seed, repeats)
+    per = {name: values["seconds"] / (seeds * steps) for name, values in timed.items()}
+    shares = {
+        "act": max(per["no update"] - per["fixed slate"], 0.0),
+        "update": max(per["linucb"] - per["no update"], 0.0),
+        "env.step + runner": per["fixed slate"],
     }
+    total = per["linucb"]
+    print(f"  LinUCB, {seeds:,} seeds x {steps:,} steps: {1e6 * total:.2f} us per decision, of which")
+    for name, seconds in shares.items():
+        print(f"    {name:<18} {1e6 * seconds:8.2f} us  {seconds / total:5.0%}")
+    return {name: seconds / total for name, seconds in shares.items()}
 
 
-def print_scan(result: dict[str, Any]) -> None:
-    times = ", ".join(f"{t:.3f}" for t in result["times"])
-    print(f"  seeds x steps         : {result['seeds']:,} x {result['steps']:,} = {result['decisions']:,} decisions")
-    print(f"  compile (AOT, once)   : {result['compile_s']:.2f} s (not included below)")
-    print(f"  timed call(s)         : {times} s (best used)")
-    print(f"  throughput            : {human(result['rate'], 'decisions/s')}")
-    print(f"  checksums             : mean regret/step {result['mean_regret']:.4f}, click rate "
-          f"{result['click_rate']:.4f}, episodes finished {result['episodes']:,.0f}")
-
-
-def bench_runner(env: RecEnv, params: EnvParams, agent, seeds: int, steps: int, seed: int, clock: CompileClock,
-                 timeout_s: float) -> dict[str, Any] | None:
-    """One ``runner.run`` call: wall time, the compile time inside it, and what is left (``None``: it hung).
-
-    The call runs in a daemon thread joined with a timeout, because on a 2-core CPU it deadlocks in about one
-    call in three to five (seen with jaxlib 0.10.2): both threads of XLA's intra-op pool sit in jaxlib's
-    LAPACK kernel ``lapack_strsm_ffi`` (the batched triangular solves of LinUCB's ``cho_solve``), each waiting
-    in ``ParallelBatchMap`` for sub-tasks queued on that same, now full, pool. The scan above runs the same
-    solves and could in principle stall the same way; ``--watchdog`` bounds the whole run.
-    """
-    outcome: dict[str, Any] = {}
-
-    def call() -> None:
-        try:
-            outcome["result"] = runner.run(env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed,
-                                           mode=runner.PERSONAL, accuracy_k=0)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
-            outcome["error"] = error
-
-    compile_before = clock.seconds
-    start = time.perf_counter()
-    thread = threading.Thread(target=call, name="runner.run", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    wall = time.perf_counter() - start
-    if thread.is_alive():
-        return None
-    if "error" in outcome:
-        raise outcome["error"]
-    compile_s = clock.seconds - compile_before
-    return {
-        "wall_s": wall,
-        "compile_s": compile_s,
-        "rest_s": wall - compile_s,
-        "rate_rest": seeds * steps / max(wall - compile_s, 1e-9),
-        "mean_regret": float(np.mean(outcome["result"].regret, dtype=np.float64)),
-    }
-
-
-# -- the NumPy reference --------------------------------------------------------------------------------------
+# -- the NumPy side -------------------------------------------------------------------------------------------
 
 
 class NumpyModel:
@@ -311,13 +152,9 @@ class NumpyModel:
 
     def utilities(self, interest: np.ndarray) -> np.ndarray:
         """``RecEnv.item_utilities`` with no boredom (the Bandit setting)."""
-        # OpenBLAS's float32 kernels can leave a stale "invalid" FP flag that NumPy reports as a warning for a
-        # finite product; check the result itself instead.
-        with np.errstate(invalid="ignore"):
-            match = self.embeddings @ interest
-        if not np.isfinite(match).all():
-            raise FloatingPointError("non-finite item/interest scores")
-        return self.affinity * match + self.quality_weight * self.quality + self.appeal_weight * self.appeal
+        return self.affinity * (self.embeddings @ interest) + self.quality_weight * self.quality + (
+            self.appeal_weight * self.appeal
+        )
 
     def click_probabilities(self, slate_utilities: np.ndarray) -> np.ndarray:
         """MNL with a no-click option (``choice.click_probabilities``, model ``"mnl"``)."""
@@ -329,19 +166,10 @@ class NumpyModel:
     def oracle_probability(self, utilities: np.ndarray) -> float:
         """P(click) of the best slate: the top-k utilities, best item in the highest-bias slot."""
         k = self.slate_size
-        best = np.argpartition(-utilities, k - 1)[:k] if k < len(utilities) else np.arange(len(utilities))
-        best = best[np.argsort(-utilities[best], kind="stable")]
+        best = top_k(utilities, k)
         slate = np.empty(k, np.int64)
         slate[self.slot_order] = best
         return float(self.click_probabilities(utilities[slate]).sum())
-
-
-def numpy_scores(features: np.ndarray, precision: np.ndarray, response: np.ndarray, alpha: float) -> np.ndarray:
-    """LinUCB scores ``x^T theta + alpha sqrt(x^T A^-1 x)`` of every item (no tie-break)."""
-    covariance = np.linalg.inv(precision)
-    theta = covariance @ response
-    variance = np.maximum(((features @ covariance) * features).sum(axis=1), 0.0)
-    return features @ theta + alpha * np.sqrt(variance)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -352,334 +180,281 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return best[np.argsort(-scores[best], kind="stable")]
 
 
-def numpy_linucb(model: NumpyModel, features: np.ndarray, rounds: int, alpha: float, regulariser: float,
-                 seed: int) -> dict[str, Any]:
-    """A per-round NumPy LinUCB loop for one user stream (a fresh user and learner every ``max_steps`` rounds).
+class TextbookLinUCB:
+    """LinUCB as a user writes it: ``A^-1`` by inversion each round, every item's ``x^T A^-1 x``: ``O(N f^2)``."""
 
-    Timed end to end: user draws, scoring, top-k, click simulation, update. Regret is summed per episode.
-    """
+    def __init__(self, features: np.ndarray, alpha: float, regulariser: float) -> None:
+        self.features, self.alpha, self.regulariser = features, alpha, regulariser
+
+    def reset(self) -> None:
+        size = self.features.shape[1]
+        self.precision = (self.regulariser * np.eye(size)).astype(np.float32)
+        self.response = np.zeros(size, np.float32)
+
+    def scores(self) -> np.ndarray:
+        covariance = np.linalg.inv(self.precision)
+        variance = np.maximum(((self.features @ covariance) * self.features).sum(axis=1), 0.0)
+        return self.features @ (covariance @ self.response) + self.alpha * np.sqrt(variance)
+
+    def update(self, slate: np.ndarray, rewards: np.ndarray) -> None:
+        shown = self.features[slate]
+        self.precision += shown.T @ shown
+        self.response += shown.T @ rewards
+
+
+class IncrementalLinUCB(TextbookLinUCB):
+    """rlrec's algorithm in NumPy (:class:`rlrec.agents.bandits.LinearBandit`): a root ``S`` of ``A^-1``, the
+    estimate ``A^-1 b`` and every item's variance, updated per shown slot in ``O(N f)``."""
+
+    def reset(self) -> None:
+        size = self.features.shape[1]
+        self.root = (np.eye(size) / np.sqrt(self.regulariser)).astype(np.float32)
+        self.estimate = np.zeros(size, np.float32)
+        self.variances = (self.features * self.features).sum(axis=1) / np.float32(self.regulariser)
+
+    def scores(self) -> np.ndarray:
+        return self.features @ self.estimate + self.alpha * np.sqrt(np.maximum(self.variances, 0.0))
+
+    def update(self, slate: np.ndarray, rewards: np.ndarray) -> None:
+        for item, reward in zip(slate, rewards):
+            x = self.features[item]
+            w = self.root.T @ x
+            u = self.root @ w
+            d = np.float32(1.0) + w @ w
+            self.root -= np.outer(u, w) / (d + np.sqrt(d))
+            self.estimate += u * ((reward - x @ self.estimate) / d)
+            projection = self.features @ u
+            self.variances -= projection * projection / d
+
+
+def numpy_loop(model: NumpyModel, learner: TextbookLinUCB, rounds: int, seed: int) -> dict[str, Any]:
+    """One user stream, a fresh user and learner every ``max_steps`` rounds; timed end to end."""
     rng = np.random.default_rng(seed)
-    features = np.ascontiguousarray(features, dtype=np.float32)
-    num_items, size = features.shape
-    k, max_steps = model.slate_size, model.max_steps
-    identity = (regulariser * np.eye(size)).astype(np.float32)
-    episode_regrets: list[float] = []
-    clicks = 0
-    precision = response = utilities = None
-    oracle = episode_regret = 0.0
+    num_items, k = learner.features.shape[0], model.slate_size
+    regret, clicks, oracle, utilities = 0.0, 0, 0.0, None
     start = time.perf_counter()
     for t in range(rounds):
-        if t % max_steps == 0:  # a new user and a new learner (the runner's personal mode)
-            if t:
-                episode_regrets.append(episode_regret)
+        if t % model.max_steps == 0:  # a new user and a new learner (the runner's personal mode)
             utilities = model.utilities(model.sample_interest(rng))
             oracle = model.oracle_probability(utilities)
-            precision, response, episode_regret = identity.copy(), np.zeros(size, np.float32), 0.0
-        # act
-        covariance = np.linalg.inv(precision)
-        theta = covariance @ response
-        variance = np.maximum(((features @ covariance) * features).sum(axis=1), 0.0)
-        scores = features @ theta + alpha * np.sqrt(variance) + 1e-6 * rng.random(num_items, dtype=np.float32)
-        slate = top_k(scores, k)
-        # the user
+            learner.reset()
+        slate = top_k(learner.scores() + 1e-6 * rng.random(num_items, dtype=np.float32), k)
         probabilities = model.click_probabilities(utilities[slate])
-        episode_regret += max(oracle - float(probabilities.sum()), 0.0)
+        regret += max(oracle - float(probabilities.sum()), 0.0)
         slot = int(np.searchsorted(np.cumsum(probabilities), rng.random(), side="right"))  # == k: no click
-        # update
-        shown = features[slate]
-        precision += shown.T @ shown
+        rewards = np.zeros(k, np.float32)
         if slot < k:
-            response += shown[slot]
+            rewards[slot] = 1.0
             clicks += 1
+        learner.update(slate, rewards)
     seconds = time.perf_counter() - start
-    if rounds % max_steps == 0 and rounds:
-        episode_regrets.append(episode_regret)
-    return {
-        "rounds": rounds,
-        "seconds": seconds,
-        "rate": rounds / seconds,
-        "click_rate": clicks / rounds,
-        "episode_regrets": np.asarray(episode_regrets),
-        "precision": precision,
-        "response": response,
-    }
+    return {"rounds": rounds, "seconds": seconds, "rate": rounds / seconds, "regret": regret / rounds,
+            "click_rate": clicks / rounds}
 
 
-def check_numpy_model(env: RecEnv, params: EnvParams, model: NumpyModel, seed: int, users: int = 8) -> dict[str, float]:
-    """Max |difference| between the NumPy model and the env's own functions on users drawn by ``env.reset``."""
-    keys = jax.random.split(jax.random.key(seed), users)
-    _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+# -- checks ---------------------------------------------------------------------------------------------------
+
+
+def check_model(env: RecEnv, params: EnvParams, model: NumpyModel, seed: int, users: int = 8) -> bool:
+    """The NumPy model's utilities and click probabilities equal the env's on users drawn by ``env.reset``."""
+    _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(seed), users), params)
     utilities = np.asarray(jax.jit(jax.vmap(lambda s: env.item_utilities(s, params)[0]))(states))
     rng = np.random.default_rng(seed)
-    utility_error = probability_error = 0.0
-    position_bias = jnp.asarray(model.position_bias)
+    worst_utility = worst_probability = 0.0
     for user in range(users):
         mine = model.utilities(np.asarray(states.interest[user]))
-        utility_error = max(utility_error, float(np.max(np.abs(mine - utilities[user]))))
+        worst_utility = max(worst_utility, float(np.max(np.abs(mine - utilities[user]))))
         slate = rng.choice(len(mine), size=model.slate_size, replace=False)
         theirs = choice.click_probabilities(
-            (jnp.asarray(utilities[user][slate]) + position_bias) / params.temperature,
-            params.no_click_logit / params.temperature,
-            env.choice_model,
+            (jnp.asarray(utilities[user][slate]) + jnp.asarray(model.position_bias)) / params.temperature,
+            params.no_click_logit / params.temperature, env.choice_model,
         )
-        probability_error = max(probability_error, float(np.max(np.abs(model.click_probabilities(mine[slate])
-                                                                            - np.asarray(theirs)))))
-    return {"utility": utility_error, "probability": probability_error}
+        worst_probability = max(worst_probability,
+                                float(np.max(np.abs(model.click_probabilities(mine[slate]) - np.asarray(theirs)))))
+    ok = worst_utility < 1e-4 and worst_probability < 1e-5
+    print(f"  NumPy model vs env    : max |utility diff| {worst_utility:.1e}, |P(click) diff| "
+          f"{worst_probability:.1e} ({'same' if ok else 'MISMATCH'})")
+    return ok
 
 
-def same_decision(env: RecEnv, params: EnvParams, agent: LinUCB, precision: np.ndarray, response: np.ndarray,
-                  alpha: float) -> tuple[bool, np.ndarray, np.ndarray]:
-    """Does ``agent.act`` pick the NumPy reference's slate from the same ``(A, b)``? (tie-break noise aside)"""
-    features = np.asarray(bandit_features(params), np.float32)
-    mine = top_k(numpy_scores(features, precision, response, alpha), env.slate_size)
-    state = LinearState(precision=jnp.asarray(precision), response=jnp.asarray(response),
-                        steps=jnp.ones((), jnp.int32))
-    _, reset_state = env.reset(jax.random.key(0), params)
-    obs = env.get_obs(reset_state)
-    theirs = np.atleast_1d(np.asarray(jax.jit(agent.act)(jax.random.key(1), state, obs, params)))
-    return bool(np.array_equal(mine, theirs)), mine, theirs
-
-
-# -- one problem end to end -----------------------------------------------------------------------------------
-
-
-def bench_problem(env: RecEnv, params: EnvParams, seeds: int, steps: int, numpy_rounds: int,
-                  args: argparse.Namespace) -> dict[str, Any]:
+def check_same_learner(env: RecEnv, params: EnvParams, learner: IncrementalLinUCB, seed: int, rounds: int = 50) -> bool:
+    """rlrec's LinUCB and the NumPy incremental loop, fed the same slates and clicks, end with the same scores."""
     agent = make_agent("linucb", env)
+    rng = np.random.default_rng(seed)
+    learner.reset()
+    state = agent.init(jax.random.key(0), params)
+    obs, _ = env.reset(jax.random.key(0), params)
+    update = jax.jit(lambda state, slate, rewards: agent.update(
+        None, state, rlrec.agents.Transition(obs=obs, action=slate, reward=rewards.sum(), slot_rewards=rewards,
+                                             next_obs=obs, done=jnp.asarray(False)), params)[0])
+    num_items, k = learner.features.shape[0], env.slate_size
+    for _ in range(rounds):
+        slate = rng.choice(num_items, size=k, replace=False)
+        rewards = (rng.random(k) < 0.2).astype(np.float32)
+        learner.update(slate, rewards)
+        state = update(state, jnp.asarray(slate if k > 1 else slate[0], jnp.int32), jnp.asarray(rewards))
+    assert isinstance(state, LinearState)
+    mine, theirs = learner.scores(), np.asarray(agent.scores(state, params, obs["request"]))
+    difference = float(np.max(np.abs(mine - theirs)))
+    print(f"  same learner          : max |score diff| {difference:.1e} after {rounds} identical rounds "
+          f"({'same' if difference < 1e-4 else 'DIFFERENT'})")
+    return difference < 1e-4
+
+
+# -- the problems ---------------------------------------------------------------------------------------------
+
+
+def synthetic_problem(arms: int, dim: int, prototypes: int, seed: int) -> tuple[RecEnv, EnvParams]:
+    """(a): a bring-your-own catalog of ``arms`` items with ``dim``-d features and a random population.
+
+    Random quality and popularity make every LinUCB feature (embedding, quality, appeal) vary across arms.
+    ``dim`` is not passed to ``make``: a Catalog object is used as given (no PCA projection).
+    """
+    rng = np.random.default_rng(seed)
+    catalog = Catalog.from_arrays(rng.normal(size=(arms, dim)), quality=rng.normal(size=arms),
+                                  popularity=rng.integers(1, 1000, size=arms), name=f"synthetic-{arms}x{dim}")
+    population = Population.from_arrays(rng.normal(size=(prototypes, dim)), name=f"synthetic-{prototypes}-users",
+                                        request_noise=0.5, seed=seed)
+    return rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population)
+
+
+def describe(env: RecEnv, params: EnvParams) -> None:
     num_items, dim = int(params.item_features.shape[0]), int(params.item_features.shape[1])
-    size = int(bandit_features(params).shape[1])
-    print(f"  catalog               : {num_items:,} items, d={dim}; LinUCB features f={size} "
-          f"(embedding, quality, appeal); slate size {env.slate_size}; episode {int(params.max_steps)} steps")
-    print(f"  agent                 : make_agent('linucb', env): alpha={agent.alpha}, "
-          f"regulariser={agent.regulariser}, context={agent.context!r}")
-
-    model = NumpyModel(params, env.slate_size)
-    # The checks compare formulas, so they run with full float32 matmuls (a GPU's default may use TF32).
-    with jax.default_matmul_precision("float32"):
-        errors = check_numpy_model(env, params, model, args.seed)
-    model_ok = errors["utility"] < 1e-4 and errors["probability"] < 1e-5
-    print(f"  NumPy model vs env    : max |utility diff| {errors['utility']:.1e}, max |P(click) diff| "
-          f"{errors['probability']:.1e} ({'same model' if model_ok else 'MISMATCH'})")
-
-    print("  rlrec scan            : compiling and running ...", flush=True)
-    scan = bench_scan(env, params, agent, seeds, steps, args.seed, args.repeats)
-    print_scan(scan)
-    result: dict[str, Any] = {"scan": scan, "model_ok": model_ok}
-
-    features = np.asarray(bandit_features(params), np.float32)
-    rounds = max(numpy_rounds, 1)
-    print(f"  NumPy loop            : {rounds:,} rounds, one user stream ...", flush=True)
-    reference = numpy_linucb(model, features, rounds, float(agent.alpha), float(agent.regulariser), args.seed)
-    print(f"  NumPy throughput      : {human(reference['rate'], 'decisions/s')} ({rounds:,} rounds in "
-          f"{reference['seconds']:.2f} s, {1e6 / reference['rate']:.1f} us/decision), click rate "
-          f"{reference['click_rate']:.4f}")
-    with jax.default_matmul_precision("float32"):
-        agree, mine, theirs = same_decision(env, params, agent, reference["precision"], reference["response"],
-                                            float(agent.alpha))
-    print(f"  same decision         : NumPy {mine.tolist()} vs LinUCB.act {theirs.tolist()} from the NumPy "
-          f"loop's final (A, b): {'identical' if agree else 'DIFFERENT'}")
-    result.update(numpy=reference, same_decision=agree)
-
-    horizon = scan["horizon"]
-    rlrec_regret, rlrec_se = mean_and_se(scan["first_episode_regret"])
-    episodes = reference["episode_regrets"]
-    if horizon == model.max_steps and len(episodes):
-        numpy_regret, numpy_se = mean_and_se(episodes)
-        gap = abs(rlrec_regret - numpy_regret) / np.hypot(rlrec_se, numpy_se if np.isfinite(numpy_se) else 0.0)
-        print(f"  cumulative regret     : per {horizon}-step episode (cold-start learner), rlrec "
-              f"{rlrec_regret:.3f} +- {rlrec_se:.3f} ({seeds:,} users) vs NumPy {numpy_regret:.3f} +- "
-              f"{numpy_se:.3f} ({len(episodes)} users): {gap:.1f} standard errors apart")
-        result["regret"] = (rlrec_regret, rlrec_se, numpy_regret, numpy_se, len(episodes), gap)
-    else:
-        print(f"  cumulative regret     : rlrec {rlrec_regret:.3f} +- {rlrec_se:.3f} over the first {horizon} steps; "
-              f"NumPy: needs >= {model.max_steps} rounds and --steps >= {model.max_steps} to compare whole episodes")
-
-    ratio = scan["rate"] / reference["rate"]
-    result["ratio"] = ratio
-    print(f"  ratio rlrec / NumPy   : {ratio:,.1f}x")
-    return result
+    print(f"  catalog               : {num_items:,} items, d={dim}, f={dim + 2} LinUCB features; slates of "
+          f"{env.slate_size}")
 
 
-def breakdown(env: RecEnv, params: EnvParams, seeds: int, steps: int, seed: int,
-              repeats: int) -> list[tuple[str, dict[str, Any]]]:
-    """The scan with LinUCB, LinUCB without the variance term, and a fixed slate: time per decision of each."""
-    variants = [
-        ("LinUCB", make_agent("linucb", env)),
-        ("LinUCB without variance term", LinUCBNoVariance(slate_size=env.slate_size, label="linucb-no-variance")),
-        ("fixed slate (env.step + update)", FixedSlate(slate_size=env.slate_size, label="fixed-slate")),
-    ]
-    rows = []
-    for name, agent in variants:
-        result = bench_scan(env, params, agent, seeds, steps, seed, repeats)
-        rows.append((name, result))
-    full, no_variance, fixed = (row[1]["seconds"] for row in rows)
-    num_items = int(params.item_features.shape[0])
-    size = int(bandit_features(params).shape[1])
-    decisions = seeds * steps
-    print(f"  {seeds:,} seeds x {steps:,} steps = {decisions:,} decisions, best of {repeats} call(s) each "
-          "(compile excluded)")
-    print(f"  {'variant':<34} {'seconds':>8} {'decisions/s':>16} {'us/decision':>12}")
-    for name, result in rows:
-        print(f"  {name:<34} {result['seconds']:>8.3f} {human(result['rate'], 'dec/s'):>16} "
-              f"{1e6 / result['rate']:>12.2f}")
-    variance_flops = 2 * num_items * size * size + 2 * num_items * size  # (N, f) @ (f, f), then x * . summed
-    variance_s = max(full - no_variance, 0.0)
-    print(f"  shares of LinUCB time : variance term {variance_s / full:.0%}, rest of scoring (Cholesky, theta, "
-          f"N x f matvec, tie-break, top-k) {max(no_variance - fixed, 0.0) / full:.0%}, env.step + update + "
-          f"re-init {min(fixed / full, 1.0):.0%}")
-    if variance_s > 0:
-        print(f"  variance term         : 2 N f^2 = {human(variance_flops, 'FLOP')} per decision "
-              f"(N={num_items:,}, f={size}); achieved {human(variance_flops * decisions / variance_s, 'FLOP/s')}")
-    return rows
+def print_rlrec(results: dict[str, dict[str, float]], seeds: int, steps: int) -> None:
+    for name, values in results.items():
+        print(f"  rlrec {name:<16}: {human(values['rate'], 'decisions/s'):>18}, regret/step {values['regret']:.4f}")
+        print(f"  {'':<22}  ({seeds:,} seeds x {steps:,} steps in {values['seconds']:.2f} s; compiling "
+              f"{values['compile_s']:.1f} s apart)")
+
+
+def print_numpy(name: str, result: dict[str, Any]) -> None:
+    print(f"  NumPy {name:<16}: {human(result['rate'], 'decisions/s'):>18}, regret/step {result['regret']:.4f}")
+    print(f"  {'':<22}  ({result['rounds']:,} rounds in {result['seconds']:.2f} s)")
 
 
 # -- main -----------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--arms", type=int, default=10, help="(a) number of arms (items)")
     parser.add_argument("--arm-dim", type=int, default=5, help="(a) arm feature dimension")
     parser.add_argument("--prototypes", type=int, default=100, help="(a) prototype users of the synthetic population")
     parser.add_argument("--seeds", type=int, default=4096, help="(a) seeds (independent user streams, vmapped)")
-    parser.add_argument("--steps", type=int, default=1000, help="(a) rounds per seed (lax.scan)")
+    parser.add_argument("--steps", type=int, default=1000, help="(a) rounds per seed")
     parser.add_argument("--numpy-rounds", type=int, default=20000, help="(a) rounds of the NumPy loop")
-    parser.add_argument("--slate-env", default="MovieLens-BanditSlate-v0", help="(b) registered Bandit env id")
     parser.add_argument("--slate-seeds", type=int, default=256, help="(b) seeds")
     parser.add_argument("--slate-steps", type=int, default=200, help="(b) rounds per seed")
-    parser.add_argument("--slate-numpy-rounds", type=int, default=400, help="(b) rounds of the NumPy loop")
-    parser.add_argument("--repeats", type=int, default=1, help="timed calls of each compiled scan (best is used)")
-    parser.add_argument("--runner", action=argparse.BooleanOptionalAction, default=True,
-                        help="(a) also call rlrec.bench.runner.run once, last (wall, compile inside, regret check)")
-    parser.add_argument("--runner-timeout", type=float, default=120.0,
-                        help="seconds to wait for the runner.run call (~15 s on a quiet 2-core CPU) before giving up")
-    parser.add_argument("--watchdog", type=float, default=1800.0,
-                        help="seconds after which the whole run dumps all stacks and exits (a stuck XLA call)")
+    parser.add_argument("--slate-numpy-rounds", type=int, default=400, help="(b) rounds of each NumPy loop")
+    parser.add_argument("--imdb", action=argparse.BooleanOptionalAction, default=False,
+                        help="(c) LinUCB on IMDB-BanditSlate-v0 (58,788 items; encoded once, minutes)")
+    parser.add_argument("--imdb-seeds", type=int, default=64, help="(c) seeds")
+    parser.add_argument("--imdb-steps", type=int, default=100, help="(c) rounds per seed")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls of each program (the best is used)")
     parser.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
-                        help="time LinUCB without its variance term and a fixed slate, on (a) and (b)")
-    parser.add_argument("--breakdown-steps", type=int, default=200, help="(a) rounds per seed in the breakdown")
-    parser.add_argument("--slate-breakdown-steps", type=int, default=20, help="(b) rounds per seed in the breakdown")
+                        help="time act, update and env.step apart, on (a) and (b)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("arms", "arm_dim", "prototypes", "seeds", "steps", "numpy_rounds", "slate_seeds", "slate_steps",
-                 "slate_numpy_rounds", "repeats", "breakdown_steps", "slate_breakdown_steps"):
+                 "slate_numpy_rounds", "imdb_seeds", "imdb_steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("runner_timeout", "watchdog"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run_start = time.perf_counter()
-    # Last resort against a deadlock inside XLA (see bench_runner): print every thread's stack and exit.
-    faulthandler.dump_traceback_later(args.watchdog, exit=True)
-    clock = CompileClock()
     summary: list[tuple[str, str]] = []
-
     header("machine")
     print(f"  jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
     print(f"  numpy {np.__version__}, python {platform.python_version()}, {os.cpu_count()} CPU cores visible, "
-          f"{platform.platform()}")
-    print(f"  embedding cache: {os.environ.get('RLREC_CACHE_DIR', '(default location)')}")
+          f"{platform.platform()}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
 
-    # (a) --------------------------------------------------------------------------------------------------------
+    # (a) ---------------------------------------------------------------------------------------------------------
     header(f"(a) synthetic: {args.arms} arms x {args.arm_dim}-d features (bring-your-own arrays)")
     env_a, params_a = synthetic_problem(args.arms, args.arm_dim, args.prototypes, args.seed)
-    a = bench_problem(env_a, params_a, args.seeds, args.steps, args.numpy_rounds, args)
-    verdict = "meets" if a["ratio"] >= 100 else "BELOW"
-    print(f"  target                : >= 100x over the NumPy loop: {verdict}")
-
-    # (b) --------------------------------------------------------------------------------------------------------
-    header(f"(b) {args.slate_env}")
-    start = time.perf_counter()
-    env_b, params_b = rlrec.make(args.slate_env)
-    print(f"  rlrec.make            : {time.perf_counter() - start:.2f} s (catalog + population, cached embeddings)")
-    b = bench_problem(env_b, params_b, args.slate_seeds, args.slate_steps, args.slate_numpy_rounds, args)
-
-    # breakdown --------------------------------------------------------------------------------------------------
-    rows_a = rows_b = None
+    describe(env_a, params_a)
+    model_a = NumpyModel(params_a, env_a.slate_size)
+    checks = [check_model(env_a, params_a, model_a, args.seed)]
+    agent = make_agent("linucb", env_a)
+    features_a = np.asarray(bandit_features(params_a), np.float32)
+    rlrec_a = bench_rlrec(env_a, params_a, {"LinUCB": agent}, args.seeds, args.steps, args.seed, args.repeats)
+    print_rlrec(rlrec_a, args.seeds, args.steps)
+    numpy_a = numpy_loop(model_a, TextbookLinUCB(features_a, float(agent.alpha), float(agent.regulariser)),
+                         args.numpy_rounds, args.seed)
+    print_numpy("textbook LinUCB", numpy_a)
+    ratio_a = rlrec_a["LinUCB"]["rate"] / numpy_a["rate"]
+    print(f"  LinUCB / textbook     : {ratio_a:,.1f}x (target >= 100x: {'met' if ratio_a >= 100 else 'NOT met'})")
+    summary.append(("(a) LinUCB / NumPy textbook", f"{ratio_a:,.1f}x ({human(rlrec_a['LinUCB']['rate'], 'dec/s')} "
+                    f"vs {human(numpy_a['rate'], 'dec/s')})"))
+    shares_a = None
     if args.breakdown:
-        header(f"where LinUCB's time goes: (a) {args.arms} arms")
-        rows_a = breakdown(env_a, params_a, args.seeds, args.breakdown_steps, args.seed, args.repeats)
-        header(f"where LinUCB's time goes: (b) {args.slate_env}")
-        rows_b = breakdown(env_b, params_b, args.slate_seeds, args.slate_breakdown_steps, args.seed, args.repeats)
-    else:
-        header("where LinUCB's time goes: skipped (--no-breakdown)")
+        shares_a = breakdown(env_a, params_a, args.seeds, args.steps, args.seed, args.repeats)
 
-    # runner.run reference -----------------------------------------------------------------------------------
-    runner_hung = False
-    if args.runner:
-        header(f"(a) through rlrec.bench.runner.run, one call ({args.seeds:,} seeds x {args.steps:,} steps)")
-        ran = bench_runner(env_a, params_a, make_agent("linucb", env_a), args.seeds, args.steps, args.seed, clock,
-                           args.runner_timeout)
-        if ran is None:
-            runner_hung = True
-            print(f"  runner.run            : did NOT return within {args.runner_timeout:.0f} s (the lapack_strsm_ffi "
-                  "deadlock described in bench_runner, or a very busy machine); the numbers above are unaffected")
-        else:
-            scan_regret = a["scan"]["mean_regret"]
-            agree = abs(ran["mean_regret"] - scan_regret) <= 1e-4 * max(1.0, abs(scan_regret))
-            print(f"  wall time             : {ran['wall_s']:.2f} s, of which {ran['compile_s']:.2f} s tracing + "
-                  "compiling (run() jits a new closure on every call, so a second call compiles again)")
-            print(f"  the rest              : {ran['rest_s']:.2f} s = {human(ran['rate_rest'], 'decisions/s')} "
-                  f"(per-step metrics and their host transfer included) vs the scan's "
-                  f"{human(a['scan']['rate'], 'decisions/s')}")
-            print(f"  mean regret/step      : {ran['mean_regret']:.4f} vs the scan's {scan_regret:.4f} "
-                  f"({'identical computation' if agree else 'DIFFERENT'})")
-            a["runner"] = dict(ran, agree=agree)
-    else:
-        header("(a) through rlrec.bench.runner.run: skipped (--no-runner)")
+    # (b) ---------------------------------------------------------------------------------------------------------
+    header("(b) MovieLens-BanditSlate-v0")
+    env_b, params_b = rlrec.make("MovieLens-BanditSlate-v0")
+    describe(env_b, params_b)
+    model_b = NumpyModel(params_b, env_b.slate_size)
+    checks.append(check_model(env_b, params_b, model_b, args.seed))
+    features_b = np.asarray(bandit_features(params_b), np.float32)
+    linucb_b = make_agent("linucb", env_b)
+    alpha, regulariser = float(linucb_b.alpha), float(linucb_b.regulariser)
+    checks.append(check_same_learner(env_b, params_b, IncrementalLinUCB(features_b, alpha, regulariser), args.seed))
+    agents_b = {"LinUCB": linucb_b, "LinTS": make_agent("lints", env_b), "epsilon-greedy": make_agent("epsilon-greedy", env_b)}
+    rlrec_b = bench_rlrec(env_b, params_b, agents_b, args.slate_seeds, args.slate_steps, args.seed, args.repeats)
+    print_rlrec(rlrec_b, args.slate_seeds, args.slate_steps)
+    textbook_b = numpy_loop(model_b, TextbookLinUCB(features_b, alpha, regulariser), args.slate_numpy_rounds, args.seed)
+    print_numpy("textbook LinUCB", textbook_b)
+    incremental_b = numpy_loop(model_b, IncrementalLinUCB(features_b, alpha, regulariser), args.slate_numpy_rounds,
+                               args.seed)
+    print_numpy("incremental", incremental_b)
+    rate = rlrec_b["LinUCB"]["rate"]
+    ratio_b = rate / textbook_b["rate"]
+    print(f"  LinUCB / textbook     : {ratio_b:,.1f}x (target >= 20x: {'met' if ratio_b >= 20 else 'NOT met'})")
+    print(f"  LinUCB / incremental  : {rate / incremental_b['rate']:,.1f}x (the compiler's and vmap's share)")
+    print(f"  incremental/textbook  : {incremental_b['rate'] / textbook_b['rate']:,.1f}x, both NumPy (the "
+          "algorithm's share)")
+    lints_ratio = rlrec_b["LinTS"]["rate"] / rate
+    print(f"  LinTS / LinUCB        : {lints_ratio:,.2f}x ({'as fast or faster' if lints_ratio >= 1 else 'slower'})")
+    summary.append(("(b) LinUCB / NumPy textbook", f"{ratio_b:,.1f}x ({human(rate, 'dec/s')} vs "
+                    f"{human(textbook_b['rate'], 'dec/s')})"))
+    summary.append(("(b) LinUCB / NumPy incremental", f"{rate / incremental_b['rate']:,.1f}x "
+                    f"(NumPy incremental / textbook: {incremental_b['rate'] / textbook_b['rate']:,.1f}x)"))
+    summary.append(("(b) LinTS, epsilon-greedy", f"{human(rlrec_b['LinTS']['rate'], 'dec/s')}, "
+                    f"{human(rlrec_b['epsilon-greedy']['rate'], 'dec/s')} (LinTS / LinUCB {lints_ratio:,.2f}x)"))
+    shares_b = None
+    if args.breakdown:
+        shares_b = breakdown(env_b, params_b, args.slate_seeds, max(args.slate_steps // 2, 1), args.seed, args.repeats)
 
-    # summary ----------------------------------------------------------------------------------------------------
-    for tag, result, seeds, steps in (("a", a, args.seeds, args.steps), ("b", b, args.slate_seeds, args.slate_steps)):
-        scan, reference = result["scan"], result["numpy"]
-        summary.append((f"({tag}) rlrec LinUCB (vmap+scan)",
-                        f"{human(scan['rate'], 'decisions/s')} ({seeds:,} seeds x {steps:,} steps, "
-                        f"{scan['seconds']:.1f} s; compile {scan['compile_s']:.1f} s, not included)"))
-        summary.append((f"({tag}) NumPy LinUCB loop", f"{human(reference['rate'], 'decisions/s')} "
-                        f"({reference['rounds']:,} rounds, {reference['seconds']:.2f} s)"))
-        target = f" (target >= 100x: {'meets' if result['ratio'] >= 100 else 'BELOW'})" if tag == "a" else ""
-        summary.append((f"({tag}) ratio rlrec / NumPy", f"{result['ratio']:,.1f}x{target}"))
-        checks = [
-            "model = env" if result["model_ok"] else "MODEL MISMATCH",
-            "same decision" if result["same_decision"] else "DIFFERENT DECISION",
-        ]
-        if "regret" in result:
-            r_rlrec, _, r_numpy, _, _, gap = result["regret"]
-            checks.append(f"episode regret {r_rlrec:.2f} vs {r_numpy:.2f} ({gap:.1f} SE)")
-        summary.append((f"({tag}) checks", ", ".join(checks)))
-        if tag == "a" and runner_hung:
-            summary.append(("(a) runner.run, one call", f"HUNG (no return within {args.runner_timeout:.0f} s; "
-                            "exit status 2)"))
-        if tag == "a" and "runner" in result:
-            ran = result["runner"]
-            summary.append(("(a) runner.run, one call", f"{ran['wall_s']:.1f} s wall = {ran['compile_s']:.1f} s "
-                            f"compile "
-                            f"+ {ran['rest_s']:.1f} s ({human(ran['rate_rest'], 'decisions/s')}); regret "
-                            f"{'identical' if ran['agree'] else 'DIFFERENT'}"))
-    for tag, rows in (("a", rows_a), ("b", rows_b)):
-        if rows:
-            full, no_variance, fixed = (row[1]["seconds"] for row in rows)
-            summary.append((f"({tag}) LinUCB time shares", f"variance term {max(full - no_variance, 0) / full:.0%}, "
-                            f"other scoring {max(no_variance - fixed, 0) / full:.0%}, env+update "
-                            f"{min(fixed / full, 1):.0%}"))
+    # (c) ---------------------------------------------------------------------------------------------------------
+    if args.imdb:
+        header("(c) IMDB-BanditSlate-v0")
+        env_c, params_c = rlrec.make("IMDB-BanditSlate-v0")
+        describe(env_c, params_c)
+        rlrec_c = bench_rlrec(env_c, params_c, {"LinUCB": make_agent("linucb", env_c)}, args.imdb_seeds,
+                              args.imdb_steps, args.seed, args.repeats)
+        print_rlrec(rlrec_c, args.imdb_seeds, args.imdb_steps)
+        summary.append(("(c) IMDB LinUCB", human(rlrec_c["LinUCB"]["rate"], "decisions/s")))
 
     header("summary")
     print(f"  device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {len(jax.devices())} device(s)")
+    for tag, shares in (("(a)", shares_a), ("(b)", shares_b)):
+        if shares:
+            summary.append((f"{tag} LinUCB time shares", ", ".join(f"{name} {share:.0%}" for name, share in shares.items())))
+    summary.append(("checks", "all pass" if all(checks) else "SOME FAILED (see above)"))
     width = max(len(name) for name, _ in summary)
     for name, value in summary:
         print(f"  {name:<{width}} : {value}")
     print(f"  total wall time: {time.perf_counter() - run_start:.1f} s", flush=True)
-    if runner_hung:  # a thread is stuck inside XLA: skip interpreter teardown, which could wait on it
-        sys.stderr.flush()
-        os._exit(2)
-    return 0
+    return 0 if all(checks) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ What it measures (all in the same process, so the printed ratios compare like wi
 1. **Jitted, vmapped env.** ``env.step`` (the auto-resetting functional step, oracle and regret included) under
    ``jax.jit`` + ``jax.vmap`` over users + ``jax.lax.scan`` over steps. The whole rollout is compiled ahead of
    time once (compile time reported separately); a separate call is then timed with ``block_until_ready``.
-   Actions come from a cheap uniformly random slate policy (see :func:`random_slate`), and per-user sums of
+   Actions come from a cheap uniformly random slate policy (:func:`rlrec.agents.base.random_distinct_items`), and per-user sums of
    regret/reward are carried through the scan and printed, so no work can be optimised away.
 2. **Python loop baseline.** The same environment through the Gymnasium adapter
    (``gymnasium.make("rlrec/<id>")``), one user, ``env.step(env.action_space.sample())`` in a plain Python
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rlrec
+from rlrec.agents.base import random_distinct_items as random_slate
 from rlrec.envs.recsys import EnvParams, RecEnv
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -76,24 +77,6 @@ def header(title: str) -> None:
 
 
 # -- the policy and the rollout -------------------------------------------------------------------------------
-
-
-def random_slate(key: jax.Array, num_items: int, slate_size: int) -> jax.Array:
-    """A uniformly random slate of ``slate_size`` *distinct* items: O(k^2) scalar work, no catalog-sized work.
-
-    Sequential sampling without replacement by rank shifting: slot ``j`` draws a rank ``r`` uniform in
-    ``[0, N - j)`` among the items not chosen yet, then maps it to an item id by walking the already chosen
-    ids in increasing order and adding one for each id ``<= r``. Exactly uniform over ordered k-subsets.
-    """
-    ranks = jax.random.randint(key, (slate_size,), 0, num_items - jnp.arange(slate_size), dtype=jnp.int32)
-    chosen: list[jax.Array] = []
-    for j in range(slate_size):
-        item = ranks[j]
-        if chosen:
-            for taken in jnp.sort(jnp.stack(chosen)):  # static unroll, k <= a handful
-                item = item + (item >= taken).astype(jnp.int32)
-        chosen.append(item)
-    return jnp.stack(chosen)
 
 
 def make_rollout(env: RecEnv, num_items: int, steps: int):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as rlrec/__init__.py does, in case a plugin loads SciPy first
 os.environ.setdefault("RLREC_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "rlrec"))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import rlrec
 from rlrec.agents.base import Frozen
-from rlrec.agents import AGENTS, DEEP_AGENTS, LinUCB, make_agent
+from rlrec.agents import AGENTS, DEEP_AGENTS, LinTS, LinUCB, Transition, make_agent
 from rlrec.agents.base import bandit_features
 from rlrec.bench.runner import run
 from rlrec.data import Catalog
@@ -22,10 +22,12 @@ def slate_bandit():
 
 @pytest.fixture(scope="module")
 def bandit_runs(slate_bandit):
-    """Fixed seeds: 16 cold-start users x 200 steps on the MovieLens slate bandit."""
+    """Fixed seeds: 256 cold-start users x 200 steps on the MovieLens slate bandit (paired: every agent meets the
+    same users). 16 users were too few to tell LinTS from epsilon-greedy (its lead is ~7 of ~58 expected clicks
+    over 200 steps, with a per-user spread of ~23)."""
     env, params = slate_bandit
     names = ["random", "epsilon-greedy", "linucb", "lints", "oracle"]
-    return {name: run(env, params, make_agent(name, env), num_seeds=16, num_steps=200, seed=0) for name in names}
+    return {name: run(env, params, make_agent(name, env), num_seeds=256, num_steps=200, seed=0) for name in names}
 
 
 def test_oracle_regret_is_exactly_zero(bandit_runs):
@@ -43,10 +45,13 @@ def test_random_regret_grows_linearly(bandit_runs):
 def test_linear_bandits_learn_sublinearly_and_beat_baselines(bandit_runs, name):
     regret = bandit_runs[name].regret
     first, second = regret[:, :100].sum(axis=1).mean(), regret[:, 100:].sum(axis=1).mean()
-    assert second < 0.6 * first  # measured ~0.45: regret flattens as the user is learnt
-    total = regret.sum(axis=1).mean()
-    assert total < bandit_runs["epsilon-greedy"].regret.sum(axis=1).mean()
-    assert total < 0.5 * bandit_runs["random"].regret.sum(axis=1).mean()
+    assert second < 0.6 * first  # measured 0.48: regret flattens as the user is learnt
+    total = regret.sum(axis=1)
+    # Paired over the same 256 users: epsilon-greedy's regret minus this agent's, positive by 2 standard errors
+    # (measured: LinUCB 12.0 +- 1.4, LinTS 5.4 +- 1.4 expected clicks; 3.8 sigma for LinTS).
+    lead = bandit_runs["epsilon-greedy"].regret.sum(axis=1) - total
+    assert lead.mean() > 2 * lead.std(ddof=1) / np.sqrt(len(lead)), (lead.mean(), lead.std(ddof=1))
+    assert total.mean() < 0.5 * bandit_runs["random"].regret.sum(axis=1).mean()
 
 
 def test_lm_prior_lowers_cold_start_regret(slate_bandit):
@@ -65,13 +70,17 @@ def test_lm_prior_lowers_cold_start_regret(slate_bandit):
 
 
 def test_linucb_matches_numpy_reference_action_for_action():
+    # 1,000 rounds of one learner per seed (max_steps=1000: no episode ends), against LinUCB written in float64
+    # NumPy from its textbook definition (A^-1 by inversion every round).
     rng = np.random.default_rng(0)
     arms = rng.normal(size=(10, 5))
     catalog = Catalog.from_arrays(arms, popularity=rng.integers(1, 50, 10), quality=rng.normal(size=10))
     population = Population.from_arrays(rng.normal(size=(3, 5)), request_noise=0.5, seed=0)
-    env, params = rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population, no_click_logit=0.0)
+    env, params = rlrec.make("MovieLens-Bandit-v0", catalog=catalog, population=population, no_click_logit=0.0,
+                             max_steps=1000)
     agent = LinUCB(slate_size=1, alpha=0.7, regulariser=2.0)
-    result = run(env, params, agent, num_seeds=4, num_steps=60, seed=3, accuracy_k=1)
+    result = run(env, params, agent, num_seeds=4, num_steps=1000, seed=3, accuracy_k=1)
+    assert not result.done[:, :-1].any()  # one learner per seed (the horizon ends at the last step)
 
     features = np.asarray(bandit_features(params), dtype=np.float64)
     for actions, rewards in zip(result.slates[..., 0], result.reward):
@@ -80,10 +89,120 @@ def test_linucb_matches_numpy_reference_action_for_action():
             covariance = np.linalg.inv(precision)
             theta = covariance @ response
             scores = features @ theta + 0.7 * np.sqrt(np.einsum("if,fg,ig->i", features, covariance, features))
-            best = np.flatnonzero(scores >= scores.max() - 1e-5)  # ties aside
+            best = np.flatnonzero(scores >= scores.max() - 1e-5)  # ties (within float32 rounding) aside
             assert action in best
             precision += np.outer(features[action], features[action])
             response += reward * features[action]
+
+
+def _numpy_posterior(features, slates, rewards, regulariser):
+    """float64 reference: A^-1 by inversion, theta, and every item's x^T A^-1 x."""
+    precision = regulariser * np.eye(features.shape[1])
+    response = np.zeros(features.shape[1])
+    for slate, reward in zip(slates, rewards):
+        shown = features[slate]
+        precision += shown.T @ shown
+        response += shown.T @ reward
+    covariance = np.linalg.inv(precision)
+    return covariance, covariance @ response, np.einsum("if,fg,ig->i", features, covariance, features)
+
+
+@pytest.fixture(scope="module")
+def long_posterior():
+    """2,000 slate rounds (10,000 rank-1 updates) of LinUCB's incremental posterior on 200 items, f = 34."""
+    from synthetic import synthetic_env
+
+    env, params = synthetic_env("MovieLens-BanditSlate-v0", items=200, dim=32, slate_size=5)
+    agent = LinUCB(slate_size=5, regulariser=1.0)
+    rounds = 2000
+    rng = np.random.default_rng(1)
+    slates = np.stack([rng.choice(200, 5, replace=False) for _ in range(rounds)]).astype(np.int32)
+    rewards = (rng.random((rounds, 5)) < 0.1).astype(np.float32)
+    obs, _ = env.reset(jax.random.key(0), params)
+
+    @jax.jit
+    def learn(state):
+        def one(state, round_):
+            slate, reward = round_
+            transition = Transition(obs=obs, action=slate, reward=reward.sum(), slot_rewards=reward, next_obs=obs,
+                                    done=jnp.asarray(False))
+            return agent.update(jax.random.key(0), state, transition, params)[0], None
+
+        return jax.lax.scan(one, state, (jnp.asarray(slates), jnp.asarray(rewards)))[0]
+
+    state = learn(agent.init(jax.random.key(0), params))
+    features = np.asarray(bandit_features(params), np.float64)
+    return agent, params, obs, state, _numpy_posterior(features, slates, rewards, 1.0)
+
+
+def test_incremental_posterior_stays_close_to_float64_over_2000_rounds(long_posterior):
+    # Tolerances (measured: 4e-6, 2e-6 and 5e-4 after 10,000 rank-1 updates in float32): A^-1 and theta within
+    # 1e-4 of their largest entry, each item's variance within 1e-3 of itself.
+    agent, params, obs, state, (covariance, theta, variances) = long_posterior
+    kept_covariance = np.asarray(state.covariance, np.float64)
+    assert np.abs(kept_covariance - covariance).max() <= 1e-4 * np.abs(covariance).max()
+    kept_theta = np.asarray(agent.mean(state, params, obs["request"]), np.float64)
+    assert np.abs(kept_theta - theta).max() <= 1e-4 * np.abs(theta).max()
+    kept_variances = np.asarray(agent.variances(state, params, obs["request"]), np.float64)
+    assert np.all(np.abs(kept_variances - variances) <= 1e-3 * variances)
+    assert int(state.steps) == 2000
+
+
+def test_a_batch_update_equals_one_by_one_updates(long_posterior):
+    # Shared mode hands update a batch of users: with more rank-1 updates than features the variances are
+    # recomputed once from the new root instead of followed update by update. Both paths must agree.
+    agent, params, obs, state, _ = long_posterior
+    rng = np.random.default_rng(2)
+    slates = jnp.asarray(np.stack([rng.choice(200, 5, replace=False) for _ in range(16)]), jnp.int32)
+    rewards = jnp.asarray(rng.random((16, 5)) < 0.2, jnp.float32)
+    batch_obs = jax.tree.map(lambda x: jnp.broadcast_to(x, (16,) + x.shape), obs)
+    batch = Transition(obs=batch_obs, action=slates, reward=rewards.sum(1), slot_rewards=rewards, next_obs=batch_obs,
+                       done=jnp.zeros(16, bool))
+    together, _ = agent.update(jax.random.key(0), state, batch, params)  # 80 rank-1 updates > f = 34
+    one_by_one = state
+    for i in range(16):
+        single = jax.tree.map(lambda x: x[i], batch)
+        one_by_one, _ = agent.update(jax.random.key(0), one_by_one, single, params)
+    np.testing.assert_allclose(together.covariance_root, one_by_one.covariance_root, rtol=0, atol=1e-6)
+    root = np.asarray(together.covariance_root, np.float64)
+    recomputed = np.sum((np.asarray(bandit_features(params), np.float64) @ root) ** 2, axis=1)
+    np.testing.assert_allclose(together.variances, recomputed, rtol=1e-5)
+    # The one-by-one variances carry the drift of 2,000 earlier rounds (< 1e-3 relative, as tested above).
+    np.testing.assert_allclose(one_by_one.variances, recomputed, rtol=1e-3)
+    assert int(together.steps) == int(one_by_one.steps) == 2016
+
+
+def test_request_item_variances_equal_their_definition(long_posterior):
+    _, params, obs, state, _ = long_posterior
+    agent = LinUCB(slate_size=5, context="request-item")
+    request = np.asarray(obs["request"], np.float64)
+    features = np.asarray(bandit_features(params), np.float64)
+    features[:, : request.shape[0]] *= request
+    expected = np.einsum("if,fg,ig->i", features, np.asarray(state.covariance, np.float64), features)
+    got = np.asarray(agent.variances(state.replace(variances=jnp.zeros((0,))), params, obs["request"]))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_lints_samples_have_the_posterior_mean_and_covariance(long_posterior):
+    # 20,000 draws of theta ~ N(theta_hat, v^2 A^-1). Budget: 4 sigma per check. The mean of each coordinate is
+    # within 4 standard errors (v sqrt(C_jj / n)); along 5 random directions g the sample variance is within
+    # 4 sigma of v^2 g^T C g (the variance of a sample variance of n normal draws is 2 var^2 / (n - 1)).
+    _, params, obs, state, _ = long_posterior
+    agent = LinTS(slate_size=5, posterior_scale=0.5)
+    draws = 20_000
+    samples = np.asarray(
+        jax.vmap(lambda k: agent.sample(k, state, params, obs["request"]))(jax.random.split(jax.random.key(7), draws)),
+        np.float64,
+    )
+    theta = np.asarray(agent.mean(state, params, obs["request"]), np.float64)
+    covariance = 0.25 * np.asarray(state.covariance, np.float64)
+    standard_error = np.sqrt(np.diag(covariance) / draws)
+    assert np.all(np.abs(samples.mean(axis=0) - theta) <= 4 * standard_error)
+    directions = np.random.default_rng(3).normal(size=(5, theta.shape[0]))
+    for g in directions:
+        expected = g @ covariance @ g
+        got = np.var(samples @ g, ddof=1)
+        assert abs(got - expected) <= 4 * expected * np.sqrt(2 / (draws - 1)), (got, expected)
 
 
 def test_hyperparameters_are_leaves_so_configurations_vmap(slate_bandit):
@@ -91,7 +210,7 @@ def test_hyperparameters_are_leaves_so_configurations_vmap(slate_bandit):
     agent = make_agent("linucb", env)
     state = agent.init(jax.random.key(0), params)
     obs, _ = env.reset(jax.random.key(1), params)
-    state = state.replace(response=state.response.at[0].set(1.0))
+    state = state.replace(estimate=state.estimate.at[0].set(1.0))
     alphas = jnp.array([0.0, 0.3, 100.0])
     slates = jax.vmap(lambda a: agent.replace(alpha=a).act(jax.random.key(2), state, obs, params))(alphas)
     assert slates.shape == (3, 5)

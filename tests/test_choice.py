@@ -73,3 +73,21 @@ def test_sampled_clicks_match_probabilities_within_4_sigma():
         frequency = np.mean(slots == slot)
         sigma = np.sqrt(p * (1 - p) / draws)
         assert abs(frequency - p) < 4 * sigma, (slot, frequency, p)
+
+
+@pytest.mark.parametrize("count", [10, 511, 512, 9066, 58788])
+@pytest.mark.parametrize("k", [1, 5, 10, 32])
+def test_two_level_top_k_equals_lax_top_k(count, k):
+    # Distinct values (a permutation): the same items in the same order; with repeated values the same values.
+    key = jax.random.key(count * 100 + k)
+    values = jax.random.permutation(key, count).astype(jnp.float32) / count
+    if k > count:
+        return
+    expected = jax.lax.top_k(values, k)
+    got = jax.jit(lambda v: choice.top_k(v, k))(values)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
+    rounded = jnp.round(values * 50) / 50  # many ties
+    np.testing.assert_array_equal(choice.top_k(rounded, k)[0], jax.lax.top_k(rounded, k)[0])
+    batch = jax.vmap(lambda v: choice.top_k(v, k))(jnp.stack([values, values[::-1]]))
+    np.testing.assert_array_equal(batch[1][1], jax.lax.top_k(values[::-1], k)[1])

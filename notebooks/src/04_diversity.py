@@ -288,9 +288,7 @@ class DiverseLinUCB(LinUCB):
     candidates: int = struct.field(pytree_node=False, default=50)
 
     def act(self, key, state, obs, env_params):
-        features, theta, covariance, _ = self.posterior(state, env_params, obs["request"])
-        variance = jnp.maximum(jnp.sum((features @ covariance) * features, axis=1), 0.0)
-        scores = features @ theta + self.alpha * jnp.sqrt(variance)
+        scores = self.scores(state, env_params, obs["request"])  # x^T theta + alpha sqrt(x^T A^-1 x)
         scores = scores + 1e-6 * jax.random.uniform(key, scores.shape)  # random tie-breaking
         top_scores, top_items = jax.lax.top_k(scores, self.candidates)
         embeddings = env_params.item_features[top_items]

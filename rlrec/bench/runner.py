@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from rlrec import metrics
 from rlrec.agents.base import Agent, Transition, as_slate, slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.simulators import choice
 
 PERSONAL = "personal"
 SHARED = "shared"
@@ -80,7 +81,7 @@ def _step_outputs(env: RecEnv, params: EnvParams, env_state, slate, info, accura
     """Per-user metrics of one step, computed inside the scan (no catalog-sized outputs)."""
     if accuracy_k > 0:
         utility, _, _ = env.item_utilities(env_state, params)
-        _, relevant = jax.lax.top_k(utility, accuracy_k)
+        _, relevant = choice.top_k(utility, accuracy_k)
     else:
         relevant = info["oracle_slate"]
     if slate.shape[-1] >= 2:
@@ -192,8 +193,10 @@ def _init_seeds(seed_keys, params, agent, *, env, mode, users):
     return jax.vmap(lambda key: _init(env, agent, params, mode, users, key))(seed_keys)
 
 
-@functools.partial(jax.jit, static_argnames=("env", "mode", "users", "accuracy_k", "chunk_size"), donate_argnums=(0,))
-def _run_chunk(carry, seed_keys, start, params, agent, *, env, mode, users, accuracy_k, chunk_size):
+@functools.partial(
+    jax.jit, static_argnames=("env", "mode", "users", "accuracy_k", "chunk_size", "seed_block"), donate_argnums=(0,)
+)
+def _run_chunk(carry, seed_keys, start, params, agent, *, env, mode, users, accuracy_k, chunk_size, seed_block):
     if mode == PERSONAL:
         step_fn = functools.partial(_personal_step, env, agent, params, accuracy_k)
     else:
@@ -204,7 +207,41 @@ def _run_chunk(carry, seed_keys, start, params, agent, *, env, mode, users, accu
         step_keys = jax.vmap(lambda t: jax.random.fold_in(stream_key, t))(start + jnp.arange(chunk_size))
         return jax.lax.scan(step_fn, seed_carry, step_keys)
 
-    return jax.vmap(one_seed)(carry, seed_keys)
+    return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys), seed_block)
+
+
+def in_seed_blocks(batched, args, block: int):
+    """``batched(*args)`` over the leading (seed) axis, ``block`` seeds at a time (``lax.scan`` over blocks).
+
+    Each block's arrays stay in the CPU's caches: the catalog-sized per-seed arrays of a whole batch (e.g. 1,024
+    seeds x 9,066 item scores, 37 MB per array) do not, and then every elementwise pass runs at memory speed.
+    Measured on a 2-core CPU: blocks of 64 seeds ran LinUCB on the MovieLens slate env 10-40% faster than one
+    vmap over 256-1,024 seeds. Same numbers either way (tested): each seed's computation is unchanged, and blocks
+    hold at least 8 seeds (with 4, XLA's CPU code vectorised some float reductions differently and the last bit
+    of a regret changed). ``block`` of 0, or not smaller than the batch and dividing it, is one call.
+    """
+    count = jax.tree.leaves(args)[0].shape[0]
+    if block <= 0 or block >= count or count % block:
+        return batched(*args)
+    blocks = count // block
+    split = jax.tree.map(lambda x: x.reshape((blocks, block) + x.shape[1:]), args)
+    _, outputs = jax.lax.scan(lambda _, block_args: (None, batched(*block_args)), None, split)
+    return jax.tree.map(lambda x: x.reshape((count,) + x.shape[2:]), outputs)
+
+
+# Per-seed arrays of about this many floats per block of seeds (4 MB: half of a 2-core CPU's caches).
+_BLOCK_FLOATS = 1 << 20
+
+
+def seed_block(num_items: int, users: int, num_seeds: int, devices: int) -> int:
+    """Seeds per block on a single CPU device (0: no blocks; accelerators want the widest batch)."""
+    if devices > 1 or jax.default_backend() != "cpu":
+        return 0
+    block = 1 << max(int(np.log2(max(_BLOCK_FLOATS // max(num_items * users, 1), 1))), 3)
+    block = min(block, 1024)
+    while num_seeds % block and block > 8:
+        block //= 2
+    return block if block < num_seeds and num_seeds % block == 0 else 0
 
 
 def _fetch(array: jax.Array) -> np.ndarray:
@@ -322,6 +359,7 @@ def run(
     chunk = _run_chunk.lower(
         carry, seed_keys, jnp.asarray(0, jnp.int32), params, program_agent, env=program_env, mode=mode,
         users=users, accuracy_k=accuracy_k, chunk_size=chunk_size,
+        seed_block=seed_block(env.num_items(params), users, num_seeds, mesh.devices.size),
     ).compile()
     compile_time = time.perf_counter() - started
     pieces = []

@@ -13,7 +13,7 @@ position biases, the best assignment pairs the largest utilities with the larges
 probability is increasing in ``sum_s exp(w_s + b_s)``, maximised by sorted pairing by the rearrangement
 inequality; cascade: ``1 - P(click) = prod exp(-softplus(w_s + b_s - v_0))`` and ``softplus`` is convex, so
 sorted pairing maximises ``sum softplus``). So the expected-click-maximising slate is the top-k items by
-utility, placed in slots in decreasing order of position bias: exact, and one ``lax.top_k``.
+utility, placed in slots in decreasing order of position bias: exact, and one top-k (:func:`top_k`).
 """
 
 from __future__ import annotations
@@ -69,6 +69,39 @@ def sample_click(key: chex.PRNGKey, probabilities: jax.Array) -> jax.Array:
     return (outcome - 1).astype(jnp.int32)
 
 
+# Columns of top_k's two-level grid (at least 4 x 128 values take that path).
+_TOP_K_COLUMNS = 128
+
+
+def top_k(values: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """``(values, indices)`` of the ``k`` largest of ``(N,)`` ``values``, largest first: ``jax.lax.top_k``'s
+    result, computed in two levels for large ``N``.
+
+    ``lax.top_k`` on XLA's CPU backend costs about 2 ns per item (16 us for 9,066 items on a 2-core CPU, twice per
+    simulated step: the agent's slate and the oracle's), while a plain ``max`` vectorises at ~0.1 ns per item. So
+    the items are laid out as a ``(N // C, C)`` grid (``C = 128``, the remainder kept aside), each column's
+    maximum is taken (vectorised across rows), and the exact top ``k`` is chosen among the items of the ``k``
+    columns with the largest maxima plus the remainder: a column holding one of the top ``k`` items has a maximum
+    no smaller than that item, and at most ``k - 1`` other columns can have a larger one. 2-2.5x faster for
+    ``k`` of 1-10 on 9,066 items. Among exactly equal values the one taken may differ from ``lax.top_k``'s
+    (lowest index first); the values are the same.
+    """
+    count = values.shape[-1]
+    columns = _TOP_K_COLUMNS
+    if count < 4 * columns or k > columns // 4:
+        return jax.lax.top_k(values, k)
+    rows = count // columns
+    grid = values[: rows * columns].reshape(rows, columns)
+    _, best_columns = jax.lax.top_k(jnp.max(grid, axis=0), k)
+    best_columns = jnp.sort(best_columns)  # candidates in increasing item order
+    candidates = jnp.concatenate([grid[:, best_columns].reshape(-1), values[rows * columns :]])
+    candidate_items = jnp.concatenate(
+        [(jnp.arange(rows)[:, None] * columns + best_columns[None, :]).reshape(-1), jnp.arange(rows * columns, count)]
+    )
+    top, position = jax.lax.top_k(candidates, k)
+    return top, candidate_items[position].astype(jnp.int32)
+
+
 def oracle_slate(item_utilities: jax.Array, position_bias: jax.Array) -> jax.Array:
     """The expected-click-maximising slate: top-k items by utility, best item in the highest-bias slot.
 
@@ -80,7 +113,7 @@ def oracle_slate(item_utilities: jax.Array, position_bias: jax.Array) -> jax.Arr
         ``(k,)`` int32 item indices, slot by slot.
     """
     slate_size = position_bias.shape[0]
-    _, best_items = jax.lax.top_k(item_utilities, slate_size)  # descending utility
+    _, best_items = top_k(item_utilities, slate_size)  # descending utility
     slot_rank = jnp.argsort(-position_bias, stable=True)  # slots from highest to lowest bias
     return jnp.zeros((slate_size,), jnp.int32).at[slot_rank].set(best_items.astype(jnp.int32))
 
