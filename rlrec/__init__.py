@@ -12,10 +12,11 @@ Importing rlrec registers every environment with Gymnasium as ``rlrec/<id>``.
 """
 
 from rlrec.bench.runner import RunResult, run
+from rlrec.compilation import enable_compilation_cache
 from rlrec.envs import make, registered_envs
 from rlrec.envs.gym import register_all as _register_all
 
 __version__ = "0.1.0.dev0"
-__all__ = ["RunResult", "make", "registered_envs", "run"]
+__all__ = ["RunResult", "enable_compilation_cache", "make", "registered_envs", "run"]
 
 _register_all()

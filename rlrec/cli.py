@@ -83,6 +83,23 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _options(
+    compilation_cache: Annotated[
+        bool,
+        typer.Option(
+            "--compilation-cache/--no-compilation-cache",
+            help="Keep compiled programs on disk (RLREC_COMPILATION_CACHE=0 also turns it off).",
+        ),
+    ] = True,
+) -> None:
+    """rlrec: a JAX RL simulation environment for recommender systems with language-model users."""
+    from rlrec import compilation
+
+    if compilation_cache and not compilation.opted_out():
+        compilation.enable_compilation_cache()
+
+
 # Options shared by `run` and `train`.
 EnvOverrides = Annotated[Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")]
 Hyperparameters = Annotated[
@@ -102,7 +119,7 @@ def info() -> None:
 
     import jax
 
-    from rlrec import __version__, lm
+    from rlrec import __version__, compilation, lm
 
     table = Table(title="rlrec", show_header=False)
     table.add_row("rlrec", __version__)
@@ -115,6 +132,12 @@ def info() -> None:
     table.add_row("jax backend", jax.default_backend())
     table.add_row("jax devices", ", ".join(str(device) for device in jax.devices()))
     table.add_row("embedding cache", str(lm.default_cache_dir()))
+    folder = jax.config.jax_compilation_cache_dir
+    if folder:
+        files, size = compilation.compilation_cache_size(folder)
+        table.add_row("compilation cache", f"{folder} ({files} programs, {size / 2**20:.1f} MiB)")
+    else:
+        table.add_row("compilation cache", "off")
     table.add_row("default model", f"{lm.DEFAULT_MODEL_NAME} at {lm.default_model_path()}")
     console.print(table)
 

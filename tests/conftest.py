@@ -1,5 +1,5 @@
-"""Shared fixtures. Embeddings are cached under .cache/ in the checkout (gitignored) unless
-RLREC_CACHE_DIR is already set, so a second test run does not re-encode the MovieLens catalog."""
+"""Shared fixtures. Embeddings and compiled programs are cached under .cache/ in the checkout (gitignored) unless
+RLREC_CACHE_DIR is already set, so a second test run neither re-encodes the MovieLens catalog nor recompiles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RLREC_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "rlrec"))
+# Compiled programs are shared between test files, workers and runs, as the rlrec commands share them
+# (rlrec.enable_compilation_cache); set before JAX is imported. RLREC_COMPILATION_CACHE=0 turns it off.
+if os.environ.get("RLREC_COMPILATION_CACHE", "").strip().lower() not in {"0", "false", "no", "off"}:
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(os.environ["RLREC_CACHE_DIR"]) / "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 @pytest.fixture(scope="session")

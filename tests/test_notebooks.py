@@ -2,8 +2,9 @@
 
 Each notebook is executed with nbclient in a fresh ``python3`` kernel (the current interpreter's ipykernel),
 from a copy in a temporary folder (nothing is written into the repository). The kernel inherits this process's
-environment, so it reuses the embedding cache under ``RLREC_CACHE_DIR`` (set in conftest.py) and a persistent
-JAX compilation cache next to it: notebooks that compile the same programs (and reruns) skip the compile.
+environment, so it reuses the embedding cache under ``RLREC_CACHE_DIR`` and the compilation cache under
+``JAX_COMPILATION_CACHE_DIR`` (both set in conftest.py; each notebook calls ``rlrec.enable_compilation_cache()``,
+which keeps that folder): notebooks that compile the same programs (and reruns) skip the compile.
 Each test has its own kernel and folder, so the tests are safe to run in parallel (pytest-xdist).
 """
 
@@ -68,11 +69,8 @@ def test_notebooks_match_their_sources():
 
 
 @pytest.mark.parametrize("path", executable_notebooks())
-def test_notebook_runs(path, tmp_path, monkeypatch):
+def test_notebook_runs(path, tmp_path):
     """Every cell of the notebook runs without an error at its default sizes."""
-    cache_dir = Path(os.environ["RLREC_CACHE_DIR"])  # conftest.py sets it; the kernel inherits it
-    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache_dir / "jax-compilation-notebooks"))
     copy = tmp_path / path.name
     shutil.copyfile(path, copy)
     notebook = nbformat.read(copy, as_version=4)

@@ -55,12 +55,6 @@ will use (a CPU is fine for everything here).
     (
         "code",
         r"""
-import os
-
-# The linear bandits factorise small matrices every step; BLAS threads only add overhead for matrices that
-# small (measured: LinUCB ran ~5x faster on a busy 2-core machine). Must be set before NumPy/SciPy/JAX load.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import time
 
 import jax
@@ -70,6 +64,8 @@ import numpy as np
 import rlrec
 from rlrec.agents import make_agent
 from rlrec.data import load_catalog
+
+rlrec.enable_compilation_cache()  # compiled programs kept on disk: a second run skips most compiling
 
 print("rlrec", rlrec.__version__, "| jax", jax.__version__, "| devices:", jax.devices())
 print(len(rlrec.registered_envs()), "environments, e.g.", rlrec.registered_envs()[:3])

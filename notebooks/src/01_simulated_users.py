@@ -37,10 +37,6 @@ SEED = 0
     (
         "code",
         r"""
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add overhead
-
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -51,6 +47,8 @@ import rlrec
 from rlrec.data import load_catalog
 from rlrec.simulators import choice, dynamics
 from rlrec.simulators.population import default_population
+
+rlrec.enable_compilation_cache()  # compiled programs kept on disk: a second run skips most compiling
 
 catalog = load_catalog("movielens", dim=DIM)
 users = default_population()  # the 671 real MovieLens users as prototypes

@@ -50,10 +50,6 @@ SMOOTH = 25  # moving-average window for per-step regret plots
     (
         "code",
         r"""
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add overhead
-
 import time
 
 import matplotlib.pyplot as plt
@@ -62,6 +58,8 @@ import numpy as np
 import rlrec
 from rlrec.agents import make_agent
 from rlrec.metrics import mean_confidence_interval
+
+rlrec.enable_compilation_cache()  # compiled programs kept on disk: a second run skips most compiling
 
 env, params = rlrec.make(ENV_ID, max_steps=NUM_STEPS)
 results = {}

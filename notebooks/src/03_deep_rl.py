@@ -60,10 +60,6 @@ SEED = 0
     (
         "code",
         r"""
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add overhead
-
 import time
 
 import jax
@@ -75,6 +71,8 @@ from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
 from rlrec.metrics import episode_returns, mean_confidence_interval
 from rlrec.train import train
+
+rlrec.enable_compilation_cache()  # compiled programs kept on disk: a second run skips most compiling
 
 # No regret is needed here (the measure is the episode return), so skip the per-step oracle: faster steps.
 env, params = rlrec.make(ENV_ID, track_regret=False)

@@ -47,10 +47,6 @@ SEED = 0
     (
         "code",
         r"""
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threads only add overhead
-
 import time
 
 import matplotlib.pyplot as plt
@@ -62,6 +58,8 @@ from rlrec import metrics
 from rlrec.agents import make_agent
 from rlrec.bench.report import summarise
 from rlrec.data import load_catalog
+
+rlrec.enable_compilation_cache()  # compiled programs kept on disk: a second run skips most compiling
 
 env, params = rlrec.make(ENV_ID, max_steps=NUM_STEPS)
 catalog = load_catalog("movielens", dim=32)  # the environment's catalog: popularity and genres per movie
