@@ -179,7 +179,8 @@ def mean_confidence_interval(values: np.ndarray, confidence: float = 0.95, axis:
 
     Returns ``(mean, half_width)``; the half-width is NaN with fewer than two values.
     """
-    from scipy import stats
+    # The t quantile from scipy.special (what scipy.stats.t.ppf calls), without importing scipy.stats (0.6 s).
+    from scipy.special import stdtrit
 
     values = np.asarray(values, dtype=np.float64)
     count = values.shape[axis]
@@ -187,4 +188,4 @@ def mean_confidence_interval(values: np.ndarray, confidence: float = 0.95, axis:
     if count < 2:
         return mean, np.full_like(mean, np.nan)
     standard_error = values.std(axis=axis, ddof=1) / np.sqrt(count)
-    return mean, stats.t.ppf(0.5 + confidence / 2, df=count - 1) * standard_error
+    return mean, stdtrit(count - 1, 0.5 + confidence / 2) * standard_error
