@@ -46,6 +46,14 @@ ENCODE = textwrap.dedent(
 )
 
 
+class Lines(list):
+    """Figures printed as soon as they are measured."""
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        print(line, flush=True)
+
+
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
@@ -89,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     base = {key: value for key, value in os.environ.items() if key not in {"JAX_COMPILATION_CACHE_DIR"}}
     base.setdefault("RLREC_CACHE_DIR", str(Path.home() / ".cache" / "rlrec"))
     env = {**base, "JAX_COMPILATION_CACHE_DIR": str(xla), "TQDM_DISABLE": "1"}
-    lines = [f"{os.cpu_count()} CPUs (affinity {len(os.sched_getaffinity(0))}), embeddings from "
+    lines = Lines()
+    lines.append(f"{os.cpu_count()} CPUs (affinity {len(os.sched_getaffinity(0))}), embeddings from "
              f"{base['RLREC_CACHE_DIR']}, scratch {work}"]
     try:
         if not args.skip_encode:
@@ -97,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             wall, done = timed([sys.executable, "-c", ENCODE, str(work / "cold.npz")], cold_cache)
             inside = float(done.stdout.split()[-1])
             _, _ = timed([sys.executable, "-c", ENCODE, str(work / "cached.npz")], env)
-            import numpy as np
+            import numpy as np  # noqa: PLC0415
 
             cold_vectors, cached_vectors = np.load(work / "cold.npz"), np.load(work / "cached.npz")
             diff = max(float(np.abs(cold_vectors[k] - cached_vectors[k]).max()) for k in ("items", "requests"))
@@ -139,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"python -m pytest, empty compilation cache {wall:6.1f} s  ({summary.strip('= ')})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("\n".join(lines))
     return 0
 
 

@@ -156,6 +156,17 @@ def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path):
         np.testing.assert_array_equal(after.metrics[name], values, err_msg=name)
 
 
+def test_compiling_ahead_changes_no_number(tiny_run, tmp_path):
+    """Cells compiled by worker threads (the default) give what cells compiled one by one give, seed for seed."""
+    serial = run_suite(TINY, tmp_path / "serial", progress=False, compile_ahead=False)
+    assert [(c.env, c.agent) for c in serial.cells] == [(c.env, c.agent) for c in tiny_run.cells]
+    for ahead, one_by_one in zip(tiny_run.cells, serial.cells):
+        np.testing.assert_array_equal(ahead.cumulative_regret, one_by_one.cumulative_regret)
+        for name, values in one_by_one.metrics.items():
+            np.testing.assert_array_equal(ahead.metrics[name], values, err_msg=f"{ahead.env} {ahead.agent} {name}")
+        assert ahead.info["compile_time_s"] <= ahead.info["wall_time_s"]
+
+
 def _results_files(out):
     """Every file of a run folder but the lock's bookkeeping (which each run rewrites) with its mtime."""
     return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name not in LOCK_FILES}

@@ -295,37 +295,24 @@ def seed_mesh(num_seeds: int) -> Mesh:
     return Mesh(np.array([d for group in by_process for d in group[: max(per_process)]]), ("seeds",))
 
 
-def run(
-    env: RecEnv,
-    params: EnvParams,
-    agent: Agent,
-    *,
-    num_seeds: int = 8,
-    num_steps: int = 200,
-    seed: int = 0,
-    mode: str = PERSONAL,
-    num_users: int = 64,
-    accuracy_k: int = 10,
-    chunk_size: int | None = None,
-    progress: bool = False,
-) -> RunResult:
-    """Runs ``agent`` on ``env`` for ``num_steps`` steps and ``num_seeds`` independent seeds in one program.
+@dataclasses.dataclass
+class _Compiled:
+    """What :func:`run` executes: the compiled programs, their placed inputs and the first carry."""
 
-    Args:
-        env, params: from :func:`rlrec.make`.
-        agent: any :class:`~rlrec.agents.base.Agent`; its ``slate_size`` must match the env's.
-        num_seeds: independent replicas, vmapped and sharded over devices.
-        num_steps: steps per seed.
-        seed: the root seed; seed ``s`` uses ``fold_in(key(seed), s)``.
-        mode: ``"personal"`` (one learner per user) or ``"shared"`` (one learner for ``num_users`` users).
-        num_users: users per seed in shared mode.
-        accuracy_k: size of each user's true top set for precision/recall/NDCG (0: the oracle slate).
-        chunk_size: steps per jitted call (default: all); smaller chunks let a progress bar move.
-        progress: show a progress bar over chunks.
+    init: jax.stages.Compiled
+    chunk: jax.stages.Compiled
+    carry: object
+    seed_keys: jax.Array
+    params: EnvParams
+    agent: Agent
+    chunk_size: int
+    users: int
+    devices: list[str]
+    compile_time: float
 
-    Returns:
-        A :class:`RunResult` with per-step arrays.
-    """
+
+def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users, accuracy_k, chunk_size) -> _Compiled:
+    """Checks the arguments of :func:`run`, places its inputs and compiles its programs."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     if getattr(agent, "learns_from_rollouts", False):
@@ -372,7 +359,69 @@ def run(
         users=users, accuracy_k=accuracy_k, chunk_size=chunk_size,
         seed_block=seed_block(env.num_items(params), users, num_seeds, mesh.devices.size),
     ).compile()
-    compile_time = time.perf_counter() - started
+    return _Compiled(init, chunk, carry, seed_keys, params, program_agent, chunk_size, users,
+                     [str(device) for device in mesh.devices.ravel()], time.perf_counter() - started)
+
+
+def compile_run(
+    env: RecEnv,
+    params: EnvParams,
+    agent: Agent,
+    *,
+    num_seeds: int = 8,
+    num_steps: int = 200,
+    seed: int = 0,
+    mode: str = PERSONAL,
+    num_users: int = 64,
+    accuracy_k: int = 10,
+    chunk_size: int | None = None,
+) -> float:
+    """Compiles what :func:`run` with the same arguments would compile, without running it; returns the seconds.
+
+    A later :func:`run` of the same configuration in this process then compiles nothing. Safe to call from
+    another thread while a run goes on: the benchmark suites compile the next cells' programs this way
+    (``rlrec.bench.run_suite(compile_ahead=True)``).
+    """
+    return _compile(env, params, agent, num_seeds=num_seeds, num_steps=num_steps, seed=seed, mode=mode,
+                    num_users=num_users, accuracy_k=accuracy_k, chunk_size=chunk_size).compile_time
+
+
+def run(
+    env: RecEnv,
+    params: EnvParams,
+    agent: Agent,
+    *,
+    num_seeds: int = 8,
+    num_steps: int = 200,
+    seed: int = 0,
+    mode: str = PERSONAL,
+    num_users: int = 64,
+    accuracy_k: int = 10,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Runs ``agent`` on ``env`` for ``num_steps`` steps and ``num_seeds`` independent seeds in one program.
+
+    Args:
+        env, params: from :func:`rlrec.make`.
+        agent: any :class:`~rlrec.agents.base.Agent`; its ``slate_size`` must match the env's.
+        num_seeds: independent replicas, vmapped and sharded over devices.
+        num_steps: steps per seed.
+        seed: the root seed; seed ``s`` uses ``fold_in(key(seed), s)``.
+        mode: ``"personal"`` (one learner per user) or ``"shared"`` (one learner for ``num_users`` users).
+        num_users: users per seed in shared mode.
+        accuracy_k: size of each user's true top set for precision/recall/NDCG (0: the oracle slate).
+        chunk_size: steps per jitted call (default: all); smaller chunks let a progress bar move.
+        progress: show a progress bar over chunks.
+
+    Returns:
+        A :class:`RunResult` with per-step arrays.
+    """
+    started = time.perf_counter()
+    compiled = _compile(env, params, agent, num_seeds=num_seeds, num_steps=num_steps, seed=seed, mode=mode,
+                        num_users=num_users, accuracy_k=accuracy_k, chunk_size=chunk_size)
+    chunk_size, users, carry = compiled.chunk_size, compiled.users, compiled.carry
+    seed_keys, params, program_agent, chunk = compiled.seed_keys, compiled.params, compiled.agent, compiled.chunk
     pieces = []
     starts = range(0, num_steps, chunk_size)
     bar = None
@@ -400,7 +449,7 @@ def run(
         mode=mode,
         num_users=users,
         wall_time=wall_time,
-        compile_time=compile_time,
-        devices=[str(device) for device in mesh.devices.ravel()],
+        compile_time=compiled.compile_time,
+        devices=compiled.devices,
         **{name: np.asarray(value) for name, value in outputs.items()},
     )
