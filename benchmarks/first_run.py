@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**base, "JAX_COMPILATION_CACHE_DIR": str(xla), "TQDM_DISABLE": "1"}
     lines = Lines()
     lines.append(f"{os.cpu_count()} CPUs (affinity {len(os.sched_getaffinity(0))}), embeddings from "
-             f"{base['RLREC_CACHE_DIR']}, scratch {work}"]
+             f"{base['RLREC_CACHE_DIR']}, scratch {work}")
     try:
         if not args.skip_encode:
             cold_cache = {**env, "RLREC_CACHE_DIR": str(work / "empty-cache"), "JAX_COMPILATION_CACHE_DIR": str(work / "x0")}

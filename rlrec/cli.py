@@ -64,7 +64,13 @@ class _Commands(typer.core.TyperGroup):
             if os.environ.get(DEBUG_ENV_VAR):
                 raise
             command = f"{ctx.info_name} {ctx.invoked_subcommand}" if ctx.invoked_subcommand else ctx.info_name
-            _print_error(f"{error.format_message()} (see `{command} --help`)")
+            option = getattr(error, "option_name", None)
+            if option and option.split("=")[0] in _GROUP_OPTIONS:
+                # An option of `rlrec` itself given after the command: say where it goes.
+                _print_error(f"{option.split('=')[0]} goes before the command: `{ctx.info_name} "
+                             f"{option.split('=')[0]} {ctx.invoked_subcommand} ...`")
+            else:
+                _print_error(f"{error.format_message()} (see `{command} --help`)")
             raise typer.Exit(code=2) from None
         except _user_errors() as error:
             if os.environ.get(DEBUG_ENV_VAR):
@@ -83,13 +89,17 @@ app = typer.Typer(
 )
 
 
+_GROUP_OPTIONS = ("--compile-cache", "--no-compile-cache")
+
+
 @app.callback()
 def _options(
     compilation_cache: Annotated[
         bool,
         typer.Option(
-            "--compilation-cache/--no-compilation-cache",
-            help="Keep compiled programs on disk (RLREC_COMPILATION_CACHE=0 also turns it off).",
+            "--compile-cache/--no-compile-cache",
+            help="Keep compiled programs on disk, in the compilation cache (RLREC_COMPILATION_CACHE=0 also turns "
+            "it off). Give it before the command.",
         ),
     ] = True,
 ) -> None:
@@ -519,7 +529,7 @@ def envs() -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    app(prog_name="rlrec")  # `python -m rlrec.cli` names itself as the console script does
 
 
 if __name__ == "__main__":  # pragma: no cover

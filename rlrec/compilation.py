@@ -4,7 +4,7 @@ Compiling is most of the time of a first result: a benchmark cell's program take
 and used to be compiled again by every run, notebook and script. With the cache on, a program compiled once is
 read back from disk by every later process (same program, same jax/jaxlib, same device kind).
 
-The ``rlrec`` commands turn it on by default (``--no-compilation-cache`` or ``RLREC_COMPILATION_CACHE=0`` turn it
+The ``rlrec`` commands turn it on by default (``rlrec --no-compile-cache ...`` or ``RLREC_COMPILATION_CACHE=0`` turn it
 off); scripts and notebooks call :func:`enable_compilation_cache`. A folder set with JAX's own
 ``JAX_COMPILATION_CACHE_DIR`` (or ``jax.config``) is respected.
 """

@@ -185,3 +185,23 @@ def test_a_second_writer_waits_then_reads_what_the_first_wrote(tmp_path, encoder
     assert fresh.texts_encoded == 0
     np.testing.assert_array_equal(vectors, encoder.encode([WAR_DOC]))
     assert "waiting for another process encoding into" in capfd.readouterr().err
+
+
+def test_loading_prints_nothing_but_our_bar_and_leaves_transformers_settings_alone():
+    """transformers' "Loading weights" bar and load notices stay out of the output; its settings are restored."""
+    code = textwrap.dedent(
+        """
+        import transformers
+        from rlrec import lm
+        logging = transformers.utils.logging
+        logging.set_verbosity_warning()
+        vectors = lm.TextEncoder(cache_dir=False, show_progress=True).encode(["a film about space", "a comedy"])
+        print(vectors.shape, logging.is_progress_bar_enabled(), logging.get_verbosity() == logging.WARNING)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "(2, 384) True True"
+    assert "Loading weights" not in done.stderr
+    lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines and all(line.startswith("encoding 2 texts (all-MiniLM-L6-v2)") for line in lines), lines
