@@ -165,6 +165,10 @@ def test_compiling_ahead_changes_no_number(tiny_run, tmp_path):
         for name, values in one_by_one.metrics.items():
             np.testing.assert_array_equal(ahead.metrics[name], values, err_msg=f"{ahead.env} {ahead.agent} {name}")
         assert ahead.info["compile_time_s"] <= ahead.info["wall_time_s"]
+        assert ahead.info["compiled_ahead"] and not one_by_one.info["compiled_ahead"]
+    # Compile times that overlap are said to overlap; one by one, they are not.
+    assert "compile times overlap" in (tiny_run.out / "summary.md").read_text()
+    assert "compile times overlap" not in (tmp_path / "serial" / "summary.md").read_text()
 
 
 def _results_files(out):

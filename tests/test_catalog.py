@@ -101,7 +101,7 @@ def test_from_arrays_normalises_and_projects():
     [
         (np.ones(5), {}, "2-D array"),
         (np.zeros((0, 4)), {}, "empty"),
-        (np.array([[1.0, np.nan], [1.0, 0.0]]), {}, "NaN or inf in 1 rows"),
+        (np.array([[1.0, np.nan], [1.0, 0.0]]), {}, "Embeddings: 1 row holds NaN or inf"),
         (np.array([[1.0, np.inf], [1.0, 0.0]]), {}, "NaN or inf"),
         (np.array([[0.0, 0.0], [1.0, 0.0]]), {}, "all zeros"),
         (np.eye(3), {"item_ids": [1, 1, 2]}, "unique"),

@@ -162,8 +162,9 @@ one compiled program (`lax.scan` over steps, `vmap` over users). Here each user 
   and popularity) and picks the movies with the highest *optimistic* estimate: predicted value plus a bonus
   for uncertainty. Uncertain movies get tried; as evidence accumulates the bonus shrinks and it exploits.
 
-The first call of each recommender compiles it (the slow part, a few seconds to a few tens of seconds); the
-run itself is fast.
+The first call of each recommender compiles it (the slow part, a few seconds each); the run itself is fast.
+Compiled programs are kept on disk (`rlrec.enable_compilation_cache()` in the first cell), so running this
+notebook again skips most of the compiling.
 """,
     ),
     (

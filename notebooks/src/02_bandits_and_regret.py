@@ -33,8 +33,8 @@ time and others *sublinearly*, and what does a language model buy you at the sta
 
 `NUM_STEPS` is the horizon: each simulated user stays this long (we set the environment's `max_steps` to it).
 Longer horizons make the difference between linear and sublinear regret easier to see; more seeds (users)
-narrow the confidence bands. Run time is dominated by compiling each agent once (tens of seconds in total);
-the runs themselves take seconds.
+narrow the confidence bands. Run time is dominated by compiling each agent once (tens of seconds in total,
+kept on disk for the next run); the runs themselves take seconds.
 """,
     ),
     (

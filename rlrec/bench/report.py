@@ -206,7 +206,9 @@ def suite_markdown(result, confidence: float = 0.95) -> str:
         "",
         f"{len(result.cells)} cells, {result.user_steps:,} simulated user-steps in {seconds:.1f} s of cell time, "
         f"{compiling:.1f} s of it compiling: {result.user_steps / running:,.0f} user-steps/s while running "
-        f"({result.user_steps / max(seconds, 1e-9):,.0f} with compilation) on {', '.join(backends)}.",
+        f"({result.user_steps / max(seconds, 1e-9):,.0f} with compilation) on {', '.join(backends)}"
+        + ("; programs were compiled two at a time, so the cells' compile times overlap and add up to more than the "
+           "time waited." if any(c.info.get("compiled_ahead") for c in result.cells) else "."),
         "",
     ]
     return "\n".join(lines)

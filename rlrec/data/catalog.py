@@ -38,6 +38,11 @@ def normalise_rows(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return vectors / np.maximum(norms, eps)
 
 
+def _count(count: int, rows: str, verbs: tuple[str, str] = ("is", "are")) -> str:
+    """``count`` rows and the verb that agrees: ``"1 row is"``, ``"3 rows are"``."""
+    return f"1 {rows.removesuffix('s')} {verbs[0]}" if count == 1 else f"{count} {rows} {verbs[1]}"
+
+
 def check_vectors(vectors, what: str, *, rows: str = "rows") -> np.ndarray:
     """Unit-norm float32 rows of ``vectors`` (any float/int dtype), or a :class:`CatalogError` naming the first
     row that is not finite or is all zeros (it has no direction to normalise)."""
@@ -49,14 +54,14 @@ def check_vectors(vectors, what: str, *, rows: str = "rows") -> np.ndarray:
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
         raise CatalogError(
-            f"{what} contain NaN or inf in {int(bad.sum())} {rows} (first at row {int(np.argmax(bad))}). Fix or drop "
+            f"{what}: {_count(int(bad.sum()), rows, ('holds', 'hold'))} NaN or inf (first at row {int(np.argmax(bad))}). Fix or drop "
             "them."
         )
     zero = ~np.any(flat != 0, axis=1)
     if zero.any():
         raise CatalogError(
-            f"{int(zero.sum())} {what} {rows} are all zeros (first at row {int(np.argmax(zero))}); they have no "
-            "direction to normalise. Fix or drop them."
+            f"{what}: {_count(int(zero.sum()), rows)} all zeros (first at row {int(np.argmax(zero))}); a zero vector "
+            "has no direction to normalise. Fix or drop them."
         )
     return normalise_rows(vectors)
 
