@@ -54,10 +54,16 @@ def test_a_second_process_finds_every_program_in_the_cache(tmp_path):
     env = clean_env(tmp_path)
     first = run_python(RUN_TWICE, env, str(folder))
     assert first["folder"] == str(folder)
-    programs = sorted(path.name for path in folder.iterdir())
-    assert any(name.startswith("jit__run_chunk") for name in programs), programs
+    # The run's own programs. (Small helpers, e.g. a key's fold_in, are kept only when they took over
+    # MIN_COMPILE_SECONDS to compile, which on a busy machine a second process may reach and the first not.)
+    def runner_programs():
+        names = (path.name for path in folder.iterdir())
+        return sorted(name for name in names if name.startswith(("jit__init_seeds", "jit__run_chunk")))
+
+    programs = runner_programs()
+    assert len(programs) == 2, sorted(path.name for path in folder.iterdir())
     second = run_python(RUN_TWICE, env, str(folder))
-    assert sorted(path.name for path in folder.iterdir()) == programs  # nothing new was compiled
+    assert runner_programs() == programs  # nothing new was compiled for the run
     assert int(second["hits"]) >= 2  # the run's init and chunk programs, read back
     assert second["regret"] == first["regret"]  # and they compute the same
 

@@ -73,7 +73,7 @@ def test_population_from_arrays_and_errors():
         # NaN or inf weights made sampling collapse silently onto one prototype.
         ({"weights": [1.0, np.nan, 1.0], "requests": np.ones((3, 1, 3))}, "weights must be"),
         ({"weights": [1.0, np.inf, 1.0], "requests": np.ones((3, 1, 3))}, "weights must be"),
-        ({"requests": np.full((3, 2, 3), np.nan)}, "requests contain NaN"),
+        ({"requests": np.full((3, 2, 3), np.nan)}, "requests: 6 request vectors hold NaN or inf"),
         ({"requests": np.zeros((3, 1, 3))}, "requests: 3 request vectors are all zeros"),
         ({"request_noise": 0.5}, "pass seed="),
         ({"request_noise": -1.0, "seed": 0}, "request_noise must be"),
