@@ -7,7 +7,7 @@ the evidence that no run hangs: it calls ``rlrec.run`` with each agent, ``--seed
 ``--env``, ``--runs`` times each, every run a fresh Python process killed after ``--timeout`` seconds, and
 prints completions, hangs (timeouts), failures and wall times. It exits 1 if any run hung or failed.
 
-Run from the repository root (about an hour with the defaults on a 2-core CPU)::
+Run from the repository root (about 100 minutes with the defaults on a quiet 2-core CPU)::
 
     python benchmarks/bandit_hang_check.py
     python benchmarks/bandit_hang_check.py --runs 2 --seeds 256 --steps 20     # a quick smoke run
