@@ -154,14 +154,14 @@ def test_n_step_returns_stop_at_episode_and_rollout_ends():
     env, params = make_probe("one-step")
     agent = make_agent("dqn", env, gamma=0.5, n_step=3)
     obs = jax.tree.map(lambda x: jnp.stack([x] * 4)[:, None], env.reset(jax.random.key(0), params)[0])
-    marked = dict(obs, step=jnp.arange(4, dtype=jnp.int32)[:, None])  # tells the bootstrap observations apart
+    marked = dict(obs, progress=jnp.arange(4, dtype=jnp.float32)[:, None, None])  # tells the bootstraps apart
     done = jnp.array([[False], [True], [False], [False]])
     transition = Transition(obs, jnp.zeros((4, 1), jnp.int32), jnp.ones((4, 1)), jnp.zeros((4, 1, 1)), marked,
                             done, done)
     out = agent._n_step(transition)
     np.testing.assert_allclose(out.reward[:, 0], [1.5, 1.0, 1.5, 1.0])
     np.testing.assert_allclose(out.extras["discount"][:, 0], [0.0, 0.0, 0.25, 0.5])
-    np.testing.assert_array_equal(out.next_obs["step"][:, 0], [1, 1, 3, 3])
+    np.testing.assert_array_equal(out.next_obs["progress"][:, 0, 0], [1, 1, 3, 3])
 
 
 @pytest.mark.parametrize("slate_size", [1, 3])

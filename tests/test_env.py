@@ -140,8 +140,9 @@ def test_budget_exhaustion_terminates_and_auto_resets():
         obs, state, reward, terminated, truncated, info = env.step(jax.random.key(step), state, action, params)
         assert bool(terminated) == (step == 3)
         assert not bool(truncated)
-    assert int(info["final_observation"]["step"]) == 3
-    assert int(obs["step"]) == 0 and int(state.step) == 0  # a fresh user
+    np.testing.assert_allclose(info["final_observation"]["progress"], [3 / float(params.max_steps)])
+    np.testing.assert_array_equal(obs["progress"], [0.0])  # a fresh user
+    assert int(state.step) == 0
     assert float(state.budget) == 3.0
     assert (np.asarray(obs["history_items"]) == -1).all()
 

@@ -7,6 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 import rlrec
 import rlrec.data
+import rlrec.envs.spaces
 from rlrec.envs.gym import InvalidActionError, validate_actions
 
 MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
@@ -69,8 +70,8 @@ def test_make_vec_batches_users_and_autoresets():
     assert rewards.shape == (8,)
     assert (terminated | truncated).all()  # max_steps=3: everyone is done at step 3 at the latest
     assert info["_final_obs"].all()
-    assert info["final_obs"]["step"].max() <= 3
-    assert (obs["step"] == 0).all()  # same-step auto-reset
+    assert (info["final_obs"]["progress"] > 0).all()  # the finished episodes' last observations
+    assert (obs["progress"] == 0).all()  # same-step auto-reset
     envs.close()
 
 
@@ -94,8 +95,9 @@ def test_invalid_actions_raise_clear_errors(action, slate_size, message):
 
 
 def test_adapters_validate_actions():
-    env = gymnasium.make("rlrec/MovieLens-BanditSlate-v0").unwrapped
+    env = gymnasium.make("rlrec/MovieLens-BanditSlate-v0", strict_slates=True).unwrapped
     env.reset(seed=0)
+    assert not env.action_space.contains(np.array([1, 1, 2, 3, 4]))
     with pytest.raises(InvalidActionError, match="repeats an item"):
         env.step([1, 1, 2, 3, 4])
     with pytest.raises(InvalidActionError, match="out of range"):
@@ -129,8 +131,24 @@ def test_slate_action_spaces_sample_distinct_items():
     for _ in range(200):  # with 6 items, a plain MultiDiscrete would repeat an item almost every time
         slate = env.action_space.sample()
         assert len(set(slate.tolist())) == 5 and env.action_space.contains(slate)
-    assert not env.action_space.contains(np.array([0, 0, 1, 2, 3]))
+    assert not rlrec.envs.spaces.GymSlate(6, 5).contains(np.array([0, 0, 1, 2, 3]))  # distinct=True by default
     envs = gymnasium.make_vec("rlrec/MovieLens-BanditSlate-v0", num_envs=3)
     slates = envs.action_space.sample()
     assert slates.shape == (3, 5) and all(len(set(row.tolist())) == 5 for row in slates)
     assert envs.action_space.contains(slates)
+
+
+def test_a_repeated_item_is_shown_once_as_in_the_functional_core():
+    """SB3's PPO samples slots independently; the adapters accept its repeats and show each item once."""
+    env = gymnasium.make("rlrec/MovieLens-BanditSlate-v0").unwrapped
+    assert env.action_space.contains(np.array([7, 7, 7, 7, 7]))
+    assert len(set(env.action_space.sample().tolist())) == 5  # samples stay distinct
+    env.reset(seed=0)
+    for _ in range(20):
+        obs, reward, terminated, truncated, info = env.step([7, 7, 7, 7, 7])
+        assert info["clicked_slot"] in (-1, 0)  # the copies in slots 1-4 are empty: never clicked
+    np.testing.assert_array_equal(obs["history_items"][-1], [7, 7, 7, 7, 7])  # what the agent sent
+    envs = gymnasium.make_vec("rlrec/MovieLens-BanditSlate-v0", num_envs=3)
+    envs.reset(seed=0)
+    *_, info = envs.step(np.array([[1, 1, 2, 3, 4]] * 3))
+    assert (info["clicked_slot"] != 1).all()

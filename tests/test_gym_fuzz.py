@@ -44,8 +44,10 @@ actions = st.one_of(
 )
 
 
-def _expected_slate(action, slate_size, batch=None):
-    """What a valid action means, computed independently: its integer values, or None if it is invalid."""
+def _expected_slate(action, slate_size, batch=None, distinct=False):
+    """What a valid action means, computed independently: its integer values, or None if it is invalid.
+
+    A slate may repeat an item (it is shown once) unless ``distinct`` (``strict_slates=True``)."""
     try:
         array = np.asarray(action)
     except (ValueError, TypeError, OverflowError):
@@ -60,14 +62,16 @@ def _expected_slate(action, slate_size, batch=None):
     values = array.astype(object)
     if any(v < 0 or v >= ITEMS for v in np.ravel(values)):
         return None
-    if slate_size > 1 and any(len(set(row)) < slate_size for row in values.reshape(-1, slate_size).tolist()):
+    if distinct and slate_size > 1 and any(len(set(row)) < slate_size for row in values.reshape(-1, slate_size).tolist()):
         return None
     return array.astype(np.int64)
 
 
-GYM = {"single": RecGymEnv(functional=SINGLE), "slate": RecGymEnv(functional=SLATE)}
+GYM = {"single": RecGymEnv(functional=SINGLE), "slate": RecGymEnv(functional=SLATE),
+       "strict-slate": RecGymEnv(functional=SLATE, strict_slates=True)}
 VECTOR = {"single": RecVectorEnv(functional=SINGLE, num_envs=NUM_ENVS),
-          "slate": RecVectorEnv(functional=SLATE, num_envs=NUM_ENVS)}
+          "slate": RecVectorEnv(functional=SLATE, num_envs=NUM_ENVS),
+          "strict-slate": RecVectorEnv(functional=SLATE, num_envs=NUM_ENVS, strict_slates=True)}
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
@@ -77,7 +81,7 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_heal
 def test_gym_env_steps_exactly_the_action_or_raises_invalid_action(kind, action):
     env = GYM[kind]
     env.reset(seed=0)
-    expected = _expected_slate(action, env.env.slate_size)
+    expected = _expected_slate(action, env.env.slate_size, distinct=env.strict_slates)
     if expected is None:
         with pytest.raises(InvalidActionError):
             env.step(action)
@@ -94,7 +98,7 @@ def test_gym_env_steps_exactly_the_action_or_raises_invalid_action(kind, action)
 def test_vector_env_steps_exactly_the_actions_or_raises_invalid_action(kind, action):
     envs = VECTOR[kind]
     envs.reset(seed=0)
-    expected = _expected_slate(action, envs.env.slate_size, batch=NUM_ENVS)
+    expected = _expected_slate(action, envs.env.slate_size, batch=NUM_ENVS, distinct=envs.strict_slates)
     if expected is None:
         with pytest.raises(InvalidActionError):
             envs.step(action)

@@ -97,7 +97,7 @@ def test_probe_is_a_drop_in_recenv(name):
     assert bool(observable(env, params, obs))
     assert obs["request"].shape == (dim,) and obs["history_items"].dtype == jnp.int32
     assert obs["history_items"].shape == (env.history_length, env.slate_size)
-    assert obs["step"].dtype == jnp.int32 and obs["history_feedback"].dtype == jnp.float32
+    assert obs["progress"].dtype == jnp.float32 and obs["history_feedback"].dtype == jnp.float32
     action = jnp.int32(1)
     assert bool(env.action_space(params).contains(action))
     obs, state, reward, terminated, truncated, info = step(env, jax.random.key(2), state, action, params)
@@ -122,9 +122,9 @@ def test_one_step_pays_each_items_value_and_always_ends():
     np.testing.assert_array_equal(info["clicked_item"], np.where(values > 0, items, -1))
     np.testing.assert_allclose(info["satisfaction"], values)
     # Auto-reset: the next observation starts a new episode; the finished one shows what was shown.
-    np.testing.assert_array_equal(obs["step"], 0)
+    np.testing.assert_array_equal(obs["progress"], 0.0)
     np.testing.assert_array_equal(obs["history_items"], -1)
-    np.testing.assert_array_equal(info["final_observation"]["step"], 1)
+    np.testing.assert_array_equal(info["final_observation"]["progress"], 1.0)  # 1 of 1 step
     np.testing.assert_array_equal(info["final_observation"]["history_items"][:, -1, 0], items)
     np.testing.assert_allclose(info["final_observation"]["history_feedback"][:, -1], values)
 
@@ -190,8 +190,8 @@ def test_two_step_episodes_last_two_steps_and_pay_late(overrides, expected_rewar
     np.testing.assert_allclose(reward, expected_reward)
     np.testing.assert_array_equal(terminated, [False, True] * 3)
     assert not bool(jnp.any(truncated))
-    np.testing.assert_array_equal(obs["step"], [1, 0] * 3)
-    np.testing.assert_array_equal(info["final_observation"]["step"], [1, 2] * 3)
+    np.testing.assert_array_equal(obs["progress"][:, 0], [0.5, 0.0] * 3)  # step / max_steps, max_steps = 2
+    np.testing.assert_array_equal(info["final_observation"]["progress"][:, 0], [0.5, 1.0] * 3)
     np.testing.assert_array_equal(info["budget"], [1.0, 0.0] * 3)
     # The step-1 state tells which item came first; after a reset the history is empty again.
     np.testing.assert_array_equal(obs["history_items"][::2, -1, 0], actions[::2])

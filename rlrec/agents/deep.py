@@ -48,7 +48,7 @@ class DeepAgent(Agent):
 
     def features(self, obs: dict, env_params) -> tuple[jax.Array, jax.Array]:
         """``(features, memory)`` of observations with any leading batch shape (parameter-free)."""
-        batch_shape = obs["step"].shape
+        batch_shape = obs["progress"].shape[:-1]
         one = lambda o: networks.observation_features(o, env_params, self.history_decay)  # noqa: E731
         if not batch_shape:
             return one(obs)
@@ -227,7 +227,7 @@ class DQN(DeepAgent):
             "history_items": jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
             "history_clicks": jnp.full((self.history_length,), -1, jnp.int32),
             "history_feedback": jnp.zeros((self.history_length,), jnp.float32),
-            "step": jnp.zeros((), jnp.int32),
+            "progress": jnp.zeros((1,), jnp.float32),
         }
         return {
             "obs": obs,

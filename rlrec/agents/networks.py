@@ -67,7 +67,7 @@ def observation_features(obs: dict, env_params, decay: float) -> tuple[jax.Array
             clicked[-1].astype(jnp.float32),
             feedback[-1],
             (num_shown > 0).astype(jnp.float32),
-            obs["step"] / jnp.asarray(env_params.max_steps, jnp.float32),
+            obs["progress"][0],
         ]
     )
     features = jnp.concatenate([obs["request"], memory, liked, seen, scalars.astype(jnp.float32)])

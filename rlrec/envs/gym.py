@@ -1,8 +1,14 @@
 """Gymnasium adapters: ``gymnasium.make("rlrec/<id>")`` and a JAX-batched ``gymnasium.make_vec("rlrec/<id>")``.
 
 The adapters hold the functional env, its params and a PRNG key; each step is one jitted call. Actions are
-validated here (the functional core cannot raise under ``jit``): out-of-range ids, repeated items in a slate,
-wrong shape or dtype raise :class:`InvalidActionError` naming the problem.
+validated here (the functional core cannot raise under ``jit``): out-of-range ids, wrong shape or dtype raise
+:class:`InvalidActionError` naming the problem.
+
+Repeated items in a slate: the action space is a ``MultiDiscrete`` (``k`` slots of ``N`` items), so libraries
+that sample each slot on its own (Stable-Baselines3's PPO) can produce ``[5, 5, 9]``. As in the functional
+core, an item is shown once, in its first slot; a later copy leaves its slot empty (never clicked), which costs
+the agent a slot and so shows up in its reward and regret. ``strict_slates=True`` refuses such slates instead
+(``InvalidActionError``) for code that should never produce them. Random samples are always distinct.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from rlrec.envs.registry import REGISTRY, make
+from rlrec.envs.spaces import GymSlate
 
 
 class InvalidActionError(ValueError):
@@ -26,10 +33,13 @@ def _to_numpy(tree: Any) -> Any:
     return jax.tree.map(np.asarray, tree)
 
 
-def validate_actions(action: Any, num_items: int, slate_size: int, batch: int | None = None) -> np.ndarray:
+def validate_actions(
+    action: Any, num_items: int, slate_size: int, batch: int | None = None, distinct: bool = True
+) -> np.ndarray:
     """Checks one action (``batch=None``) or a batch and returns it as an int32 array.
 
-    Single-item envs take an integer (shape ``()``); slate envs take ``slate_size`` distinct integers.
+    Single-item envs take an integer (shape ``()``); slate envs take ``slate_size`` integers, distinct ones
+    when ``distinct`` (otherwise a repeat is shown once, see the module docstring).
     """
     expected = (() if slate_size == 1 else (slate_size,)) if batch is None else (
         (batch,) if slate_size == 1 else (batch, slate_size)
@@ -50,13 +60,21 @@ def validate_actions(action: Any, num_items: int, slate_size: int, batch: int | 
     if out_of_range.any():
         bad = int(array[out_of_range].flat[0])
         raise InvalidActionError(f"Item index {bad} is out of range: this catalog has items 0..{num_items - 1}.")
-    if slate_size > 1:
+    if slate_size > 1 and distinct:
         ordered = np.sort(array, axis=-1)
         repeated = (ordered[..., 1:] == ordered[..., :-1]).any(axis=-1)
         if np.any(repeated):
             row = np.atleast_2d(array)[int(np.flatnonzero(np.atleast_1d(repeated))[0])]
-            raise InvalidActionError(f"A slate must show distinct items; {row.tolist()} repeats an item.")
+            raise InvalidActionError(f"A slate must show distinct items; {row.tolist()} repeats an item "
+                                     "(strict_slates=True; without it a repeat is shown once).")
     return array.astype(np.int32)
+
+
+def _gym_action_space(env, params, strict_slates: bool) -> gymnasium.spaces.Space:
+    space = env.action_space(params).to_gymnasium()
+    if isinstance(space, GymSlate):
+        space = GymSlate(space.num_items, space.slate_size, distinct=strict_slates)
+    return space
 
 
 def _functional(env_id: str | None, functional, overrides: dict):
@@ -74,13 +92,23 @@ class RecGymEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, env_id: str | None = None, render_mode: str | None = None, *, functional=None, **overrides: Any):
-        """Args: a registered ``env_id`` with overrides, or ``functional=(env, params)`` built elsewhere."""
+    def __init__(
+        self,
+        env_id: str | None = None,
+        render_mode: str | None = None,
+        *,
+        functional=None,
+        strict_slates: bool = False,
+        **overrides: Any,
+    ):
+        """Args: a registered ``env_id`` with overrides, or ``functional=(env, params)`` built elsewhere;
+        ``strict_slates=True`` refuses slates that repeat an item (by default a repeat is shown once)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
         self.render_mode = render_mode
+        self.strict_slates = bool(strict_slates)
         self.env, self.params = _functional(env_id, functional, overrides)
-        self.action_space = self.env.action_space(self.params).to_gymnasium()
+        self.action_space = _gym_action_space(self.env, self.params, self.strict_slates)
         self.observation_space = self.env.observation_space(self.params).to_gymnasium()
         self._num_items = self.env.num_items(self.params)
         self._reset = jax.jit(self.env.reset)
@@ -100,7 +128,7 @@ class RecGymEnv(gymnasium.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        action = validate_actions(action, self._num_items, self.env.slate_size)
+        action = validate_actions(action, self._num_items, self.env.slate_size, distinct=self.strict_slates)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, reward, terminated, truncated, info = self._step(step_key, self._state, action, self.params)
         info = {name: value.item() if value.ndim == 0 else value for name, value in _to_numpy(info).items()}
@@ -129,12 +157,21 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, env_id: str | None = None, num_envs: int = 1, *, functional=None, **overrides: Any):
+    def __init__(
+        self,
+        env_id: str | None = None,
+        num_envs: int = 1,
+        *,
+        functional=None,
+        strict_slates: bool = False,
+        **overrides: Any,
+    ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         self.env, self.params = _functional(env_id, functional, overrides)
         self.num_envs = num_envs
-        self.single_action_space = self.env.action_space(self.params).to_gymnasium()
+        self.strict_slates = bool(strict_slates)
+        self.single_action_space = _gym_action_space(self.env, self.params, self.strict_slates)
         self.single_observation_space = self.env.observation_space(self.params).to_gymnasium()
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -156,7 +193,9 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
     def step(self, actions):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        actions = validate_actions(actions, self._num_items, self.env.slate_size, batch=self.num_envs)
+        actions = validate_actions(
+            actions, self._num_items, self.env.slate_size, batch=self.num_envs, distinct=self.strict_slates
+        )
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, rewards, terminated, truncated, info = self._step(
             jax.random.split(step_key, self.num_envs), self._state, actions, self.params

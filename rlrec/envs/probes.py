@@ -211,7 +211,7 @@ class ProbeEnv(RecEnv):
         self._check_params(params)
         user_type = jax.random.categorical(key, params.prototype_log_weights)
         state = self.initial_state(user_type, params)
-        return self.get_obs(state), state
+        return self.get_obs(state, params), state
 
     def step_env(
         self, key: chex.PRNGKey, state: EnvState, action: jax.Array, params: EnvParams
@@ -260,7 +260,7 @@ class ProbeEnv(RecEnv):
             "satisfaction": feedback,
             "budget": budget,
         }
-        return self.get_obs(next_state), next_state, reward, terminated, truncated, info
+        return self.get_obs(next_state, params), next_state, reward, terminated, truncated, info
 
     def optimal_values(self, params: EnvParams, gamma: float) -> ProbeValues:
         """The exact ``Q*`` table over every reachable decision state, under discount ``gamma`` in [0, 1].
@@ -286,7 +286,7 @@ def _optimal_values(env: ProbeEnv, params: EnvParams, gamma: jax.Array) -> Probe
     values = jnp.sum(jnp.take_along_axis(q_values, best, axis=1), axis=1)
     batched = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
     return ProbeValues(
-        observations=env.get_obs(batched),
+        observations=env.get_obs(batched, params),
         states=batched,
         q_values=q_values,
         values=values,

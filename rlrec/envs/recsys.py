@@ -70,6 +70,23 @@ class EnvState:
     history_feedback: jax.Array  # (H,) satisfaction of the clicked item, 0 without a click
 
 
+def progress(step: jax.Array, max_steps: jax.Array) -> jax.Array:
+    """``step / max_steps`` as float32 ``(1,)``, capped at 1 (a Gymnasium user may step past the horizon)."""
+    fraction = jnp.asarray(step, jnp.float32) / jnp.asarray(max_steps, jnp.float32)
+    return jnp.minimum(fraction, 1.0)[..., None]
+
+
+def observe(state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
+    """The observation of ``state`` (shared by :class:`RecEnv` and the probes, which keep the same layout)."""
+    return {
+        "request": state.request,
+        "history_items": state.history_items,
+        "history_clicks": state.history_clicks,
+        "history_feedback": state.history_feedback,
+        "progress": progress(state.step, params.max_steps),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class RecEnv:
     """A recommendation environment over one simulated user at a time (vmap for a population).
@@ -81,7 +98,8 @@ class RecEnv:
         - ``history_items``: int32 ``(H, k)``, slates shown in the last ``H`` steps (-1 padding).
         - ``history_clicks``: int32 ``(H,)``, clicked slot per step (-1: no click or padding).
         - ``history_feedback``: float32 ``(H,)``, satisfaction in [0, 1] of each clicked item.
-        - ``step``: int32 ``()``, steps taken in the episode.
+        - ``progress``: float32 ``(1,)``, the share of the horizon used, ``step / max_steps`` in [0, 1] (the
+          step count itself is ``state.step``). A vector with bounds, so every client flattens and scales it.
     Action: int32 ``()`` item index when ``slate_size == 1``, else int32 ``(k,)`` distinct item indices (slot
         by slot). A repeated item in the functional core is shown once (later copies are ignored).
     Reward: float32 ``()``: 1 if the user clicked an item of the slate, else 0.
@@ -89,7 +107,9 @@ class RecEnv:
     Info: ``expected_reward`` (P(click) of the slate), ``oracle_expected_reward`` (the best slate's),
         ``regret`` (their difference, >= 0), ``oracle_slate`` (int32 ``(k,)``, the best slate),
         ``clicked_slot`` (-1 if none), ``clicked_item`` (-1 if none), ``satisfaction``, ``budget``,
-        ``final_observation`` (the observation before an auto-reset; ``step`` only).
+        ``final_observation`` (the observation before an auto-reset; set by :meth:`step`, not :meth:`step_env`).
+        The observation space is a :class:`spaces.Dict` of bounded 1-d or 2-d boxes, none 0-d, so
+        Stable-Baselines3's ``check_env`` and ``MultiInputPolicy`` take it as it is.
 
     ``track_regret=False`` (for training, where nobody reads the oracle) skips the oracle: a step then costs
     ``O(k d)`` instead of ``O(N d)`` (only the shown items are scored), and ``regret``,
@@ -129,7 +149,7 @@ class RecEnv:
                 "history_items": spaces.Box(-1, self.num_items(params) - 1, (history, k), jnp.int32),
                 "history_clicks": spaces.Box(-1, k - 1, (history,), jnp.int32),
                 "history_feedback": spaces.Box(0.0, 1.0, (history,), jnp.float32),
-                "step": spaces.Box(0, 2**31 - 1, (), jnp.int32),
+                "progress": spaces.Box(0.0, 1.0, (1,), jnp.float32),
             }
         )
 
@@ -195,7 +215,7 @@ class RecEnv:
             history_clicks=jnp.full((self.history_length,), -1, jnp.int32),
             history_feedback=jnp.zeros((self.history_length,), jnp.float32),
         )
-        return self.get_obs(state), state
+        return self.get_obs(state, params), state
 
     def step_env(
         self, key: chex.PRNGKey, state: EnvState, action: jax.Array, params: EnvParams
@@ -268,16 +288,11 @@ class RecEnv:
             "satisfaction": feedback,
             "budget": budget,
         }
-        return self.get_obs(next_state), next_state, reward, terminated, truncated, info
+        return self.get_obs(next_state, params), next_state, reward, terminated, truncated, info
 
-    def get_obs(self, state: EnvState) -> dict[str, jax.Array]:
-        return {
-            "request": state.request,
-            "history_items": state.history_items,
-            "history_clicks": state.history_clicks,
-            "history_feedback": state.history_feedback,
-            "step": state.step,
-        }
+    def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
+        """What the recommender sees of ``state`` (see the class docstring)."""
+        return observe(state, params)
 
     # -- gymnax-style entry points --------------------------------------------------------------------------
 

@@ -107,16 +107,19 @@ class Dict:
 
 
 class GymSlate(gymnasium.spaces.MultiDiscrete):
-    """A Gymnasium ``MultiDiscrete`` of ``k`` slots over ``n`` items whose samples are distinct items and whose
-    ``contains`` requires distinct items (a plain ``MultiDiscrete`` would sample slates with repeats).
+    """A Gymnasium ``MultiDiscrete`` of ``k`` slots over ``n`` items whose samples are distinct items (a plain
+    ``MultiDiscrete`` would sample slates with repeats).
 
-    Batched (``shape (B, k)``) by :func:`gymnasium.vector.utils.batch_space`: each row is its own slate.
+    ``contains`` requires distinct items when ``distinct`` (the default), and accepts any ``k`` in-range items
+    otherwise: the Gymnasium adapters use ``distinct=False`` unless ``strict_slates``, since they show a
+    repeated item once (see :mod:`rlrec.envs.gym`). Batched (``shape (B, k)``) by
+    :func:`gymnasium.vector.utils.batch_space`: each row is its own slate.
     """
 
-    def __init__(self, n: int, k: int, batch: int | None = None, seed: int | None = None):
+    def __init__(self, n: int, k: int, batch: int | None = None, seed: int | None = None, distinct: bool = True):
         shape = (k,) if batch is None else (batch, k)
         super().__init__(np.full(shape, n, dtype=np.int64), seed=seed)
-        self.num_items, self.slate_size, self.batch = n, k, batch
+        self.num_items, self.slate_size, self.batch, self.distinct = n, k, batch, bool(distinct)
 
     def sample(self, mask=None, probability=None):
         if mask is not None or probability is not None:
@@ -130,23 +133,24 @@ class GymSlate(gymnasium.spaces.MultiDiscrete):
     def contains(self, x) -> bool:
         if not super().contains(x):
             return False
+        if not self.distinct:
+            return True
         rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
         return bool(np.all(rows[:, 1:] != rows[:, :-1]))
 
     def __repr__(self) -> str:
         batch = "" if self.batch is None else f", batch={self.batch}"
-        return f"GymSlate(n={self.num_items}, k={self.slate_size}{batch})"
+        repeats = "" if self.distinct else ", distinct=False"
+        return f"GymSlate(n={self.num_items}, k={self.slate_size}{batch}{repeats})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, GymSlate) and (self.num_items, self.slate_size, self.batch) == (
-            other.num_items,
-            other.slate_size,
-            other.batch,
-        )
+        fields = ("num_items", "slate_size", "batch", "distinct")
+        return isinstance(other, GymSlate) and all(getattr(self, f) == getattr(other, f) for f in fields)
 
 
 @batch_space.register(GymSlate)
 def _batch_slate(space: GymSlate, n: int = 1) -> GymSlate:
     if space.batch is not None:
         raise ValueError("A batched slate space cannot be batched again.")
-    return GymSlate(space.num_items, space.slate_size, batch=n, seed=int(space.np_random.integers(2**31)))
+    return GymSlate(space.num_items, space.slate_size, batch=n, seed=int(space.np_random.integers(2**31)),
+                    distinct=space.distinct)
