@@ -110,7 +110,7 @@ give the same user and the same clicks, and `jax.jit` can compile them.
 
 The recommender never sees the user's hidden taste. It sees an **observation**: the embedding of a request the
 user *stated* in words (below we look up which sentence it was), plus the history of what was shown and
-clicked so far.
+clicked so far and how far into the session the user is (`progress`, from 0 to 1).
 """,
     ),
     (
