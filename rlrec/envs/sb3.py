@@ -40,6 +40,11 @@ except ImportError as error:  # pragma: no cover - exercised only without SB3
     ) from error
 
 
+def _writable(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # Arrays read back from JAX are read-only; torch.as_tensor warns on those (and SB3 buffers copy anyway).
+    return {name: np.array(value) for name, value in obs.items()}
+
+
 class SB3VecEnv(VecEnv):
     """rlrec's :class:`~rlrec.envs.gym.RecVectorEnv` as a Stable-Baselines3 ``VecEnv`` (see the module docstring).
 
@@ -80,7 +85,7 @@ class SB3VecEnv(VecEnv):
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
-        return obs
+        return _writable(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -95,10 +100,10 @@ class SB3VecEnv(VecEnv):
         dones = terminated | truncated
         infos = [{name: value[i] for name, value in info.items()} for i in range(self.num_envs)]
         for i in np.flatnonzero(dones):
-            infos[i]["terminal_observation"] = {name: value[i] for name, value in final.items()}
+            infos[i]["terminal_observation"] = _writable({name: value[i] for name, value in final.items()})
         for i in range(self.num_envs):
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, rewards.astype(np.float32), dones, infos
+        return _writable(obs), rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.vector_env.close()
