@@ -17,6 +17,7 @@ not a tuned result (``benchmarks/deep_rl.py`` trains rlrec's agents on several s
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 
 import gymnasium
@@ -137,9 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     if single_speed:
         print(f"{'SB3 PPO on gymnasium.make (1 user)':<38}{'-':>17}{args.single_env_steps // 2:>11,}"
               f"{single_speed:>10,.0f}")
-    print(f"\nsteps/s: training env steps per second, updates included (rlrec's after its {compile_seconds:.0f} s "
-          f"compile). Returns: clicks per completed session, 95% CI over sessions ({rows[0][1].size}, "
-          f"{rows[1][1].size}, {rows[2][1].size}, {rows[3][1].size} sessions).")
+    footer = (f"steps/s: training env steps per second, updates included (rlrec's after its {compile_seconds:.0f} s "
+              f"compile). Returns: clicks per completed session, 95% CI over sessions ({rows[0][1].size}, "
+              f"{rows[1][1].size}, {rows[2][1].size}, {rows[3][1].size} sessions).")
+    print("\n" + textwrap.fill(footer, width=80))
 
 
 if __name__ == "__main__":
