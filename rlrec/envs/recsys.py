@@ -76,17 +76,6 @@ def progress(step: jax.Array, max_steps: jax.Array) -> jax.Array:
     return jnp.minimum(fraction, 1.0)[..., None]
 
 
-def observe(state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
-    """The observation of ``state`` (shared by :class:`RecEnv` and the probes, which keep the same layout)."""
-    return {
-        "request": state.request,
-        "history_items": state.history_items,
-        "history_clicks": state.history_clicks,
-        "history_feedback": state.history_feedback,
-        "progress": progress(state.step, params.max_steps),
-    }
-
-
 @dataclasses.dataclass(frozen=True)
 class RecEnv:
     """A recommendation environment over one simulated user at a time (vmap for a population).
@@ -291,8 +280,14 @@ class RecEnv:
         return self.get_obs(next_state, params), next_state, reward, terminated, truncated, info
 
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
-        """What the recommender sees of ``state`` (see the class docstring)."""
-        return observe(state, params)
+        """What the recommender sees of ``state`` (see the class docstring; the probes inherit it)."""
+        return {
+            "request": state.request,
+            "history_items": state.history_items,
+            "history_clicks": state.history_clicks,
+            "history_feedback": state.history_feedback,
+            "progress": progress(state.step, params.max_steps),
+        }
 
     # -- gymnax-style entry points --------------------------------------------------------------------------
 
