@@ -10,12 +10,14 @@ This module runs outside ``jit``: it returns NumPy arrays that the simulators th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlrec import _progress
 from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
 # Never reach for the hub: every model is a local folder. Set before transformers is imported anywhere.
@@ -172,7 +175,8 @@ class TextEncoder:
         batch_size: texts per forward pass.
         max_length: tokens kept per text (longer texts are truncated).
         num_threads: torch CPU threads; ``None`` uses the CPUs this process may run on (at most 8).
-        show_progress: progress bar; ``None`` shows it for more than 512 uncached texts.
+        show_progress: progress (a bar where someone watches, plain lines on stderr elsewhere); ``None`` shows
+            it for more than 512 uncached texts.
     """
 
     def __init__(
@@ -252,7 +256,6 @@ class TextEncoder:
 
     def _run_model(self, texts: list[str]) -> np.ndarray:
         import torch
-        from tqdm.auto import tqdm
 
         model, tokenizer = self._load()
         # Tokenised once, then batched longest first by token count: batches of equal length need no padding.
@@ -263,9 +266,11 @@ class TextEncoder:
         output = np.empty((len(texts), self.dim), dtype=np.float32)
         show = self.show_progress if self.show_progress is not None else len(texts) > 512
         model_name = self.model_id.split("/")[-1]
-        bar = tqdm(total=len(texts), desc=f"encoding {len(texts):,} texts ({model_name})", unit="text",
-                   disable=not show, dynamic_ncols=True)
-        with torch.inference_mode(), bar:
+        # A bar where someone watches, else a first line, one every half minute and a last one (no "\r").
+        display = _progress.Progress(len(texts), f"encoding {len(texts):,} texts ({model_name})", "text",
+                                     announce="started") if show else None
+        began = time.perf_counter()
+        with torch.inference_mode(), display or contextlib.nullcontext():
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 tokens = tokenizer.pad({name: [values[i] for i in rows] for name, values in encoded.items()},
@@ -275,7 +280,10 @@ class TextEncoder:
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                 output[rows] = pooled.float().numpy()
-                bar.update(len(rows))
+                if display is not None:
+                    display.update(len(rows))
+            if display is not None:
+                display.close(f"{len(texts):,} texts in {_progress.duration(time.perf_counter() - began)}")
         self.texts_encoded += len(texts)
         return output
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,10 +17,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from rlrec import _progress
 from rlrec.bench import report
 from rlrec.bench.suite import SUITES, Cell, Suite, SuiteError, SuiteResult, get_suite, run_suite
 from rlrec.cli import app
-from rlrec.files import LOCK_FILES
+from rlrec.files import LOCK_FILES, atomic_save_npz
 from test_env import assert_observation_is_not_the_hidden_taste
 from test_files import hold_folder_lock
 
@@ -44,9 +48,18 @@ def read_rows(path):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, movielens):
+def tiny_logged(tmp_path_factory, movielens):
+    """The tiny suite, run once with progress on where nobody watches (stderr is not a terminal): its log."""
     out = tmp_path_factory.mktemp("suite") / "tiny"
-    return run_suite(TINY, out, progress=False)
+    log = io.StringIO()
+    with contextlib.redirect_stderr(log):
+        result = run_suite(TINY, out, progress=True)
+    return result, log.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_logged):
+    return tiny_logged[0]
 
 
 def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
@@ -130,6 +143,9 @@ def test_tiny_suite_writes_every_file(tiny_run):
 
     config = json.loads((out / "config.json").read_text())
     assert Suite.from_json(config["suite"]) == TINY
+    # Personal mode: each seed is one user; a `users: 64` there claimed users the suite never had.
+    assert "users" not in config["suite"] and "users" not in tiny_run.cells[0].info["suite"]
+    assert dataclasses.replace(TINY, mode="shared", users=16).to_json()["users"] == 16
     assert {"jax", "rlrec", "numpy"} <= set(config["environment"]["versions"])
     assert config["environment"]["devices"]
 
@@ -139,7 +155,35 @@ def test_tiny_suite_writes_every_file(tiny_run):
     assert "ILD" not in summary.split("## MovieLens-BanditSlate-v0")[0].split("## MovieLens-Bandit-v0")[1]
 
 
-def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path):
+def test_progress_where_nobody_watches_is_one_plain_line_per_phase(tiny_logged):
+    """No bar fragments ("\\r", cursor moves) in a log; a line per environment built, per cell and at the end."""
+    result, log = tiny_logged
+    assert "\r" not in log and "\x1b[" not in log
+    lines = [line for line in log.splitlines() if line.startswith("suite tiny: ")]  # (encoding lines may come too)
+    assert lines[0] == "suite tiny: 4 cells to run"
+    assert [line.split(" in ")[0] for line in lines if " built " in line] == [
+        f"suite tiny: built {env}" for env in TINY.envs
+    ]
+    cells = [line for line in lines if line.startswith("suite tiny: cell ")]
+    assert [line.split(":")[1] for line in cells] == [
+        f" cell {number}/4 {env} x {agent}" for number, (env, agent) in enumerate(TINY.cells, 1)
+    ]
+    for line, cell in zip(cells, result.cells):
+        ahead = " ahead" if cell.info["compiled_ahead"] else ""
+        assert f"compiled {_progress.duration(cell.info['compile_time_s'])}{ahead}, ran " in line, line
+        assert line.endswith(" elapsed)") or " elapsed, ~" in line, line
+    assert "left)" not in cells[0]  # no estimate from the first cell alone (it compiles cold)
+    assert lines[-1].startswith("suite tiny: 4 cells in ") and len(lines) == 1 + 2 + 4 + 1
+
+
+@pytest.mark.parametrize("watched", [False, True], ids=["log", "terminal"])
+def test_resuming_a_finished_suite_shows_no_progress(tiny_run, capsys, monkeypatch, watched):
+    monkeypatch.setattr(_progress, "interactive", lambda: watched)
+    assert run_suite(TINY, tiny_run.out).ran == []
+    assert capsys.readouterr().err == ""  # it used to print a full bar twice
+
+
+def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path, capsys):
     rows = read_rows(tiny_run.out / "results.csv")
     again = run_suite(TINY, tiny_run.out, progress=False)
     assert again.ran == []
@@ -148,8 +192,13 @@ def test_rerun_resumes_without_redoing_cells(tiny_run, tmp_path):
     lost = tiny_run.out / "cells" / "MovieLens-BanditSlate-v0__random.npz"
     before = Cell.read(lost)
     lost.unlink()
-    redone = run_suite(TINY, tiny_run.out, progress=False)
+    capsys.readouterr()
+    redone = run_suite(TINY, tiny_run.out, progress=True)
     assert redone.ran == [("MovieLens-BanditSlate-v0", "random")]
+    log = [line for line in capsys.readouterr().err.splitlines() if line.startswith("suite tiny: ")]
+    assert log[0] == "suite tiny: 1 of 4 cells to run (3 finished before)"
+    assert log[-2].startswith("suite tiny: cell 3/4 MovieLens-BanditSlate-v0 x random: compiled ")
+    assert log[-1].startswith("suite tiny: 1 cell in ")
     after = Cell.read(lost)
     np.testing.assert_array_equal(after.cumulative_regret, before.cumulative_regret)
     for name, values in before.metrics.items():
@@ -174,6 +223,24 @@ def test_compiling_ahead_changes_no_number(tiny_run, tmp_path):
 def _results_files(out):
     """Every file of a run folder but the lock's bookkeeping (which each run rewrites) with its mtime."""
     return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name not in LOCK_FILES}
+
+
+def test_a_folder_written_with_users_in_personal_mode_still_resumes(tiny_run, tmp_path):
+    """Folders written before personal-mode suites left ``users`` out of their JSON (it said 64) still resume."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run.out, old, ignore=shutil.ignore_patterns(*LOCK_FILES))
+    config = json.loads((old / "config.json").read_text())
+    config["suite"]["users"] = 64
+    (old / "config.json").write_text(json.dumps(config))
+    for path in (old / "cells").glob("*.npz"):
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+        info = json.loads(str(arrays["info"]))
+        info["suite"]["users"] = 64
+        atomic_save_npz(path, **{**arrays, "info": np.asarray(json.dumps(info))})
+    assert run_suite(TINY, old, progress=False).ran == []
+    with pytest.raises(SuiteError, match=r"different suite \(seeds: saved 8, asked 4\)"):
+        run_suite(dataclasses.replace(TINY, seeds=4), old, progress=False)
 
 
 def test_a_different_suite_in_the_same_folder_is_refused(tiny_run, tmp_path):

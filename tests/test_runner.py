@@ -135,3 +135,28 @@ def test_seed_blocks_give_the_same_numbers(monkeypatch):
         blocked = run(env, params, agent, num_seeds=32, num_steps=12, seed=4)
         for field in ("reward", "regret", "expected_reward", "slates", "precision", "diversity", "done"):
             np.testing.assert_array_equal(getattr(blocked, field), getattr(whole, field), err_msg=f"{name} {field}")
+
+
+def test_progress_never_changes_a_number_and_says_compile_and_run_apart(slate_bandit, capsys, monkeypatch):
+    """Where nobody watches: one plain line (no "\\r"); where someone does: a bar; None: only where watched."""
+    from rlrec import _progress
+
+    env, params = slate_bandit
+    agent = make_agent("lints", env)
+    quiet = run(env, params, agent, num_seeds=3, num_steps=40, seed=5, chunk_size=10)
+    capsys.readouterr()
+    logged = run(env, params, agent, num_seeds=3, num_steps=40, seed=5, chunk_size=10, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    compiled = _progress.duration(logged.compile_time)
+    assert err.splitlines() == [f"lints on MovieLens-BanditSlate-v0: compiled {compiled}, "
+                                f"ran 40 steps x 3 seeds in {err.split(' seeds in ')[1].strip()}"]
+    run(env, params, agent, num_seeds=3, num_steps=40, seed=5, chunk_size=10, progress=None)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "interactive", lambda: True)
+    watched = run(env, params, agent, num_seeds=3, num_steps=40, seed=5, chunk_size=10, progress=None)
+    bar = capsys.readouterr().err
+    assert "lints on MovieLens-BanditSlate-v0: 100%" in bar and "40/40" in bar and "step/s" in bar
+    for other in (logged, watched):
+        for name in ("reward", "regret", "slates", "precision", "diversity"):
+            np.testing.assert_array_equal(getattr(quiet, name), getattr(other, name))

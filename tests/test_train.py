@@ -178,6 +178,74 @@ def test_cli_train_and_evaluate(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "evaluation of" in result.output
+    assert f"{train_run.EVAL_SEEDS} seeds x {train_run.EVAL_STEPS} steps per trained seed" in result.output
+    # The evaluation that ends training is saved, and `rlrec evaluate` with its defaults reproduces it exactly.
+    saved = json.loads((out / train_run.EVALUATION_FILE).read_text())
+    assert saved == json.loads(json.dumps(evaluate(out)))
     evaluated = runner.invoke(app, ["evaluate", str(out), "--seeds", "2", "--steps", "10"])
     assert evaluated.exit_code == 0, evaluated.output
     assert train_run.FORMAT in (out / "config.json").read_text()
+
+
+def test_cli_evaluate_prints_what_evaluate_returns(uninterrupted, monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", str(uninterrupted), "--seeds", "2", "--steps", "20"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "at iteration 4 on fresh users: 2 seeds x 20 steps per trained seed, sampled actions" in result.output
+    summary = evaluate(uninterrupted, num_seeds=2, num_steps=20)  # the same settings give the same numbers
+    assert (summary["iteration"], summary["num_seeds"], summary["num_steps"]) == (4, 2, 20)
+    for row in summary["seeds"]:
+        assert f"{row['episode_return']:.2f}" in result.output and f"{row['regret_per_step']:.4f}" in result.output
+    # Without --seeds/--steps the command uses the library's defaults, which `rlrec train` evaluates with.
+    calls = []
+    monkeypatch.setattr(train_run, "evaluate", lambda out, **kwargs: calls.append(kwargs) or summary)
+    assert runner.invoke(app, ["evaluate", str(uninterrupted)]).exit_code == 0
+    assert calls == [{"step": None, "deterministic": None}]
+
+
+def test_train_shows_progress_by_default_only_where_someone_watches(capsys, monkeypatch):
+    """rlrec.train.train: a bar by default in a terminal or a notebook, silent elsewhere unless asked (then plain
+    lines, no "\\r"); the numbers are the same either way."""
+    from rlrec import _progress
+    from rlrec.agents import make_agent
+    from rlrec.envs.probes import make_probe
+    from rlrec.train.trainer import train
+
+    env, params = make_probe("two-step")  # the sizes of test_deep_agents' chunking test: its programs, cached
+    agent = make_agent("ppo", env, gamma=0.9, learning_rate=3e-3, rollout_length=4, hidden=32, entropy_coef=0.0)
+    sizes = dict(num_iterations=12, num_seeds=2, num_users=8, seed=3, chunk_size=4)
+    monkeypatch.setattr(_progress, "interactive", lambda: False)
+    capsys.readouterr()
+    quiet = train(env, params, agent, **sizes)
+    assert capsys.readouterr().err == ""
+    logged = train(env, params, agent, **sizes, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    lines = err.splitlines()
+    assert lines[0] == f"training ppo on {env.name}: 12 iterations of 2 seed(s) x 8 users in 3 chunk(s)"
+    assert lines[-1].startswith(f"training ppo on {env.name}: 12 iterations in ")
+    monkeypatch.setattr(_progress, "interactive", lambda: True)
+    watched = train(env, params, agent, **sizes)
+    bar = capsys.readouterr().err
+    assert f"training ppo on {env.name}: 100%" in bar and "12/12" in bar and "12 iterations in " in bar
+    assert train(env, params, agent, **sizes, progress=False) is not None and capsys.readouterr().err == ""
+    for other in (logged, watched):
+        for name in quiet.metrics:
+            np.testing.assert_array_equal(quiet.metrics[name], other.metrics[name])
+
+
+def test_someone_watches_in_a_terminal_or_a_notebook(monkeypatch):
+    import sys
+    import types
+
+    from rlrec import _progress
+
+    monkeypatch.setattr(sys, "stderr", types.SimpleNamespace(isatty=lambda: False))
+    assert not _progress.interactive() and not _progress.wanted(None) and _progress.wanted(True)
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert _progress.in_notebook() and _progress.interactive() and not _progress.wanted(False)
+    console = types.SimpleNamespace(config={"TerminalInteractiveShell": {}})  # IPython in a terminal: its stderr
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: console))
+    assert not _progress.in_notebook() and not _progress.interactive()

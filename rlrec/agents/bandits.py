@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlrec import _repr
 from rlrec.agents.base import (
     Agent,
     Transition,
@@ -68,6 +69,9 @@ class UCB1State(struct.PyTreeNode):
     counts: jax.Array  # (N,) times each item was shown
     clicks: jax.Array  # (N,) clicks it got
     steps: jax.Array  # () rounds so far
+
+    def __repr__(self) -> str:
+        return _repr.fields_repr(self)
 
 
 class UCB1(Agent):
@@ -119,6 +123,9 @@ class LinearState(struct.PyTreeNode):
     estimate: jax.Array
     variances: jax.Array
     steps: jax.Array
+
+    def __repr__(self) -> str:
+        return _repr.fields_repr(self)
 
     @property
     def covariance(self) -> jax.Array:

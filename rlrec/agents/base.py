@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from rlrec import _repr
 from rlrec.simulators import choice
 
 # -- hyperparameter declarations --------------------------------------------------------------------------------
@@ -269,6 +270,17 @@ class Agent(struct.PyTreeNode):
 
     slate_size: int = from_env(1)
     label: str = struct.field(pytree_node=False, default="")  # display name only
+
+    def __init_subclass__(cls, **kwargs):
+        # Subclasses keep the short repr below instead of a generated one (unless they write their own).
+        kwargs.setdefault("repr", False)
+        super().__init_subclass__(**kwargs)
+
+    def __repr__(self) -> str:
+        """Name, settings from the env and hyperparameters by value (arrays, e.g. a vmapped population of
+        configurations, by shape)."""
+        head = {"name": self.label} if self.label else {}
+        return _repr.fields_repr(self, head, skip=("label",))
 
     @property
     def name(self) -> str:

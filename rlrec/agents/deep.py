@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from rlrec import _repr
 from rlrec.agents import networks
 from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 
@@ -129,6 +130,9 @@ class DQNState(struct.PyTreeNode):
     env_steps: jax.Array  # transitions seen (drives the epsilon schedule)
     updates: jax.Array  # gradient steps taken
     tree: networks.ItemTree  # for the beam-search argmax
+
+    def __repr__(self) -> str:
+        return _repr.fields_repr(self)
 
 
 class DQN(DeepAgent):
@@ -492,6 +496,9 @@ class PGState(struct.PyTreeNode):
     opt_state: Any
     tree: networks.ItemTree
     updates: jax.Array
+
+    def __repr__(self) -> str:
+        return _repr.fields_repr(self)
 
 
 class PolicyGradient(DeepAgent):

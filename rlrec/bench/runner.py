@@ -1,6 +1,6 @@
 """One runner for every agent: ``lax.scan`` over steps, ``vmap`` over seeds, sharded over devices.
 
-Two learning modes (DESIGN.md section 7):
+Two learning modes (docs/design.md section 7):
 
 - **personal**: each seed is one user stream with its own agent state, learning that user from scratch
   (cold start). When a user's episode ends, a fresh user arrives and the agent state is re-initialised.
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from rlrec import metrics
+from rlrec import _progress, _repr, metrics
 from rlrec.agents.base import Agent, Transition, as_slate, slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.simulators import choice
@@ -75,6 +75,27 @@ class RunResult:
 
     def user_steps(self) -> int:
         return self.num_seeds * self.num_steps * self.num_users
+
+    def __repr__(self) -> str:
+        """What ran, its size and time, and two headline means (never the per-step arrays)."""
+        with np.errstate(all="ignore"):
+            mean_reward = float(np.mean(self.reward)) if self.reward.size else float("nan")
+            regret = float(np.mean(np.sum(self.regret, axis=-1))) if self.regret.size else float("nan")
+        return _repr.call(
+            "RunResult",
+            {
+                "env_id": self.env_id,
+                "agent": self.agent,
+                "mode": self.mode,
+                "seeds": self.num_seeds,
+                "steps": self.num_steps,
+                "users": self.num_users,
+                "mean_reward": round(mean_reward, 4),
+                "cumulative_regret": round(regret, 3),
+                "wall_time": round(self.wall_time, 2),
+                "compile_time": round(self.compile_time, 2),
+            },
+        )
 
 
 def _step_outputs(env: RecEnv, params: EnvParams, env_state, slate, info, accuracy_k: int) -> dict:
@@ -398,7 +419,7 @@ def run(
     num_users: int = 64,
     accuracy_k: int = 10,
     chunk_size: int | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> RunResult:
     """Runs ``agent`` on ``env`` for ``num_steps`` steps and ``num_seeds`` independent seeds in one program.
 
@@ -412,31 +433,42 @@ def run(
         num_users: users per seed in shared mode.
         accuracy_k: size of each user's true top set for precision/recall/NDCG (0: the oracle slate).
         chunk_size: steps per jitted call (default: all); smaller chunks let a progress bar move.
-        progress: show a progress bar over chunks.
+        progress: ``True``: a progress bar over chunks where someone watches (a terminal or a notebook), its
+            estimate from the running chunks only (compiling comes first and is shown apart), and a plain line on
+            stderr elsewhere; ``None``: the bar where someone watches, nothing elsewhere; ``False``: nothing.
+            Progress changes no number and no compiled program.
 
     Returns:
         A :class:`RunResult` with per-step arrays.
     """
     started = time.perf_counter()
-    compiled = _compile(env, params, agent, num_seeds=num_seeds, num_steps=num_steps, seed=seed, mode=mode,
-                        num_users=num_users, accuracy_k=accuracy_k, chunk_size=chunk_size)
-    chunk_size, users, carry = compiled.chunk_size, compiled.users, compiled.carry
-    seed_keys, params, program_agent, chunk = compiled.seed_keys, compiled.params, compiled.agent, compiled.chunk
-    pieces = []
-    starts = range(0, num_steps, chunk_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_steps, desc=f"{agent.name} on {env.name}", unit="step")
-    for start in starts:
-        carry, outputs = chunk(carry, seed_keys, jnp.asarray(start, jnp.int32), params, program_agent)
-        pieces.append(outputs)
-        if bar is not None:
-            jax.block_until_ready(outputs)
-            bar.update(min(chunk_size, num_steps - start))
-    if bar is not None:
-        bar.close()
+    display = None
+    if _progress.wanted(progress):
+        display = _progress.Progress(num_steps, f"{agent.name} on {env.name}", "step", interval=None)
+        display.set_status("compiling")
+    try:
+        compiled = _compile(env, params, agent, num_seeds=num_seeds, num_steps=num_steps, seed=seed, mode=mode,
+                            num_users=num_users, accuracy_k=accuracy_k, chunk_size=chunk_size)
+        chunk_size, users, carry = compiled.chunk_size, compiled.users, compiled.carry
+        seed_keys, params, program_agent, chunk = compiled.seed_keys, compiled.params, compiled.agent, compiled.chunk
+        if display is not None:
+            display.restart()  # the estimate counts running chunks, not compiling
+            display.set_status(f"compiled {_progress.duration(compiled.compile_time)}")
+        pieces = []
+        ran_from = time.perf_counter()
+        for start in range(0, num_steps, chunk_size):
+            carry, outputs = chunk(carry, seed_keys, jnp.asarray(start, jnp.int32), params, program_agent)
+            pieces.append(outputs)
+            if display is not None:
+                jax.block_until_ready(outputs)
+                display.update(min(chunk_size, num_steps - start))
+        if display is not None:
+            jax.block_until_ready(pieces)
+            display.close(f"compiled {_progress.duration(compiled.compile_time)}, ran {num_steps:,} steps x "
+                          f"{num_seeds:,} seeds in {_progress.duration(time.perf_counter() - ran_from)}")
+    finally:
+        if display is not None:
+            display.close()
     outputs = jax.tree.map(lambda *chunks: np.concatenate([_fetch(c) for c in chunks], axis=1), *pieces)
     outputs = jax.tree.map(lambda x: x[:, :num_steps], outputs)
     # regret and the oracle's expected reward are NaN by design when the env does not track regret.

@@ -17,18 +17,21 @@ folder again skips finished cells, and a folder written by a different suite is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rlrec import _progress, _repr
 from rlrec.bench import report
 from rlrec.files import LOCK_FILES, FolderInUseError, FolderLock, atomic_save_npz, atomic_write_text, package_versions
 
@@ -51,7 +54,7 @@ class Suite:
         seeds: independent seeds per cell (vmapped, sharded over devices).
         steps: steps per seed (the horizon of the regret curves).
         mode: ``personal`` (one learner per user, cold start) or ``shared`` (one learner per batch of users).
-        users: users per seed in shared mode.
+        users: users per seed in shared mode (personal mode: one per seed; left out of the suite's JSON).
         accuracy_k: size of each user's true top set for precision/recall/NDCG@k.
         seed: root random seed.
         env_overrides: ``{env_id: {name: value}}`` passed to :func:`rlrec.make` (e.g. a longer ``max_steps``).
@@ -132,8 +135,14 @@ class Suite:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        """The suite as JSON reads it back (tuples become lists), so saved and asked suites compare equal."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The suite as JSON reads it back (tuples become lists), so saved and asked suites compare equal.
+
+        ``users`` is left out in personal mode: each seed is then one user, and the field would mean nothing.
+        """
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.mode == "personal":
+            del data["users"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suite:
@@ -320,6 +329,23 @@ class Cell:
         with np.load(path, allow_pickle=False) as data:
             return cls.from_arrays({key: data[key] for key in data.files})
 
+    def __repr__(self) -> str:
+        """Names, size, mean final regret and time (not the regret curves or the recorded environment)."""
+        seeds, steps = self.cumulative_regret.shape if self.cumulative_regret.ndim == 2 else (0, 0)
+        regret = float(np.mean(self.cumulative_regret[:, -1])) if seeds and steps else float("nan")
+        return _repr.call(
+            "Cell",
+            {
+                "env": self.env,
+                "agent": self.agent,
+                "seeds": seeds,
+                "steps": steps,
+                "cumulative_regret": round(regret, 3),
+                "metrics": len(self.metrics),
+                "wall_time": round(float(self.info.get("wall_time_s", float("nan"))), 2),
+            },
+        )
+
 
 # -- the run folder ---------------------------------------------------------------------------------------------
 
@@ -337,6 +363,14 @@ def environment_info() -> dict[str, Any]:
         "process_count": jax.process_count(),
         "command": " ".join(sys.argv),
     }
+
+
+def _comparable(saved: Any) -> Any:
+    """A saved suite (config.json, a cell's info) as :meth:`Suite.to_json` writes it now: folders written before
+    it left ``users`` out in personal mode (where it means nothing) still hold it, and still resume."""
+    if isinstance(saved, dict) and saved.get("mode") == "personal":
+        return {name: value for name, value in saved.items() if name != "users"}
+    return saved
 
 
 def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
@@ -358,7 +392,7 @@ def _prepare(suite: Suite, out: Path) -> None:
             raise SuiteError(f"{config_path} is not valid JSON ({error}); delete {out} or choose another --out.") from None
         if saved.get("format") != FORMAT:
             raise SuiteError(f"{config_path} has format {saved.get('format')!r}, not {FORMAT!r}; choose another --out.")
-        different = _differences(saved.get("suite", {}), suite_json)
+        different = _differences(_comparable(saved.get("suite", {})), suite_json)
         if different:
             raise SuiteError(
                 f"{out} holds results of a different suite ({'; '.join(different)}). Results are never mixed: "
@@ -420,6 +454,23 @@ class SuiteResult:
     def user_steps(self) -> int:
         return int(sum(cell.info["user_steps"] for cell in self.cells))
 
+    def __repr__(self) -> str:
+        return _repr.call(
+            "SuiteResult",
+            {
+                "suite": self.suite.name,
+                "envs": len(self.suite.envs),
+                "agents": len(self.suite.agents),
+                "cells": len(self.cells),
+                "ran": len(self.ran),
+                "seeds": self.suite.seeds,
+                "steps": self.suite.steps,
+                "mode": self.suite.mode,
+                "out": str(self.out),
+                "wall_time": round(sum(float(cell.info.get("wall_time_s", 0.0)) for cell in self.cells), 2),
+            },
+        )
+
 
 def _write_tables(result: SuiteResult) -> None:
     rows = result.rows()
@@ -451,7 +502,7 @@ def run_suite(
     suite: Suite | str,
     out: str | os.PathLike,
     *,
-    progress: bool = True,
+    progress: bool | None = True,
     on_cell: Callable[[Cell], None] | None = None,
     compile_ahead: bool = True,
 ) -> SuiteResult:
@@ -460,7 +511,10 @@ def run_suite(
     Args:
         suite: a :class:`Suite`, a built-in name (``quick``, ``standard``) or a JSON file.
         out: the run folder; created, or resumed when it holds the same suite.
-        progress: a progress bar over cells.
+        progress: ``True``: a progress bar over cells where someone watches (a terminal or a notebook), plain
+            lines on stderr elsewhere (one per environment built and per cell, with its compile and run times);
+            ``None``: the bar where someone watches, nothing elsewhere; ``False``: nothing. A suite whose cells
+            are all finished shows nothing.
         on_cell: called with each cell as it finishes (e.g. to print it).
         compile_ahead: compile the next cells' programs in worker threads while earlier cells compile and run
             (the same numbers either way; off on one core and with several processes).
@@ -504,7 +558,63 @@ def _compile_ahead_pool():
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlrec-compile")
 
 
-def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool, on_cell, compile_ahead: bool = True
+class _SuiteProgress:
+    """A suite's progress: one bar over cells (the current cell and phase in its postfix) where someone watches,
+    else plain lines: one per environment built, one per cell (its compile and run times) and a last one.
+
+    The estimate of the time left is the mean time of the cells run so far, leaving out two kinds of one-off
+    work: building environments (loading, and the first time encoding, a catalog: its own bar or lines) and
+    the first cell this call runs (the first compilations, which start cold and alone).
+    """
+
+    def __init__(self, suite: Suite, finished: int):
+        self.cells = suite.cells
+        todo = len(self.cells) - finished
+        self.progress = _progress.Progress(
+            len(self.cells), f"suite {suite.name}", "cell", initial=finished, interval=None,
+            announce=f"{todo} of {len(self.cells)} cells to run ({finished} finished before)" if finished
+            else f"{todo} cells to run",
+        )
+        self.building_s = 0.0
+        self.ran = 0
+
+    def set_status(self, status: str) -> None:
+        self.progress.set_status(status)
+
+    @contextlib.contextmanager
+    def building(self, env_id: str):
+        self.progress.set_status(f"building {env_id}")
+        began = time.perf_counter()
+        with self.progress.excluded():
+            yield
+        seconds = time.perf_counter() - began
+        self.building_s += seconds
+        self.progress.note(f"built {env_id} in {_progress.duration(seconds)}")
+
+    def cell_done(self, cell: Cell, last: bool) -> None:
+        info = cell.info
+        self.ran += 1
+        # The first cell's cold start is not what the others will take: the estimate counts from the second.
+        self.progress.update(1, status="", restart=self.ran == 1 and not last)
+        ahead = " ahead" if info.get("compiled_ahead") else ""
+        number = self.cells.index((cell.env, cell.agent)) + 1
+        self.progress.note(
+            f"cell {number}/{len(self.cells)} {cell.env} x {cell.agent}: compiled "
+            f"{_progress.duration(info['compile_time_s'])}{ahead}, ran "
+            f"{_progress.duration(info['wall_time_s'] - info['compile_time_s'])} ({self.progress.so_far()})"
+        )
+
+    def close(self) -> None:
+        if self.progress.n < self.progress.total:  # an error is on its way
+            self.progress.close()
+            return
+        took = _progress.duration(time.perf_counter() - self.progress.started)
+        building = _progress.duration(self.building_s)
+        building = f" (building environments: {building})" if self.building_s >= 0.05 else ""
+        self.progress.close(f"{self.ran} cell{'s' if self.ran != 1 else ''} in {took}{building}")
+
+
+def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool | None, on_cell, compile_ahead: bool = True
                ) -> SuiteResult:
     """Runs the cells of ``suite`` missing from ``out``, then (``writer``) writes tables and plots."""
     done: dict[tuple[str, str], Cell] = {}
@@ -512,16 +622,14 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool, on_cell, c
         path = _cell_path(out, env_id, agent)
         if path.exists():
             cell = Cell.read(path)
-            if cell.info.get("suite") != suite.to_json():
+            if _comparable(cell.info.get("suite")) != suite.to_json():
                 raise SuiteError(f"{path} was written by a different suite; delete it or choose another --out.")
             done[(env_id, agent)] = cell
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(suite.cells), initial=len(done), desc=f"suite {suite.name}", unit="cell")
     ran = []
+    # Nothing is shown when every cell is already finished (a resumed, finished suite).
+    shown = _progress.wanted(progress) and len(done) < len(suite.cells)
+    display = _SuiteProgress(suite, len(done)) if shown else None
     pool = _compile_ahead_pool() if compile_ahead else None
     try:
         for env_id in suite.envs:
@@ -531,20 +639,27 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool, on_cell, c
             from rlrec.envs.registry import make
 
             overrides = dict(suite.env_overrides.get(env_id, {}))
-            try:
-                env, params = make(env_id, **overrides)
-            except ValueError as error:
-                raise SuiteError(f"Cannot build {env_id} for suite {suite.name!r}: {error}") from None
-            if suite.accuracy_k > env.num_items(params):
-                raise SuiteError(f"accuracy_k={suite.accuracy_k} is larger than {env_id}'s catalog.")
-            extras = catalog_extras(env_id, overrides)
+            # Building an env loads its catalog (and encodes it, the first time: minutes): one-off work that
+            # the estimate of the time left leaves out.
+            with display.building(env_id) if display else contextlib.nullcontext():
+                try:
+                    env, params = make(env_id, **overrides)
+                except ValueError as error:
+                    raise SuiteError(f"Cannot build {env_id} for suite {suite.name!r}: {error}") from None
+                if suite.accuracy_k > env.num_items(params):
+                    raise SuiteError(f"accuracy_k={suite.accuracy_k} is larger than {env_id}'s catalog.")
+                extras = catalog_extras(env_id, overrides)
             # The cells' programs are compiled by worker threads, in order, while earlier cells compile and run;
             # a cell waits for its own before it runs (so nothing is compiled twice).
             ahead = [pool.submit(_compile_cell, suite, env, params, agent) for agent in todo] if pool else None
             for index, agent in enumerate(todo):
-                if bar is not None:
-                    bar.set_postfix_str(f"{env_id} / {agent}")
+                if display:
+                    waits = ahead is not None and not ahead[index].done()
+                    display.set_status(f"{env_id} / {agent}: " + (
+                        "compiling" if waits else "running" if ahead else "compiling and running"))
                 compiled_ahead = ahead[index].result() if ahead else 0.0
+                if display and ahead:
+                    display.set_status(f"{env_id} / {agent}: running")
                 arrays = _run_cell(suite, env, params, env_id, agent, extras, compiled_ahead)
                 path = _cell_path(out, env_id, agent)
                 if writer:
@@ -554,13 +669,13 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool, on_cell, c
                 ran.append((env_id, agent))
                 if on_cell is not None:
                     on_cell(cell)
-                if bar is not None:
-                    bar.update(1)
+                if display:
+                    display.cell_done(cell, last=len(done) == len(suite.cells))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C: drop what has not started
-        if bar is not None:
-            bar.close()
+        if display:
+            display.close()
     result = SuiteResult(suite, out, [done[key] for key in suite.cells], ran)
     if writer:
         write_outputs(result)

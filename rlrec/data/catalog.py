@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlrec import lm
+from rlrec import _repr, lm
 
 
 class CatalogError(ValueError):
@@ -77,6 +77,16 @@ class Projection:
     mean: np.ndarray  # (D,)
     components: np.ndarray  # (D, d), orthonormal columns
     explained_variance_ratio: np.ndarray  # (d,)
+
+    def __repr__(self) -> str:
+        return _repr.call(
+            "Projection",
+            {
+                "input_dim": self.input_dim,
+                "dim": self.dim,
+                "explained_variance": round(float(self.explained_variance_ratio.sum()), 3),
+            },
+        )
 
     @property
     def input_dim(self) -> int:
@@ -198,6 +208,22 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def __repr__(self) -> str:
+        """Sizes and sources only (the arrays ran to half a million characters); no projection is computed."""
+        dim = self.projection.dim if self.projection is not None else int(self.embeddings.shape[1])
+        return _repr.call(
+            "Catalog",
+            {
+                "name": self.name,
+                "items": len(self),
+                "dim": dim,
+                "model": self.model_id,
+                "genres": len(self.genre_names),
+                "interactions": 0 if self.interactions is None else len(self.interactions),
+                "projection": self.projection,
+            },
+        )
 
     @property
     def features(self) -> np.ndarray:

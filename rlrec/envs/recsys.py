@@ -1,6 +1,6 @@
 """The recommendation environment: a simulated user, a catalog, a slate each step (gymnax-style, pure JAX).
 
-Reads top to bottom like the model in DESIGN.md section 4.
+Reads top to bottom like the model in docs/design.md section 4.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlrec import _repr
 from rlrec.envs import spaces
 from rlrec.simulators import choice, dynamics, population
 
@@ -54,6 +55,18 @@ class EnvParams:
     budget_refund: jax.Array = 0.0
     max_steps: jax.Array = 200
 
+    def __repr__(self) -> str:
+        """Catalog and population sizes, then the knobs by value (arrays and tracers by shape: safe under jit)."""
+        *batch, items, dim = self.item_features.shape
+        prototypes, requests = self.prototype_requests.shape[-3:-1]
+        head = {"items": items, "dim": dim, "prototypes": prototypes, "requests": requests}
+        if batch:  # a population of environments stacked for vmap
+            head["batch"] = tuple(batch)
+        head["max_steps"] = self.max_steps
+        shown = ("item_features", "item_quality", "item_appeal", "prototype_interests", "prototype_requests",
+                 "prototype_log_weights", "max_steps")
+        return _repr.fields_repr(self, head, skip=shown)
+
 
 @struct.dataclass
 class EnvState:
@@ -68,6 +81,9 @@ class EnvState:
     history_items: jax.Array  # (H, k) item ids shown, most recent last; -1 before the first step
     history_clicks: jax.Array  # (H,) clicked slot per step, -1 for no click (or padding)
     history_feedback: jax.Array  # (H,) satisfaction of the clicked item, 0 without a click
+
+    def __repr__(self) -> str:
+        return _repr.fields_repr(self)
 
 
 def progress(step: jax.Array, max_steps: jax.Array) -> jax.Array:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from rlrec import _repr
 from rlrec.data.builtin import readable_title
 from rlrec.data.catalog import Catalog, CatalogError, check_vectors, normalise_rows
 
@@ -75,6 +76,18 @@ class Population:
 
     def __len__(self) -> int:
         return int(self.interests.shape[0])
+
+    def __repr__(self) -> str:
+        return _repr.call(
+            "Population",
+            {
+                "name": self.name,
+                "users": len(self),
+                "dim": int(self.interests.shape[1]),
+                "requests_per_user": int(self.requests.shape[1]),
+                "request_texts": self.request_texts is not None,
+            },
+        )
 
     @classmethod
     def from_arrays(

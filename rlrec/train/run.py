@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from rlrec import _progress
 from rlrec.agents import DEEP_AGENTS, make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
@@ -142,9 +143,13 @@ def _row(iteration: int, env_steps: int, outputs: dict[str, np.ndarray], seconds
 
 
 def run_training(
-    config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True
+    config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool | None = True
 ) -> TrainResult:
     """Trains as ``config`` says, writing config, metrics and checkpoints under ``out_dir``.
+
+    ``progress``: ``True``: a bar where someone watches (a terminal or a notebook; its estimate leaves out the
+    first chunk, which also compiles), plain lines on stderr elsewhere (a first one, one every half minute and a
+    last one); ``None``: the bar where someone watches, nothing elsewhere; ``False``: nothing.
 
     Raises:
         FileExistsError: ``out_dir`` already holds a run and ``resume`` is False.
@@ -168,7 +173,8 @@ def run_training(
         return _train_locked(config, out_dir, resume, progress, env, agent, trainer)
 
 
-def _train_locked(config, out_dir: Path, resume: bool, progress: bool, env, agent, trainer: Trainer) -> TrainResult:
+def _train_locked(config, out_dir: Path, resume: bool, progress: bool | None, env, agent,
+                  trainer: Trainer) -> TrainResult:
     config_path = out_dir / "config.json"
     metadata = config.to_json()
     carry = trainer.init()
@@ -195,12 +201,14 @@ def _train_locked(config, out_dir: Path, resume: bool, progress: bool, env, agen
         else:
             atomic_write_text(config_path, json.dumps({**metadata, "versions": package_versions()}, indent=2) + "\n")
         log = _MetricsLog(out_dir, start)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=config.iterations, initial=min(start, config.iterations), unit="it",
-                       desc=f"training {agent.name} on {env.name}")
+        display = None
+        if _progress.wanted(progress) and start < config.iterations:
+            display = _progress.Progress(
+                config.iterations, f"training {agent.name} on {env.name}", "it", initial=start,
+                announce=(f"iterations {start:,} to {config.iterations:,}" if start
+                          else f"{config.iterations:,} iterations") + f", a checkpoint every {config.chunk:,}",
+            )
+            display.set_status("compiling and running the first chunk")
         pieces = []
         started = time.perf_counter()
         iteration = start
@@ -220,9 +228,14 @@ def _train_locked(config, out_dir: Path, resume: bool, progress: bool, env, agen
                 log.add(_row(iteration, trainer.env_steps_per_iteration() * iteration, outputs, seconds, steps))
                 checkpointer.save(iteration, carry, metadata)
                 pieces.append(outputs)
-                if bar is not None:
-                    bar.update(length)
-                    bar.set_postfix(episode_return=f"{log.rows[-1]['episode_return']:.2f}")
+                if display is not None:
+                    # The estimate counts the chunks after the first, which compiled.
+                    display.update(length, status=f"episode_return {log.rows[-1]['episode_return']:.2f}",
+                                   restart=len(pieces) == 1)
+            if display is not None:
+                took = _progress.duration(time.perf_counter() - started)
+                display.close(f"{iteration - start:,} iterations in {took}, "
+                              f"episode_return {log.rows[-1]['episode_return']:.2f}")
         except KeyboardInterrupt:
             last = checkpointer.latest_step()
             raise KeyboardInterrupt(
@@ -230,8 +243,8 @@ def _train_locked(config, out_dir: Path, resume: bool, progress: bool, env, agen
                 "(continue with --resume)."
             ) from None
         finally:
-            if bar is not None:
-                bar.close()
+            if display is not None:
+                display.close()
             log.close()
     metrics = {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]} if pieces else {}
     return TrainResult(
@@ -265,24 +278,34 @@ def load_trained(out_dir: str | os.PathLike, step: int | None = None):
     return config, env, params, agent, carry.agent_state
 
 
+EVAL_SEEDS = 16  # fresh user streams per trained seed: `rlrec train`'s evaluation and `rlrec evaluate` use both
+EVAL_STEPS = 200
+EVAL_SEED = 1
+EVALUATION_FILE = "evaluation.json"  # the evaluation `rlrec train` ends with, in the run folder
+
+
 def evaluate(
     out_dir: str | os.PathLike,
     *,
     step: int | None = None,
-    num_seeds: int = 16,
-    num_steps: int = 200,
-    seed: int = 1,
+    num_seeds: int = EVAL_SEEDS,
+    num_steps: int = EVAL_STEPS,
+    seed: int = EVAL_SEED,
     deterministic: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluates the learners of a saved run, frozen, on fresh users (personal mode, ``rlrec.run``).
 
     Deep Q-agents act greedily; policy-gradient agents sample from their policy (``deterministic``
-    overrides). Returns per-trained-seed mean episode returns, CTR and regret.
+    overrides). Returns per-trained-seed mean episode returns, CTR and regret, and the settings that give them
+    (``iteration``, ``num_seeds``, ``num_steps``, ``seed``): the same settings give the same numbers.
     """
     from rlrec.bench.runner import run
     from rlrec.metrics import episode_returns
 
     config, env, params, agent, states = load_trained(out_dir, step)
+    if step is None:  # the latest, which load_trained restored
+        with Checkpointer(out_dir) as checkpointer:
+            step = checkpointer.latest_step()
     if deterministic is None:
         deterministic = config.agent in ("dqn", "slateq")
     rows = []
@@ -300,4 +323,12 @@ def evaluate(
                 "regret_per_step": float(result.regret.mean()),
             }
         )
-    return {"config": dataclasses.asdict(config), "deterministic": deterministic, "seeds": rows}
+    return {
+        "config": dataclasses.asdict(config),
+        "iteration": step,
+        "num_seeds": num_seeds,
+        "num_steps": num_steps,
+        "seed": seed,
+        "deterministic": deterministic,
+        "seeds": rows,
+    }

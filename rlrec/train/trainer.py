@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from rlrec import _progress, _repr
 from rlrec.agents.base import Agent
 from rlrec.bench.runner import LOOP_COMPILER_OPTIONS, batch_step, seed_mesh
 from rlrec.envs.recsys import EnvParams, RecEnv
@@ -190,6 +191,15 @@ class TrainResult:
         returns = self.metrics["return_sum"][:, -window:] if window else self.metrics["return_sum"]
         return returns.sum(axis=1) / np.maximum(episodes.sum(axis=1), 1)
 
+    def __repr__(self) -> str:
+        """The agent, seeds x iterations, steps, the mean episode return and time (not the learners' weights)."""
+        seeds, iterations = next(iter(self.metrics.values())).shape[:2] if self.metrics else (0, 0)
+        facts = {"agent": self.agent.name, "seeds": seeds, "iterations": iterations, "env_steps": self.env_steps}
+        if {"episodes", "return_sum"} <= set(self.metrics):
+            facts["episode_return"] = round(float(np.mean(self.episode_returns())), 4)
+        facts["wall_time"] = round(self.wall_time, 2)
+        return _repr.call("TrainResult", facts)
+
 
 def train(
     env: RecEnv,
@@ -201,9 +211,15 @@ def train(
     num_users: int = 256,
     seed: int = 0,
     chunk_size: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Trains ``agent`` for ``num_iterations`` iterations on ``num_seeds`` independent seeds (in memory).
+
+    ``chunk_size``: iterations per jitted call (default: all in one); with smaller chunks a progress bar moves,
+    and the numbers stay the same. ``progress``: ``None`` (the default) shows a bar when someone watches (a
+    terminal or a notebook) and nothing elsewhere; ``True`` also prints plain lines on stderr where nobody
+    watches (a log); ``False`` shows nothing. The bar's estimate leaves out the first chunk, which also compiles;
+    progress changes no number and no compiled program (as with :func:`rlrec.run`).
 
     For checkpoints, logs and resuming use :func:`rlrec.train.run_training` or ``rlrec train``.
     """
@@ -214,21 +230,33 @@ def train(
     started = time.perf_counter()
     carry = trainer.init()
     pieces = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_iterations, desc=f"training {agent.name} on {env.name}", unit="it")
+    display = None
+    chunks = -(-num_iterations // chunk_size)
+    if _progress.wanted(progress):
+        display = _progress.Progress(
+            num_iterations, f"training {agent.name} on {env.name}", "it",
+            announce=f"{num_iterations:,} iterations of {num_seeds} seed(s) x {num_users} users in {chunks} chunk(s)",
+        )
+        display.set_status(f"compiling and running chunk 1/{chunks}")
     done = 0
-    while done < num_iterations:
-        length = min(chunk_size, num_iterations - done)
-        carry, outputs = trainer.advance(carry, length)
-        pieces.append(outputs)
-        done += length
-        if bar is not None:
-            bar.update(length)
-    if bar is not None:
-        bar.close()
+    try:
+        while done < num_iterations:
+            length = min(chunk_size, num_iterations - done)
+            chunk_started = time.perf_counter()
+            carry, outputs = trainer.advance(carry, length)
+            pieces.append(outputs)
+            done += length
+            if display is not None and len(pieces) == 1:
+                seconds = _progress.duration(time.perf_counter() - chunk_started)
+                # The estimate counts the chunks after the one that compiled.
+                display.update(length, status=f"first chunk (with compiling) {seconds}", restart=True)
+            elif display is not None:
+                display.update(length)
+        if display is not None:
+            display.close(f"{num_iterations:,} iterations in {_progress.duration(time.perf_counter() - started)}")
+    finally:
+        if display is not None:
+            display.close()
     metrics = {name: np.concatenate([piece[name] for piece in pieces], axis=1) for name in pieces[0]}
     jax.block_until_ready(carry)
     return TrainResult(
