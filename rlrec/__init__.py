@@ -8,15 +8,42 @@ agents learn to balance exploration and exploitation, measured by exact regret.
     obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
     result = rlrec.run(env, params, rlrec.agents.make_agent("linucb", env), num_seeds=16, num_steps=200)
 
-Importing rlrec registers every environment with Gymnasium as ``rlrec/<id>``.
+Importing rlrec registers every environment with Gymnasium as ``rlrec/<id>``. JAX and the rest load on first
+use (``rlrec.make``, ``rlrec.run``, ``rlrec.agents``, ...), so the command line starts in a fraction of a second.
 """
 
-from rlrec.bench.runner import RunResult, run
-from rlrec.compilation import enable_compilation_cache
-from rlrec.envs import make, registered_envs
-from rlrec.envs.gym import register_all as _register_all
+from __future__ import annotations
+
+import importlib
+
+from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs
 
 __version__ = "0.1.0.dev0"
 __all__ = ["RunResult", "enable_compilation_cache", "make", "registered_envs", "run"]
 
-_register_all()
+_LAZY = {
+    "RunResult": "rlrec.bench.runner",
+    "run": "rlrec.bench.runner",
+    "enable_compilation_cache": "rlrec.compilation",
+    "make": "rlrec.envs.registry",
+}
+_SUBPACKAGES = ("agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "simulators", "train")
+
+
+def __getattr__(name: str):
+    """Loads the public names and subpackages on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"rlrec.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))
+
+
+_register_gymnasium()

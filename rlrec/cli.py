@@ -5,16 +5,22 @@ Parsing and files live here, at the edge; everything below is plain library call
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 import typer.core
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+
+from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
+from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, setting_names
 
 console = Console()
 errors = Console(stderr=True)
@@ -85,6 +91,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (click's): it wraps long lists of names at spaces and never cuts them, at any width.
+    rich_markup_mode=None,
     cls=_Commands,
 )
 
@@ -110,11 +118,55 @@ def _options(
         compilation.enable_compilation_cache()
 
 
-# Options shared by `run` and `train`.
-EnvOverrides = Annotated[Optional[list[str]], typer.Option("--set", help="Env override name=value (repeatable).")]
-Hyperparameters = Annotated[
-    Optional[list[str]], typer.Option("--hp", help="Agent hyperparameter name=value (repeatable).")
+# Options shared by `run` and `train`; the help lists the valid names (they load without JAX).
+ENV_HELP = (
+    f"Environment id: {' or '.join(CATALOG_PREFIXES)}, then {', '.join(setting_names()[:-1])} or "
+    f"{setting_names()[-1]}, then v0, joined by hyphens (`rlrec envs` describes all {len(REGISTRY)})."
+)
+EnvOverrides = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Env override name=value (repeatable); `rlrec envs --knobs ID` lists every name "
+                 "with its default, valid values and meaning."),
 ]
+Hyperparameters = Annotated[
+    Optional[list[str]],
+    typer.Option("--hp", help="Agent hyperparameter name=value (repeatable); `rlrec train --agent NAME --list-hp` "
+                 "lists an agent's."),
+]
+
+
+def _fits(table: Table) -> bool:
+    """Whether ``table`` prints at its natural width (nothing cut, nothing wrapped) in the console."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    return natural <= console.width
+
+
+def _fitted_table(
+    first: str, rows: dict[str, dict[str, str]], columns: dict[str, str], styles: dict[tuple[str, str], str] | None = None
+) -> tuple[Table, list[str]]:
+    """One row per name (never cut) and as many of ``columns`` (key -> label, in priority order) as fit the
+    console width, each value on one line; returns the table and the labels of the columns left out.
+
+    Rich would otherwise squeeze every column into the width, cutting names (``lm-lin…``) and wrapping values.
+    """
+    styles = styles or {}
+
+    def build(keys: list[str]) -> Table:
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column(first, no_wrap=True)
+        for key in keys:
+            table.add_column(columns[key], justify="right", no_wrap=True)
+        for name, values in rows.items():
+            table.add_row(escape(name), *[f"[{styles[name, k]}]{values[k]}[/]" if (name, k) in styles else values[k]
+                                  for k in keys])
+        return table
+
+    shown: list[str] = []
+    for key in columns:
+        if shown and not _fits(build([*shown, key])):
+            break
+        shown.append(key)
+    return build(shown), [columns[key] for key in columns if key not in shown]
 
 
 def _fail(message: str) -> None:
@@ -122,7 +174,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-@app.command()
+@app.command(short_help='Versions, JAX devices, the caches and the default LM.')
 def info() -> None:
     """Versions, JAX devices, the embedding cache and the default language model."""
     import importlib.metadata as metadata
@@ -131,28 +183,31 @@ def info() -> None:
 
     from rlrec import __version__, compilation, lm
 
-    table = Table(title="rlrec", show_header=False)
-    table.add_row("rlrec", __version__)
-    table.add_row("python", platform.python_version())
+    # Plain "name  value" lines, not a table: a path is printed whole (a terminal narrower than it wraps it,
+    # nothing is cut).
+    rows = [("rlrec", __version__), ("python", platform.python_version())]
     for package in ("jax", "jaxlib", "flax", "optax", "chex", "gymnasium", "numpy", "torch", "transformers"):
         try:
-            table.add_row(package, metadata.version(package))
+            rows.append((package, metadata.version(package)))
         except metadata.PackageNotFoundError:
-            table.add_row(package, "not installed")
-    table.add_row("jax backend", jax.default_backend())
-    table.add_row("jax devices", ", ".join(str(device) for device in jax.devices()))
-    table.add_row("embedding cache", str(lm.default_cache_dir()))
+            rows.append((package, "not installed"))
+    rows.append(("jax backend", jax.default_backend()))
+    rows.append(("jax devices", ", ".join(str(device) for device in jax.devices())))
+    rows.append(("embedding cache", str(lm.default_cache_dir())))
     folder = jax.config.jax_compilation_cache_dir
     if folder:
         files, size = compilation.compilation_cache_size(folder)
-        table.add_row("compilation cache", f"{folder} ({files} programs, {size / 2**20:.1f} MiB)")
+        rows.append(("compilation cache", f"{folder} ({files} programs, {size / 2**20:.1f} MiB)"))
     else:
-        table.add_row("compilation cache", "off")
-    table.add_row("default model", f"{lm.DEFAULT_MODEL_NAME} at {lm.default_model_path()}")
-    console.print(table)
+        rows.append(("compilation cache", "off"))
+    rows.append(("default model", lm.DEFAULT_MODEL_NAME))
+    rows.append(("model folder", str(lm.default_model_path())))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        console.print(f"{name:<{width}}  {escape(value)}", soft_wrap=True, highlight=False)
 
 
-@app.command()
+@app.command(short_help='Summarise a built-in catalog; the items nearest a query.')
 def catalog(
     name: Annotated[str, typer.Argument(help="Built-in catalog: movielens or ggplot2movies.")] = "movielens",
     query: Annotated[
@@ -203,7 +258,7 @@ def catalog(
         console.print(found)
 
 
-@app.command()
+@app.command(short_help='Encode a column of texts with the LM into an .npz file.')
 def embed(
     file: Annotated[Path, typer.Argument(help="CSV, TSV or Parquet file with one text per row.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (ids, embeddings, texts, model).")],
@@ -294,11 +349,52 @@ def _hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str
     return per_agent
 
 
-@app.command()
+RUN_FILES = ("summary.csv", "regret.png", "config.json")  # what `rlrec run` writes into its folder
+
+
+def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
+    """Checks ``--out`` before anything runs: a folder holding an earlier run is never overwritten silently.
+
+    Returns ``out``, or ``None`` for the default: a new folder per run, named when the results are written.
+    """
+    if out is None:
+        return None
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file, not a folder; choose another --out for the run.")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not overwrite:
+        _fail(f"--out {out} already holds a run ({', '.join(held)}); choose another --out, or add --overwrite to "
+              "replace it.")
+    return out
+
+
+def _new_run_folder(env_id: str) -> Path:
+    """``runs/run-ENV-YYYYmmdd-HHMMSS`` (``-2``, ``-3``, ... when a run of the same second has it): created here,
+    once, so two runs never share a folder."""
+    import time
+
+    stem = Path("runs") / f"run-{env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for count in range(1, 1000):
+        folder = stem if count == 1 else stem.with_name(f"{stem.name}-{count}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise OSError(f"Too many runs named {stem}-*; pass --out.")
+
+
+@app.command(short_help='Run agents on an env: regret, CTR, diversity; a plot.')
 def run(
-    env_id: Annotated[str, typer.Option("--env", help="Environment id (see `rlrec envs`).")] = "MovieLens-BanditSlate-v0",
+    env_id: Annotated[str, typer.Option("--env", help=ENV_HELP)] = "MovieLens-BanditSlate-v0",
     agents: Annotated[
-        Optional[list[str]], typer.Option("--agent", "-a", help="Agent name; repeat to compare several.")
+        Optional[list[str]],
+        typer.Option(
+            "--agent", "-a",
+            help="Agent; repeat to compare several (default: random, linucb, lm-linucb, oracle). One of: "
+            + ", ".join(name for name in AGENT_NAMES if name not in DEEP_AGENTS)
+            + f" ({', '.join(DEEP_AGENTS)}: `rlrec train`).",
+        ),
     ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Independent seeds (vmapped, sharded over devices).")] = 8,
     steps: Annotated[int, typer.Option(min=1, help="Steps per seed.")] = 200,
@@ -308,18 +404,24 @@ def run(
     accuracy_k: Annotated[int, typer.Option(min=0, help="Size of each user's true top set for accuracy@k.")] = 10,
     env_overrides: EnvOverrides = None,
     hyperparameters: Hyperparameters = None,
-    out: Annotated[Path, typer.Option(help="Folder for the summary CSV and the regret plot.")] = Path("runs"),
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder for summary.csv, regret.png and config.json (default: a new runs/run-ENV-TIME)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
 ) -> None:
     """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
     import csv
+    import json
 
     from rlrec.agents import AGENTS, make_agent
     from rlrec.agents.base import check_hyperparameters
     from rlrec.bench import report
     from rlrec.bench.runner import MODES, run as run_agent
     from rlrec.bench.suite import catalog_extras
-    from rlrec.envs import REGISTRY, make
+    from rlrec.envs import make
     from rlrec.envs.registry import check_overrides
+    from rlrec.files import atomic_write_text
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
     if env_id.removeprefix("rlrec/") not in REGISTRY:
@@ -334,6 +436,7 @@ def run(
     check_overrides(env_id.removeprefix("rlrec/"), overrides)
     for name in agents:  # hyperparameters first: cheap, and a mistake should not wait for the catalog
         check_hyperparameters(AGENTS[name][0], hyper[name], agent=name)
+    out = _run_folder(out, overwrite)
     env, params = make(env_id, **overrides)
     built = [make_agent(name, env, **hyper[name]) for name in agents]
     for agent in built:
@@ -342,42 +445,66 @@ def run(
                   "`rlrec evaluate RUN_DIR`.")
     popularity, genres = catalog_extras(env_id.removeprefix("rlrec/"), overrides)
 
-    results, rows = [], []
+    results, summaries = [], {}
     for agent in built:
         result = run_agent(
             env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed, mode=mode, num_users=users,
             accuracy_k=accuracy_k, chunk_size=max(1, steps // 10), progress=True,
         )
         results.append(result)
-        summary = report.summarise(result, env.num_items(params), popularity, genres)
-        rows.append((agent.name, summary, result.wall_time))
+        summaries[agent.name] = report.summarise(result, env.num_items(params), popularity, genres)
 
-    names = [name for name in report.SUMMARY_METRICS if name in rows[0][1]]
-    table = Table(title=f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps (mean ± 95% CI)")
-    table.add_column("metric")
-    for agent_name, _, _ in rows:
-        table.add_column(agent_name, justify="right")
-    for name in names:
-        table.add_row(name.replace("_", " "), *[report.format_value(*summary[name]) for _, summary, _ in rows])
-    table.add_row("wall time (s)", *[f"{wall:.1f}" for _, _, wall in rows])
-    console.print(table)
+    _print_summaries(
+        f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI",
+        summaries, {agent.name: result.wall_time for agent, result in zip(built, results)},
+    )
+    max_steps = int(params.max_steps)
+    if not any(np.isfinite(summary["episode_return"][0]) for summary in summaries.values()):
+        console.print(f"episode return: no episode finished within {steps} steps (an episode lasts up to "
+                      f"max_steps={max_steps} steps); give --steps {max_steps} or more to measure it.")
 
+    out = out or _new_run_folder(env.name)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{env.name}-{mode}"
-    csv_path = out / f"{stem}-summary.csv"
-    temporary = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["env", "agent", "mode", "seeds", "steps", "metric", "mean", "ci95_half_width"])
-        for agent_name, summary, _ in rows:
-            for name, (mean, half) in summary.items():
-                writer.writerow([env.name, agent_name, mode, seeds, steps, name, mean, half])
-    temporary.replace(csv_path)
-    plot_path = report.plot_regret(results, out / f"{stem}-regret.png")
-    console.print(f"wrote {csv_path} and {plot_path}")
+    lines = [["env", "agent", "mode", "seeds", "steps", "metric", "mean", "ci95_half_width"]]
+    for agent_name, summary in summaries.items():
+        lines += [[env.name, agent_name, mode, seeds, steps, name, mean, half] for name, (mean, half) in summary.items()]
+    with io.StringIO() as text:
+        csv.writer(text).writerows(lines)
+        atomic_write_text(out / "summary.csv", text.getvalue())
+    settings = {
+        "env": env.name, "agents": agents, "seeds": seeds, "steps": steps, "mode": mode,
+        "users": users if mode == "shared" else None, "seed": seed, "accuracy_k": accuracy_k,
+        "env_overrides": overrides, "hyperparameters": hyper,
+    }
+    atomic_write_text(out / "config.json", json.dumps(settings, indent=2, default=str) + "\n")
+    report.plot_regret(results, out / "regret.png")
+    console.print(f"wrote {out}/: summary.csv (every metric), regret.png, config.json", soft_wrap=True)
 
 
-@app.command()
+def _print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[str, float] | None = None,
+                     bold: dict[str, set[str]] | None = None, more: str = "summary.csv") -> None:
+    """The terminal table of one env: agents as rows, as many metric columns as fit, values as ``45.8 ± 13.0``."""
+    from rlrec.bench import report
+
+    columns = {m: label for m, label in report.TERMINAL_COLUMNS.items()
+               if any(m in s and np.isfinite(s[m][0]) for s in summaries.values())}
+    rows: dict[str, dict[str, str]] = {name: {} for name in summaries}
+    for m in columns:
+        for name, text in zip(summaries, report.format_column([summary[m] for summary in summaries.values()])):
+            rows[name][m] = text
+    if wall_times:
+        columns["wall_time"] = "wall s"
+        for name, seconds in wall_times.items():
+            rows[name]["wall_time"] = f"{seconds:.1f}"
+    styles = {(name, m): "bold" for m, names in (bold or {}).items() for name in names}
+    table, left_out = _fitted_table("agent", rows, columns, styles)
+    console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)
+    console.print(table)
+    if left_out:
+        console.print(f"not shown at this width, in {more}: {', '.join(left_out)}")
+
+
+@app.command(short_help='Run a regret benchmark suite (resumable); --list them.')
 def bench(
     suite_name: Annotated[
         str, typer.Option("--suite", "-s", help="Built-in suite (quick, standard) or a JSON file describing one.")
@@ -391,17 +518,16 @@ def bench(
     """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
     import dataclasses
 
-    from rich.markdown import Markdown
-
     from rlrec.bench.suite import SUITES, SuiteError, get_suite, run_suite
 
     if list_suites:
-        table = Table(title="benchmark suites (rlrec bench --suite NAME)")
-        for column in ("name", "envs", "agents", "seeds x steps", "description"):
-            table.add_column(column)
+        # Text, not a table: suite, env and agent names are printed whole at any width.
         for name, each in SUITES.items():
-            table.add_row(name, "\n".join(each.envs), ", ".join(each.agents), f"{each.seeds} x {each.steps}", each.description)
-        console.print(table)
+            console.print(f"[bold]{name}[/]: {escape(each.description)}", soft_wrap=False, highlight=False)
+            console.print(f"  {each.seeds} seeds x {each.steps} steps per cell, {each.mode} mode", highlight=False)
+            console.print(f"  envs: {', '.join(each.envs)}", highlight=False)
+            console.print(f"  agents: {', '.join(each.agents)}", highlight=False)
+        console.print("run one with `rlrec bench --suite NAME`; a JSON file describes your own", highlight=False)
         return
     try:
         chosen = get_suite(suite_name)
@@ -411,20 +537,38 @@ def bench(
         if out.exists() and not out.is_dir():
             _fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
         console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x {len(chosen.agents)} "
-                      f"agents), {chosen.seeds} seeds x {chosen.steps} steps each; results in {out}")
+                      f"agents), {chosen.seeds} seeds x {chosen.steps} steps each; results in {out}", highlight=False)
         result = run_suite(chosen, out)
     except SuiteError as error:
         _fail(str(error))
     if len(result.ran) < len(result.cells):
         console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from {out}")
-    console.print(Markdown((out / "summary.md").read_text()))
-    console.print(f"wrote {out}/results.csv, results.json, summary.md, regret.png, regret_vs_diversity.png")
+    _print_suite(result)
+    console.print(f"wrote {out}/: results.csv, results.json, summary.md (every column), regret.png, "
+                  "regret_vs_diversity.png", soft_wrap=True, highlight=False)
 
 
-@app.command()
+def _print_suite(result) -> None:
+    """One fitted table per env of a suite run, the best value of each column in bold (as in summary.md)."""
+    from rlrec.bench import report
+
+    suite, summary = result.suite, result.summary()
+    for env in suite.envs:
+        cells = {agent: summary[(env, agent)] for agent in suite.agents if (env, agent) in summary}
+        if not cells:
+            continue
+        bold = {m: report.best_agents(cells, m, lower) for m, (_, lower) in report.SUITE_COLUMNS.items()}
+        console.print()
+        _print_summaries(f"{env}: {suite.seeds} seeds x {suite.steps} steps, mean ± 95% CI (best in bold)", cells,
+                         bold=bold, more="summary.md")
+
+
+@app.command(short_help='Train an agent with metrics, checkpoints and resume.')
 def train(
-    env_id: Annotated[str, typer.Option("--env", help="Environment id (see `rlrec envs`).")] = "MovieLens-Session-v0",
-    agent: Annotated[str, typer.Option("--agent", "-a", help="dqn, slateq, ppo, reinforce (or any agent).")] = "ppo",
+    env_id: Annotated[str, typer.Option("--env", help=ENV_HELP)] = "MovieLens-Session-v0",
+    agent: Annotated[
+        str, typer.Option("--agent", "-a", help=f"{', '.join(DEEP_AGENTS)} (or any agent: {', '.join(AGENT_NAMES)}).")
+    ] = "ppo",
     seeds: Annotated[int, typer.Option(help="Independent training seeds (vmapped).", min=1)] = 4,
     users: Annotated[int, typer.Option(help="Simulated users per seed, stepping in parallel.", min=1)] = 256,
     iterations: Annotated[int, typer.Option(help="Training iterations (rollout + update each).", min=1)] = 300,
@@ -439,16 +583,21 @@ def train(
     """Train an agent (DQN/SlateQ, PPO, REINFORCE, ...) with checkpoints, metrics and resume."""
     from rlrec.agents import AGENTS, hyperparameter_specs
     from rlrec.train.checkpoint import CheckpointError
-    from rlrec.train.run import TrainConfig, evaluate as evaluate_run, run_training
+    import json
+
+    from rlrec.files import atomic_write_text
+    from rlrec.train.run import EVALUATION_FILE, TrainConfig, evaluate as evaluate_run, run_training
 
     if agent not in AGENTS:
         _fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
     if list_hp:
-        table = Table(title=f"{agent} hyperparameters (--hp name=value)")
-        for column in ("name", "default", "valid values", "meaning"):
-            table.add_column(column, overflow="fold")
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("name", no_wrap=True)
+        table.add_column("default", no_wrap=True)
+        table.add_column("valid values: meaning", overflow="fold")
         for name, (default, spec) in sorted(hyperparameter_specs(agent).items()):
-            table.add_row(name, repr(default), spec.describe(), spec.meaning)
+            table.add_row(name, repr(default), f"{spec.describe()}: {spec.meaning}")
+        console.print(f"[bold]{agent}[/] hyperparameters (--hp name=value)")
         console.print(table)
         return
     try:
@@ -472,18 +621,27 @@ def train(
     speed = result.env_steps / max(result.wall_time, 1e-9)
     console.print(
         f"trained {agent} on {env_id}: {result.env_steps:,} env steps in {result.wall_time:.1f} s "
-        f"({speed:,.0f} steps/s incl. compilation); run folder {out}"
+        f"({speed:,.0f} steps/s incl. compilation); run folder {out}", soft_wrap=True, highlight=False,
     )
-    summary = evaluate_run(out, num_seeds=8, num_steps=200)
+    summary = evaluate_run(out)  # the defaults of `rlrec evaluate`, so both report the same numbers
+    atomic_write_text(out / EVALUATION_FILE, json.dumps(summary, indent=2) + "\n")
     _print_evaluation(summary, out)
+    console.print(f"wrote {out / EVALUATION_FILE}; `rlrec evaluate {out}` reproduces it", soft_wrap=True,
+                  highlight=False)
 
 
 def _print_evaluation(summary: dict, out: Path) -> None:
     from rlrec.metrics import mean_confidence_interval
 
-    table = Table(title=f"evaluation of {out} on fresh users ({'greedy' if summary['deterministic'] else 'sampled'} actions)")
+    actions = "greedy" if summary["deterministic"] else "sampled"
+    console.print(
+        f"[bold]evaluation of {escape(str(out))} at iteration {summary['iteration']} on fresh users: "
+        f"{summary['num_seeds']} seeds x {summary['num_steps']} steps per trained seed, {actions} actions[/]",
+        soft_wrap=True,
+    )
+    table = Table(show_edge=False, pad_edge=False)
     for column in ("trained seed", "episode return", "CTR", "regret / step"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for row in summary["seeds"]:
         table.add_row(
             str(row["trained_seed"]), f"{row['episode_return']:.2f}", f"{row['ctr']:.3f}", f"{row['regret_per_step']:.4f}"
@@ -494,12 +652,19 @@ def _print_evaluation(summary: dict, out: Path) -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(short_help='Evaluate a trained checkpoint on fresh users.')
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `rlrec train`.")],
     step: Annotated[Optional[int], typer.Option(help="Checkpoint iteration (default: the latest).")] = None,
-    seeds: Annotated[int, typer.Option(help="Evaluation seeds (fresh user streams) per trained seed.", min=1)] = 16,
-    steps: Annotated[int, typer.Option(help="Steps per evaluation seed.", min=1)] = 200,
+    seeds: Annotated[
+        Optional[int],
+        typer.Option(help="Evaluation seeds (fresh user streams) per trained seed [default: as `rlrec train`'s "
+                     "evaluation, 16].", min=1, show_default=False),
+    ] = None,
+    steps: Annotated[
+        Optional[int],
+        typer.Option(help="Steps per evaluation seed [default: as `rlrec train`'s, 200].", min=1, show_default=False),
+    ] = None,
     greedy: Annotated[
         Optional[bool], typer.Option("--greedy/--sampled", help="Greedy or sampled actions (default: per agent).")
     ] = None,
@@ -509,22 +674,40 @@ def evaluate(
     from rlrec.train.run import evaluate as evaluate_run
 
     try:
-        summary = evaluate_run(run_dir, step=step, num_seeds=seeds, num_steps=steps, deterministic=greedy)
+        given = {k: v for k, v in (("num_seeds", seeds), ("num_steps", steps)) if v is not None}
+        summary = evaluate_run(run_dir, step=step, deterministic=greedy, **given)
     except (CheckpointError, ValueError) as error:
         _fail(str(error))
     _print_evaluation(summary, run_dir)
 
 
-@app.command()
-def envs() -> None:
-    """List the registered environments."""
-    from rlrec.envs.registry import REGISTRY
+@app.command(short_help="List the environments; --knobs ID: one env's settings.")
+def envs(
+    knobs: Annotated[
+        Optional[str],
+        typer.Option("--knobs", metavar="ID", help="List what `--set name=value` (rlrec.make(ID, name=value)) "
+                     "changes in env ID: every name with its default, valid values and meaning."),
+    ] = None,
+) -> None:
+    """List the registered environments (gymnasium id: rlrec/<id>), or one env's settings with --knobs ID."""
+    if knobs is None:
+        listing = Table(box=None, show_header=False, pad_edge=False)
+        listing.add_column(no_wrap=True)
+        listing.add_column(overflow="fold")
+        for env_id in sorted(REGISTRY):
+            listing.add_row(env_id, REGISTRY[env_id].description)
+        console.print(listing)
+        console.print("gymnasium ids: rlrec/<id>; `rlrec envs --knobs ID` lists an env's settings", highlight=False)
+        return
+    from rlrec.envs.registry import overrides_of
 
-    table = Table(title="rlrec environments (gymnasium id: rlrec/<id>)")
-    table.add_column("id")
-    table.add_column("description")
-    for env_id in sorted(REGISTRY):
-        table.add_row(env_id, REGISTRY[env_id].description)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("valid values: meaning", overflow="fold")
+    for row in overrides_of(knobs):
+        table.add_row(row.name, str(row.default), f"{row.valid}: {row.meaning}")
+    console.print(f"[bold]{escape(knobs)}[/]: `--set name=value`, or rlrec.make(id, name=value)")
     console.print(table)
 
 

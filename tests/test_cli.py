@@ -1,3 +1,9 @@
+import io
+import json
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -55,18 +61,40 @@ def test_embed_bad_inputs(tmp_path):
 
 
 def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
-    result = runner.invoke(
-        app,
-        ["run", "--env", "MovieLens-BanditSlate-v0", "-a", "random", "-a", "oracle", "--seeds", "2", "--steps", "6",
-         "--out", str(tmp_path)],
-        env={"COLUMNS": "200"},
-    )
+    out = tmp_path / "first"
+    args = ["run", "--env", "MovieLens-BanditSlate-v0", "-a", "random", "-a", "oracle", "--seeds", "2", "--steps", "6"]
+    result = runner.invoke(app, [*args, "--out", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "cumulative regret" in result.output and "oracle" in result.output
-    assert (tmp_path / "MovieLens-BanditSlate-v0-personal-regret.png").stat().st_size > 0
-    rows = (tmp_path / "MovieLens-BanditSlate-v0-personal-summary.csv").read_text().splitlines()
+    assert (out / "regret.png").stat().st_size > 0
+    rows = (out / "summary.csv").read_text().splitlines()
     oracle_regret = [row for row in rows if row.startswith("MovieLens-BanditSlate-v0,oracle,personal,2,6,cumulative_regret,")]
     assert oracle_regret and float(oracle_regret[0].split(",")[6]) == 0.0
+    config = json.loads((out / "config.json").read_text())
+    assert config["agents"] == ["random", "oracle"] and config["seeds"] == 2 and config["steps"] == 6
+    # No episode ends within 6 steps of a 200-step env: the table says why episode return is missing.
+    assert "no episode finished within 6 steps" in result.output and "--steps 200" in result.output
+
+    # Never overwritten silently: a second run into the same folder is refused before it runs ...
+    before = (out / "summary.csv").read_text()
+    again = runner.invoke(app, [*args[:-4], "--seeds", "1", "--steps", "3", "--out", str(out)])
+    assert "already holds a run" in _one_error_line(again) and "--overwrite" in again.output
+    assert (out / "summary.csv").read_text() == before
+    # ... unless asked.
+    replaced = runner.invoke(app, [*args[:-4], "--seeds", "1", "--steps", "3", "--out", str(out), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert ",1,3,cumulative_regret," in (out / "summary.csv").read_text()
+
+
+def test_run_gives_each_run_its_own_folder(tmp_path, monkeypatch, movielens):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "-a", "random", "--seeds", "1", "--steps", "2"]
+    for _ in range(2):
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("run-MovieLens-BanditSlate-v0-") for f in folders)
+    assert all((f / "summary.csv").exists() and (f / "regret.png").exists() for f in folders)
 
 
 def test_run_unknown_names_list_the_valid_ones(tmp_path):
@@ -137,3 +165,116 @@ def test_bad_files_and_folders_end_in_one_error_line(tmp_path):
 def test_debug_env_var_shows_the_traceback(tmp_path):
     result = runner.invoke(app, ["run", "--set", "slate_size=abc", "--out", str(tmp_path)], env={"RLREC_DEBUG": "1"})
     assert isinstance(result.exception, ValueError) and "slate_size" in str(result.exception)
+
+
+# -- output that fits: names never cut, values never wrapped (issue 18) ------------------------------------------
+
+QUICK_AGENTS = ["random", "popularity", "epsilon-greedy", "ucb1", "linucb", "lints", "lm-linucb", "lm-lints", "oracle"]
+
+
+def _recorded(monkeypatch, width: int):
+    from rich.console import Console
+
+    from rlrec import cli
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    monkeypatch.setattr(cli, "console", console)
+    return console
+
+
+def _check_fits(text: str, width: int) -> None:
+    assert "…" not in text, text  # rich's mark of a cut cell
+    assert all(len(line) <= width for line in text.splitlines()), text
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_summary_tables_fit_the_terminal(monkeypatch, width):
+    from rlrec import cli
+    from rlrec.bench import report
+
+    rng = np.random.default_rng(0)
+    summaries = {
+        agent: {m: (float(rng.uniform(0, 300)), float(rng.uniform(0.001, 20))) for m in report.SUMMARY_METRICS}
+        for agent in QUICK_AGENTS
+    }
+    console = _recorded(monkeypatch, width)
+    cli._print_summaries("MovieLens-BanditSlate-v0: 8 seeds x 200 steps", summaries, {a: 1.5 for a in QUICK_AGENTS})
+    text = console.export_text()
+    _check_fits(text, width)
+    rows = [line for line in text.splitlines() if line.split(" ")[0] in QUICK_AGENTS]
+    assert [row.split(" ")[0] for row in rows] == QUICK_AGENTS  # one line per agent, every name whole
+    shown = text.splitlines()[1].count("┃")  # metric columns: separators after the agent column
+    values = re.findall(r"-?\d+\.?\d* ± \d+\.?\d*", text)
+    assert len(values) == len(QUICK_AGENTS) * min(shown, len(report.SUMMARY_METRICS))  # each value on one line
+    assert shown >= (3 if width == 80 else 8)  # at 80 columns: regret, CTR and one more at least
+    assert "not shown at this width, in summary.csv" in text  # and where the rest are
+
+
+@pytest.mark.parametrize("width", [80, 200])
+@pytest.mark.parametrize("args", [["envs"], ["envs", "--knobs", "MovieLens-SessionSlate-v0"], ["bench", "--list"],
+                                  ["info"], ["--help"], ["run", "--help"], ["train", "--agent", "ppo", "--list-hp"]])
+def test_listings_print_names_whole(monkeypatch, width, args):
+    from rlrec.agents.names import AGENT_NAMES
+    from rlrec.bench.suite import SUITES
+    from rlrec.envs.registry import overrides_of
+    from rlrec.envs.specs import REGISTRY
+
+    console = _recorded(monkeypatch, width)
+    result = runner.invoke(app, args, env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    text = console.export_text() + result.output
+    _check_fits(text, width if args != ["info"] else 10_000)  # info prints paths whole, on their own lines
+    words = set(re.findall(r"[\w.@/-]+", text))
+    if args == ["envs"]:
+        assert set(REGISTRY) <= words
+    elif args[:2] == ["envs", "--knobs"]:
+        assert {row.name for row in overrides_of(args[2])} <= words
+        assert re.search(r"no_click_logit\s+│\s+5.0\s+│\s+\[-10000, 10000\]", text)  # the session default
+    elif args == ["bench", "--list"]:
+        for suite in SUITES.values():
+            assert {suite.name, *suite.envs, *suite.agents} <= words
+    elif args == ["info"]:
+        from rlrec import lm
+
+        assert str(lm.default_model_path()) in text
+    elif args[-1] == "--list-hp":
+        from rlrec.agents import hyperparameter_names
+
+        assert set(hyperparameter_names("ppo")) <= words
+    elif args == ["run", "--help"]:
+        flat = " ".join(text.split())
+        assert all(name in flat for name in AGENT_NAMES)  # the valid agents are in the help
+        assert "rlrec envs --knobs ID" in flat and "MovieLens" in flat and "BanditSlate" in flat
+
+
+def test_knobs_of_an_unknown_env_is_one_error_line():
+    assert "Unknown environment 'Nope-v0'" in _one_error_line(runner.invoke(app, ["envs", "--knobs", "Nope-v0"]))
+
+
+def test_help_and_listings_load_no_heavy_library():
+    """`rlrec --help`, `<cmd> --help`, `envs` and `bench --list` answer without JAX, Flax, pandas or torch (the
+    import-time budget itself is measured by benchmarks/cli_startup.py, not asserted here)."""
+    probe = (
+        "import sys\n"
+        "from rlrec.cli import app\n"
+        "for args in (['--help'], ['run', '--help'], ['train', '--help'], ['evaluate', '--help'], ['envs'],\n"
+        "             ['bench', '--list']):\n"
+        "    try:\n"
+        "        app(args, prog_name='rlrec')\n"
+        "    except SystemExit as done:\n"
+        "        assert not done.code, (args, done.code)\n"
+        "print(sorted(m for m in ('jax', 'flax', 'optax', 'pandas', 'torch', 'transformers', 'matplotlib')\n"
+        "             if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_package_still_loads_everything_on_first_use():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, rlrec; assert 'jax' not in sys.modules; rlrec.make; rlrec.run; "
+         "rlrec.agents.make_agent; import gymnasium; assert 'rlrec/MovieLens-Bandit-v0' in gymnasium.registry; "
+         "print('jax' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert done.stdout.strip() == "True"

@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlrec import metrics
-from rlrec.bench.runner import RunResult
+if TYPE_CHECKING:
+    from rlrec.bench.runner import RunResult
+
+
+def _metrics():
+    """:mod:`rlrec.metrics`, imported on first use: it loads JAX, which ``rlrec bench --list`` does not need."""
+    from rlrec import metrics
+
+    return metrics
 
 # Metric name -> what it means, in the order tables show them.
 SUMMARY_METRICS = {
@@ -32,6 +40,7 @@ def per_seed_metrics(
     result: RunResult, num_items: int, popularity: np.ndarray | None = None, genres: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """``(S,)`` values of every summary metric, one per seed."""
+    metrics = _metrics()
     values = {
         "cumulative_regret": result.regret.sum(axis=1),
         "ctr": result.reward.mean(axis=1),
@@ -72,7 +81,7 @@ def mean_intervals(per_seed: dict[str, np.ndarray], confidence: float = 0.95) ->
         if len(finite) == 0:
             summary[name] = (math.nan, math.nan)
             continue
-        mean, half = metrics.mean_confidence_interval(finite, confidence)
+        mean, half = _metrics().mean_confidence_interval(finite, confidence)
         summary[name] = (float(mean), float(half))
     return summary
 
@@ -88,6 +97,29 @@ def format_value(mean: float, half: float, digits: int = 3) -> str:
     if not np.isfinite(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def _decimals(mean: float, half: float, significant: int = 3, max_decimals: int = 3) -> int:
+    """Decimals that show three significant digits of the half-width (of the mean when it is 0 or missing)."""
+    scale = abs(half) if np.isfinite(half) and half != 0 else abs(mean) if np.isfinite(mean) else 0.0
+    return 2 if scale == 0 else int(np.clip(significant - 1 - math.floor(math.log10(scale)), 0, max_decimals))
+
+
+def format_estimate(mean: float, half: float, decimals: int | None = None) -> str:
+    """``45.8 ± 13.0``: a mean and its half-width to the decimals the half-width supports, short enough for one
+    terminal cell; ``-`` when there is no value."""
+    if not np.isfinite(mean):
+        return "-"
+    decimals = _decimals(mean, half) if decimals is None else decimals
+    text = f"{mean:.{decimals}f}"
+    return f"{text} ± {half:.{decimals}f}" if np.isfinite(half) else text
+
+
+def format_column(estimates: Sequence[tuple[float, float]]) -> list[str]:
+    """:func:`format_estimate` of each ``(mean, half)`` with the decimals of the most precise one, so a column of
+    a table lines up (``0.026 ± 0.078`` above ``0.000 ± 0.000``, not ``0.00 ± 0.00``)."""
+    decimals = max((_decimals(mean, half) for mean, half in estimates if np.isfinite(mean)), default=2)
+    return [format_estimate(mean, half, decimals) for mean, half in estimates]
 
 
 def _pyplot():
@@ -116,7 +148,7 @@ def _save(figure, path: str | Path) -> Path:
 def _regret_panel(axis, curves: dict[str, np.ndarray], colours: dict[str, str], confidence: float) -> None:
     """Mean cumulative regret per agent (``curves``: agent -> (S, T)) with a confidence band over seeds."""
     for agent, curve in curves.items():
-        mean, half = metrics.mean_confidence_interval(curve, confidence)
+        mean, half = _metrics().mean_confidence_interval(curve, confidence)
         steps = np.arange(1, curve.shape[1] + 1)
         axis.plot(steps, mean, label=agent, color=colours[agent])
         if np.all(np.isfinite(half)):
@@ -158,6 +190,18 @@ SUITE_COLUMNS = {
     "exposure_gini": ("exposure Gini", True),
     "novelty": ("novelty", False),
 }
+
+
+# Every summary metric's column label, in the order terminal tables add them while they fit: the suite's columns
+# first, then the rest (all of them are in the CSV files).
+TERMINAL_COLUMNS = {
+    **{metric: label for metric, (label, _) in SUITE_COLUMNS.items()},
+    "expected_ctr": "expected CTR",
+    "precision": "precision@k",
+    "recall": "recall@k",
+    "genre_entropy": "genre entropy",
+}
+assert set(TERMINAL_COLUMNS) == set(SUMMARY_METRICS)
 
 
 def best_agents(summary: dict[str, dict[str, tuple[float, float]]], metric: str, lower_is_better: bool) -> set[str]:
@@ -253,6 +297,7 @@ def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95)
     suite = result.suite
     summary = result.summary(confidence)
     colours = _colours(suite.agents)
+    markers = {agent: "osD^vP*Xph<>"[i % 12] for i, agent in enumerate(suite.agents)}  # overlapping points differ
     envs = [env for env in suite.envs if any((env, a) in summary for a in suite.agents)]
     figure, axes = _grid(len(envs), width=4.6)
     for axis, env in zip(axes, envs):
@@ -263,15 +308,22 @@ def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95)
             (x, x_half), (y, y_half) = values[x_name], values["cumulative_regret"]
             if not (np.isfinite(x) and np.isfinite(y)):
                 continue
+            # A legend, not labels beside the points: agents with close results would stack their labels.
             axis.errorbar(
-                x, y, xerr=np.nan_to_num(x_half), yerr=np.nan_to_num(y_half), fmt="o", color=colours[agent],
-                label=agent, capsize=2, markersize=5,
+                x, y, xerr=np.nan_to_num(x_half), yerr=np.nan_to_num(y_half), fmt=markers[agent],
+                color=colours[agent], label=agent, capsize=2, markersize=6,
             )
-            axis.annotate(agent, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
         axis.set_xlabel("intra-list diversity (ILD)" if use_ild else "catalog coverage")
         axis.set_ylabel("final cumulative regret")
         axis.set_title(env, fontsize=10)
         axis.grid(alpha=0.3)
+    labels = {}
+    for axis in axes[: len(envs)]:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 5), frameon=False,
+                  fontsize=8)
     figure.suptitle(f"suite {suite.name}: regret vs diversity (mean ± {int(confidence * 100)}% CI)", fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    rows = math.ceil(len(labels) / 5) if labels else 0
+    figure.tight_layout(rect=(0, 0.05 * rows, 1, 0.96))
     return _save(figure, path)

@@ -1,6 +1,33 @@
-"""Environments: the functional core (reset/step over params+state pytrees), the registry, Gymnasium adapters."""
+"""Environments: the functional core (reset/step over params+state pytrees), the registry, Gymnasium adapters.
 
-from rlrec.envs.recsys import EnvParams, EnvState, RecEnv
-from rlrec.envs.registry import REGISTRY, SETTINGS, build_params, make, registered_envs
+The ids (:data:`REGISTRY`, :func:`registered_envs`) load without JAX; the rest loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from rlrec.envs.specs import REGISTRY, SETTINGS, registered_envs
 
 __all__ = ["REGISTRY", "SETTINGS", "EnvParams", "EnvState", "RecEnv", "build_params", "make", "registered_envs"]
+
+_LAZY = {
+    "EnvParams": "rlrec.envs.recsys",
+    "EnvState": "rlrec.envs.recsys",
+    "RecEnv": "rlrec.envs.recsys",
+    "build_params": "rlrec.envs.registry",
+    "make": "rlrec.envs.registry",
+}
+
+
+def __getattr__(name: str):
+    """Loads JAX-backed names on first use (PEP 562), so ``rlrec envs`` and ``--help`` stay fast."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -21,7 +21,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from rlrec.envs.registry import REGISTRY, make
+from rlrec.envs.registry import make
+from rlrec.envs.specs import register_gymnasium
 from rlrec.envs.spaces import GymSlate
 
 
@@ -210,15 +211,4 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
         return _to_numpy(obs), np.asarray(rewards), terminated, truncated, info
 
 
-def register_all() -> None:
-    """Registers every rlrec environment with Gymnasium under the ``rlrec/`` namespace."""
-    for env_id in REGISTRY:
-        full_id = f"rlrec/{env_id}"
-        if full_id in gymnasium.registry:
-            continue
-        gymnasium.register(
-            id=full_id,
-            entry_point="rlrec.envs.gym:RecGymEnv",
-            vector_entry_point="rlrec.envs.gym:RecVectorEnv",
-            kwargs={"env_id": env_id},
-        )
+register_all = register_gymnasium  # the name earlier releases exported

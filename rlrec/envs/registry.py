@@ -20,60 +20,9 @@ import numpy as np
 from rlrec.data import Catalog, load_catalog
 from rlrec.data.catalog import standardise
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.envs.specs import REGISTRY, SETTINGS, EnvSpec, registered_envs  # noqa: F401  (re-exported)
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population, default_population
-
-SETTINGS: dict[str, dict[str, Any]] = {
-    "bandit": {"max_steps": 200},
-    "drift": {"max_steps": 200, "drift_rate": 0.1, "boredom_weight": 2.0, "boredom_decay": 0.8},
-    # Tuned so that maximising the next click is clearly not maximising the session. Popular items are strong
-    # clickbait (appeal_weight 4) and satisfying items refill the budget (refund 2 per fully satisfying click),
-    # so the myopic oracle (best next click, reading the hidden taste) gets ~8.9 clicks per episode while a
-    # heuristic that reads only the request and the history and weighs satisfaction gets ~10.7, and the same
-    # heuristic with the hidden taste ~13.7 (MovieLens, single item): a learner that looks ahead can beat the
-    # myopic oracle without seeing hidden state. See tests/test_env.py::test_session_setting_rewards_looking_ahead
-    # and benchmarks/deep_rl.py.
-    "session": {
-        "max_steps": 100,
-        "drift_rate": 0.05,
-        "boredom_weight": 2.0,
-        "boredom_decay": 0.8,
-        "appeal_weight": 4.0,
-        "no_click_logit": 5.0,
-        "satisfaction_threshold": 0.5,
-        "initial_budget": 5.0,
-        "step_cost": 1.0,
-        "budget_refund": 2.0,
-    },
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class EnvSpec:
-    """How to build a registered environment."""
-
-    id: str
-    setting: str
-    catalog: str
-    slate_size: int
-    description: str
-
-
-def _specs() -> dict[str, EnvSpec]:
-    specs = {}
-    catalogs = {"MovieLens": "movielens", "IMDB": "ggplot2movies"}
-    for prefix, catalog in catalogs.items():
-        for setting in SETTINGS:
-            for slate, suffix in ((1, ""), (5, "Slate")):
-                env_id = f"{prefix}-{setting.capitalize()}{suffix}-v0"
-                what = "a slate of 5" if slate > 1 else "one item"
-                specs[env_id] = EnvSpec(
-                    env_id, setting, catalog, slate, f"{setting} setting on the {catalog} catalog, {what} per step"
-                )
-    return specs
-
-
-REGISTRY: dict[str, EnvSpec] = _specs()
 
 STATIC_OVERRIDES = ("slate_size", "history_length", "choice_model", "track_regret")
 DATA_OVERRIDES = ("catalog", "dim", "population", "model_path", "position_decay")
@@ -166,18 +115,16 @@ KNOBS: dict[str, Knob] = {
 assert set(KNOBS) == set(NUMERIC_OVERRIDES) | {"position_decay"}, "every numeric EnvParams field needs a Knob"
 
 
-def registered_envs() -> list[str]:
-    """Ids accepted by :func:`make` (and, prefixed with ``rlrec/``, by ``gymnasium.make``)."""
-    return sorted(REGISTRY)
-
-
 def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     """Checks override names and numeric values without building anything; raises ``ValueError`` naming the
     field and what it takes (used by :func:`make`, suites and the command line)."""
     valid = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise ValueError(f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)}.")
+        raise ValueError(
+            f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)} "
+            f"(`rlrec envs --knobs {env_id}` describes each)."
+        )
     for name, value in overrides.items():
         if name in KNOBS:
             KNOBS[name].check(value)
@@ -189,6 +136,43 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
         raise ValueError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {overrides['choice_model']!r}.")
     if not isinstance(overrides.get("track_regret", True), (bool, np.bool_)):
         raise ValueError(f"track_regret must be True or False, got {overrides['track_regret']!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """One setting ``rlrec.make(id, name=value)`` (``rlrec run --set name=value``) accepts."""
+
+    name: str
+    default: Any
+    valid: str
+    meaning: str
+
+
+def overrides_of(env_id: str) -> list[Override]:
+    """Every setting of ``env_id`` that can be overridden, with this env's default, valid values and meaning
+    (``rlrec envs --knobs ID``); nothing is built."""
+    env_id = env_id.removeprefix("rlrec/")
+    if env_id not in REGISTRY:
+        raise ValueError(f"Unknown environment {env_id!r}; choose one of: {', '.join(registered_envs())}.")
+    spec = REGISTRY[env_id]
+    defaults = dict(_NUMERIC_DEFAULTS, **SETTINGS[spec.setting], position_decay=DEFAULT_POSITION_DECAY)
+    from rlrec.data.builtin import BUILTIN_CATALOGS
+
+    rows = [
+        Override("slate_size", spec.slate_size, "a whole number >= 1, at most the catalog size", "items shown per step"),
+        Override("history_length", 8, "a whole number >= 1", "recent consumed items the agent observes"),
+        Override("choice_model", choice.MNL, " or ".join(choice.CHOICE_MODELS), "how a user picks from a slate"),
+        Override("track_regret", True, "True or False", "compute the oracle and regret (False: faster training)"),
+        Override("catalog", spec.catalog, " or ".join(sorted(BUILTIN_CATALOGS)) + " (Python: a Catalog)",
+                 "the items"),
+        Override("dim", DEFAULT_DIM, "a whole number >= 1, or None (the LM's own)", "PCA dimension of the simulator space"),
+        Override("model_path", None, "a transformers model folder", "the LM (default: all-MiniLM-L6-v2)"),
+        Override("population", None, "Python only: a Population", "the users (default: the 671 MovieLens raters)"),
+    ]
+    for name, knob in KNOBS.items():
+        default = "from position_decay" if name == "position_bias" else defaults[name]
+        rows.append(Override(name, default, knob.range_text(), knob.meaning))
+    return rows
 
 
 def build_params(

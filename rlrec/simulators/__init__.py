@@ -1,4 +1,4 @@
-"""Pure JAX user simulation: population, choice model, dynamics (DESIGN.md section 4)."""
+"""Pure JAX user simulation: population, choice model, dynamics (docs/design.md section 4)."""
 
 from rlrec.simulators import choice, dynamics, population
 

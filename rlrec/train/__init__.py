@@ -1,4 +1,4 @@
-"""Training (DESIGN.md section 7): ``jit(vmap(scan))`` loops, runs on disk with checkpoints, evaluation.
+"""Training (docs/design.md section 7): ``jit(vmap(scan))`` loops, runs on disk with checkpoints, evaluation.
 
     from rlrec.train import train
     result = train(env, params, agent, num_iterations=300, num_seeds=4, num_users=256)

@@ -1,0 +1,19 @@
+"""The agents' names, without JAX: what ``rlrec run --help`` and ``rlrec train --help`` list."""
+
+AGENT_NAMES = (
+    "random",
+    "popularity",
+    "text-match",
+    "epsilon-greedy",
+    "ucb1",
+    "linucb",
+    "lints",
+    "lm-linucb",
+    "lm-lints",
+    "oracle",
+    "dqn",
+    "slateq",
+    "ppo",
+    "reinforce",
+)
+DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")  # trained with rlrec.train / `rlrec train`

@@ -1,0 +1,81 @@
+"""Agents by name: ``make_agent(name, env, **hyperparameters)`` and each name's declared hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlrec.agents.base import Agent, Hyperparameter, Transition, check_hyperparameters, hyperparameters_of
+from rlrec.agents.bandits import (
+    EpsilonGreedy,
+    LinTS,
+    LinUCB,
+    OracleAgent,
+    PopularityAgent,
+    RandomAgent,
+    TextMatchAgent,
+    UCB1,
+)
+from rlrec.agents.deep import DQN, DeepAgent, PolicyGradient
+from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS  # noqa: F401  (re-exported)
+
+# name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
+# request embedding.
+AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
+    "random": (RandomAgent, {}),
+    "popularity": (PopularityAgent, {}),
+    "text-match": (TextMatchAgent, {}),
+    "epsilon-greedy": (EpsilonGreedy, {"epsilon": 0.1}),
+    "ucb1": (UCB1, {}),
+    "linucb": (LinUCB, {}),
+    "lints": (LinTS, {}),
+    # A stronger ridge (regulariser 5) lets the prior hold for the first rounds (tuned on MovieLens slates).
+    "lm-linucb": (LinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
+    "lm-lints": (LinTS, {"prior_scale": 0.5, "regulariser": 5.0}),
+    "oracle": (OracleAgent, {}),
+    # Deep RL (train with rlrec.train / `rlrec train`); on slate envs DQN is SlateQ.
+    "dqn": (DQN, {}),
+    "slateq": (DQN, {"decomposed": True}),
+    "ppo": (PolicyGradient, {}),
+    "reinforce": (
+        PolicyGradient,
+        {"clip": 0.0, "gae_lambda": 1.0, "epochs": 1, "minibatches": 1, "rollout_length": 32, "learning_rate": 1e-3},
+    ),
+}
+assert tuple(AGENTS) == AGENT_NAMES, "rlrec.agents.AGENT_NAMES lists the agents of AGENTS, in order"
+
+
+def hyperparameter_names(name: str) -> list[str]:
+    """The hyperparameters agent ``name`` takes (declared on its class; fields set from the env are not)."""
+    if name not in AGENTS:
+        raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
+    return sorted(hyperparameters_of(AGENTS[name][0]))
+
+
+def hyperparameter_specs(name: str) -> dict[str, tuple[Any, Hyperparameter]]:
+    """``{hyperparameter: (default for agent name, spec)}``: what ``--list-hp`` and help show."""
+    cls, defaults = AGENTS[name]
+    fields = cls.__dataclass_fields__
+    return {
+        field: (defaults.get(field, fields[field].default), spec) for field, spec in hyperparameters_of(cls).items()
+    }
+
+
+def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
+    """An agent by name, sized for ``env`` (its slate size); hyperparameters override the defaults.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones), unknown hyperparameter, or a value outside
+            the hyperparameter's declared range (the message names it and the range).
+    """
+    if name not in AGENTS:
+        raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
+    cls, defaults = AGENTS[name]
+    settings = check_hyperparameters(cls, dict(defaults, **hyperparameters), agent=name)
+    fields = set(cls.__dataclass_fields__)
+    if name == "oracle":
+        settings["env"] = env
+    if "history_length" in fields:
+        settings.setdefault("history_length", env.history_length)
+    if cls is DQN and env.slate_size > 1:
+        settings.setdefault("decomposed", True)  # slates need SlateQ
+    return cls(slate_size=env.slate_size, label=name, **settings)
