@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
-from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, setting_names
+from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, SETTINGS, setting_names
 
 console = Console()
 errors = Console(stderr=True)
@@ -458,10 +458,7 @@ def run(
         f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI",
         summaries, {agent.name: result.wall_time for agent, result in zip(built, results)},
     )
-    max_steps = int(params.max_steps)
-    if not any(np.isfinite(summary["episode_return"][0]) for summary in summaries.values()):
-        console.print(f"episode return: no episode finished within {steps} steps (an episode lasts up to "
-                      f"max_steps={max_steps} steps); give --steps {max_steps} or more to measure it.")
+    _explain_missing_episodes(summaries, steps, int(params.max_steps))
 
     out = out or _new_run_folder(env.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -478,7 +475,14 @@ def run(
     }
     atomic_write_text(out / "config.json", json.dumps(settings, indent=2, default=str) + "\n")
     report.plot_regret(results, out / "regret.png")
-    console.print(f"wrote {out}/: summary.csv (every metric), regret.png, config.json", soft_wrap=True)
+    console.print(f"wrote {out}/: summary.csv (every metric), regret.png, config.json")
+
+
+def _explain_missing_episodes(summaries: dict[str, dict], steps: int, max_steps: int) -> None:
+    """Says why the episode return is missing when no seed of any agent finished an episode."""
+    if not any(np.isfinite(summary["episode_return"][0]) for summary in summaries.values()):
+        console.print(f"episode return: no episode finished within {steps} steps (an episode lasts up to "
+                      f"max_steps={max_steps} steps); give --steps {max_steps} or more to measure it.")
 
 
 def _print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[str, float] | None = None,
@@ -498,7 +502,7 @@ def _print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[st
             rows[name]["wall_time"] = f"{seconds:.1f}"
     styles = {(name, m): "bold" for m, names in (bold or {}).items() for name in names}
     table, left_out = _fitted_table("agent", rows, columns, styles)
-    console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)
+    console.print(f"[bold]{escape(title)}[/]")
     console.print(table)
     if left_out:
         console.print(f"not shown at this width, in {more}: {', '.join(left_out)}")
@@ -523,7 +527,7 @@ def bench(
     if list_suites:
         # Text, not a table: suite, env and agent names are printed whole at any width.
         for name, each in SUITES.items():
-            console.print(f"[bold]{name}[/]: {escape(each.description)}", soft_wrap=False, highlight=False)
+            console.print(f"[bold]{name}[/]: {escape(each.description)}", highlight=False)
             console.print(f"  {each.seeds} seeds x {each.steps} steps per cell, {each.mode} mode", highlight=False)
             console.print(f"  envs: {', '.join(each.envs)}", highlight=False)
             console.print(f"  agents: {', '.join(each.agents)}", highlight=False)
@@ -545,7 +549,7 @@ def bench(
         console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from {out}")
     _print_suite(result)
     console.print(f"wrote {out}/: results.csv, results.json, summary.md (every column), regret.png, "
-                  "regret_vs_diversity.png", soft_wrap=True, highlight=False)
+                  "regret_vs_diversity.png", highlight=False)
 
 
 def _print_suite(result) -> None:
@@ -561,6 +565,8 @@ def _print_suite(result) -> None:
         console.print()
         _print_summaries(f"{env}: {suite.seeds} seeds x {suite.steps} steps, mean ± 95% CI (best in bold)", cells,
                          bold=bold, more="summary.md")
+        max_steps = suite.env_overrides.get(env, {}).get("max_steps", SETTINGS[REGISTRY[env].setting]["max_steps"])
+        _explain_missing_episodes(cells, suite.steps, int(max_steps))
 
 
 @app.command(short_help='Train an agent with metrics, checkpoints and resume.')
@@ -621,13 +627,12 @@ def train(
     speed = result.env_steps / max(result.wall_time, 1e-9)
     console.print(
         f"trained {agent} on {env_id}: {result.env_steps:,} env steps in {result.wall_time:.1f} s "
-        f"({speed:,.0f} steps/s incl. compilation); run folder {out}", soft_wrap=True, highlight=False,
+        f"({speed:,.0f} steps/s incl. compilation); run folder {out}", highlight=False,
     )
     summary = evaluate_run(out)  # the defaults of `rlrec evaluate`, so both report the same numbers
     atomic_write_text(out / EVALUATION_FILE, json.dumps(summary, indent=2) + "\n")
     _print_evaluation(summary, out)
-    console.print(f"wrote {out / EVALUATION_FILE}; `rlrec evaluate {out}` reproduces it", soft_wrap=True,
-                  highlight=False)
+    console.print(f"wrote {out / EVALUATION_FILE}; `rlrec evaluate {out}` reproduces it", highlight=False)
 
 
 def _print_evaluation(summary: dict, out: Path) -> None:
@@ -636,8 +641,7 @@ def _print_evaluation(summary: dict, out: Path) -> None:
     actions = "greedy" if summary["deterministic"] else "sampled"
     console.print(
         f"[bold]evaluation of {escape(str(out))} at iteration {summary['iteration']} on fresh users: "
-        f"{summary['num_seeds']} seeds x {summary['num_steps']} steps per trained seed, {actions} actions[/]",
-        soft_wrap=True,
+        f"{summary['num_seeds']} seeds x {summary['num_steps']} steps per trained seed, {actions} actions[/]"
     )
     table = Table(show_edge=False, pad_edge=False)
     for column in ("trained seed", "episode return", "CTR", "regret / step"):

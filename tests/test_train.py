@@ -175,7 +175,7 @@ def test_cli_train_and_evaluate(tmp_path):
             "--seed", "7", "--out", str(out)]
     for name, value in TINY["hyperparameters"].items():
         args += ["--hp", f"{name}={value}"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "evaluation of" in result.output
     assert f"{train_run.EVAL_SEEDS} seeds x {train_run.EVAL_STEPS} steps per trained seed" in result.output
