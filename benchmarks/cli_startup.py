@@ -54,7 +54,10 @@ def measure(source: Path, command: list[str], repeats: int) -> tuple[float, dict
             [sys.executable, "-c", PROBE, *command], env=env, cwd=source, capture_output=True, text=True
         )
         times.append(time.perf_counter() - started)
-        report = json.loads(done.stderr.strip().splitlines()[-1])
+        try:
+            report = json.loads(done.stderr.strip().splitlines()[-1])
+        except (IndexError, ValueError):  # the probe died (e.g. an import error in that tree)
+            return statistics.median(times), {"code": "failed: " + (done.stderr.strip()[-200:] or "no output")}
     return statistics.median(times), report
 
 

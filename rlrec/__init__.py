@@ -15,8 +15,15 @@ use (``rlrec.make``, ``rlrec.run``, ``rlrec.agents``, ...), so the command line 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 
-from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs
+# Never reach for the hub: every model is a local folder. Set on `import rlrec`, before transformers can be
+# imported by anyone (rlrec.lm, which loads models, sets them too).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs  # noqa: E402
 
 __version__ = "0.1.0.dev0"
 __all__ = ["RunResult", "enable_compilation_cache", "make", "registered_envs", "run"]
@@ -34,7 +41,7 @@ def __getattr__(name: str):
     """Loads the public names and subpackages on first use (PEP 562)."""
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _SUBPACKAGES:
+    elif name in _SUBPACKAGES or importlib.util.find_spec(f"rlrec.{name}") is not None:
         value = importlib.import_module(f"rlrec.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Progress of long calls: a bar where a person watches, plain lines everywhere else.
 
 Where someone watches (stderr is a terminal, or the code runs in a Jupyter kernel) a :class:`Progress` is a
-``tqdm.auto`` bar; anywhere else (a CI log, ``| cat``, a file, pytest's capture) it prints plain lines on stderr:
+tqdm bar; anywhere else (a CI log, ``| cat``, a file, pytest's capture) it prints plain lines on stderr:
 one per phase a caller reports, and at most one "so far" line every ``interval`` seconds, with no carriage
 returns and no cursor movement.
 
@@ -46,6 +46,23 @@ def interactive() -> bool:
         return os.get_terminal_size(sys.stderr.fileno()).columns > 0
     except (AttributeError, ValueError, OSError):  # no stderr, a closed one, or one without a file descriptor
         return False
+
+
+def _bar_class():
+    """tqdm's notebook widget in a notebook that has ipywidgets, its text bar anywhere else (``tqdm.auto`` would
+    warn "IProgress not found" in a notebook without ipywidgets, the `notebooks` extra's case)."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+
+            from tqdm.notebook import tqdm
+
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm
 
 
 def wanted(progress: bool | None) -> bool:
@@ -102,7 +119,7 @@ class Progress:
         self._bar = None
         self._closed = False
         if interactive():
-            from tqdm.auto import tqdm
+            tqdm = _bar_class()
 
             # tqdm's own rate and estimate would count every second since the bar began; ours leave out
             # one-off work, so they are shown in the postfix instead.

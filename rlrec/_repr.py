@@ -51,7 +51,8 @@ def _scalar(value: Any) -> Any:
     jax = _jax()
     if jax is not None and isinstance(value, jax.core.Tracer):
         return None
-    if isinstance(value, np.ndarray if jax is None else (np.ndarray, jax.Array)) and value.ndim == 0:
+    arrays = np.ndarray if jax is None else (np.ndarray, jax.Array)
+    if isinstance(value, arrays) and value.ndim == 0 and np.dtype(value.dtype).kind in "biuf":  # not strings
         try:
             return value.item()
         except Exception:  # e.g. an array spread over processes: not readable here

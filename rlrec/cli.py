@@ -5,6 +5,7 @@ Parsing and files live here, at the edge; everything below is plain library call
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import platform
@@ -19,7 +20,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
+from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS
 from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, SETTINGS, setting_names
 
 console = Console()
@@ -157,8 +158,8 @@ def _fitted_table(
         for key in keys:
             table.add_column(columns[key], justify="right", no_wrap=True)
         for name, values in rows.items():
-            table.add_row(escape(name), *[f"[{styles[name, k]}]{values[k]}[/]" if (name, k) in styles else values[k]
-                                  for k in keys])
+            cells = [f"[{styles[name, k]}]{values[k]}[/]" if (name, k) in styles else values[k] for k in keys]
+            table.add_row(escape(name), *cells)
         return table
 
     shown: list[str] = []
@@ -241,17 +242,17 @@ def catalog(
     console.print(summary)
     if samples:
         sample = Table(title="sample items")
-        sample.add_column("item_id")
+        sample.add_column("item_id", no_wrap=True)
         sample.add_column("text")
-        sample.add_column("popularity", justify="right")
+        sample.add_column("popularity", justify="right", no_wrap=True)
         for i in range(min(samples, len(items))):
             sample.add_row(str(items.item_ids[i]), items.texts[i], f"{items.popularity[i]:.0f}")
         console.print(sample)
     if query:
         nearest = items.nearest(query, k)
         found = Table(title=f"nearest to {query!r}")
-        found.add_column("item_id")
-        found.add_column("cosine", justify="right")
+        found.add_column("item_id", no_wrap=True)
+        found.add_column("cosine", justify="right", no_wrap=True)
         found.add_column("text")
         for row in nearest.itertuples():
             found.add_row(str(row.item_id), f"{row.similarity:.3f}", row.text)
@@ -350,6 +351,7 @@ def _hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str
 
 
 RUN_FILES = ("summary.csv", "regret.png", "config.json")  # what `rlrec run` writes into its folder
+RUN_FORMAT = "rlrec-run/1"  # config.json of a `rlrec run` folder says so (train and bench folders hold one too)
 
 
 def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
@@ -362,6 +364,16 @@ def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} is a file, not a folder; choose another --out for the run.")
     held = [name for name in RUN_FILES if (out / name).exists()]
+    if "config.json" in held:
+        import json
+
+        try:
+            written_by_run = json.loads((out / "config.json").read_text()).get("format") == RUN_FORMAT
+        except (OSError, ValueError, AttributeError):
+            written_by_run = False
+        if not written_by_run:
+            _fail(f"--out {out} holds another kind of run (its config.json is not from `rlrec run`, e.g. a training "
+                  "or benchmark run); choose another --out.")
     if held and not overwrite:
         _fail(f"--out {out} already holds a run ({', '.join(held)}); choose another --out, or add --overwrite to "
               "replace it.")
@@ -392,8 +404,8 @@ def run(
         typer.Option(
             "--agent", "-a",
             help="Agent; repeat to compare several (default: random, linucb, lm-linucb, oracle). One of: "
-            + ", ".join(name for name in AGENT_NAMES if name not in DEEP_AGENTS)
-            + f" ({', '.join(DEEP_AGENTS)}: `rlrec train`).",
+            + ", ".join(name for name in AGENT_NAMES if name not in ROLLOUT_AGENTS)
+            + f" ({', '.join(ROLLOUT_AGENTS)}: `rlrec train`).",
         ),
     ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Independent seeds (vmapped, sharded over devices).")] = 8,
@@ -411,17 +423,11 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
 ) -> None:
     """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
-    import csv
-    import json
-
-    from rlrec.agents import AGENTS, make_agent
+    from rlrec.agents import AGENTS
     from rlrec.agents.base import check_hyperparameters
-    from rlrec.bench import report
-    from rlrec.bench.runner import MODES, run as run_agent
-    from rlrec.bench.suite import catalog_extras
-    from rlrec.envs import make
+    from rlrec.bench.runner import MODES
     from rlrec.envs.registry import check_overrides
-    from rlrec.files import atomic_write_text
+    from rlrec.files import FolderLock
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
     if env_id.removeprefix("rlrec/") not in REGISTRY:
@@ -429,6 +435,10 @@ def run(
     unknown = [name for name in agents if name not in AGENTS]
     if unknown:
         _fail(f"Unknown agent(s) {unknown}; choose from: {', '.join(AGENTS)}.")
+    for name in agents:
+        if name in ROLLOUT_AGENTS:
+            _fail(f"{name} learns from rollouts: train it with `rlrec train --agent {name}`, then "
+                  "`rlrec evaluate RUN_DIR`.")
     if mode not in MODES:
         _fail(f"--mode must be one of {MODES}, got {mode!r}.")
     overrides = _parse_assignments(env_overrides, "--set")
@@ -437,27 +447,42 @@ def run(
     for name in agents:  # hyperparameters first: cheap, and a mistake should not wait for the catalog
         check_hyperparameters(AGENTS[name][0], hyper[name], agent=name)
     out = _run_folder(out, overwrite)
+    with contextlib.ExitStack() as stack:
+        if out is not None:  # held until the results are written: a second `rlrec run --out` here is refused
+            stack.enter_context(FolderLock(out, "`rlrec run` folder"))
+        _run_and_write(env_id, agents, overrides, hyper, out, seeds=seeds, steps=steps, mode=mode, users=users,
+                       seed=seed, accuracy_k=accuracy_k)
+
+
+def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict, out: Path | None, **settings) -> None:
+    """The part of `rlrec run` after its input is checked: build, run every agent, print, write."""
+    import csv
+    import json
+
+    from rlrec.agents import make_agent
+    from rlrec.bench import report
+    from rlrec.bench.runner import run as run_agent
+    from rlrec.bench.suite import catalog_extras
+    from rlrec.envs import make
+    from rlrec.files import atomic_write_text
+
+    seeds, steps, mode = settings["seeds"], settings["steps"], settings["mode"]
     env, params = make(env_id, **overrides)
     built = [make_agent(name, env, **hyper[name]) for name in agents]
-    for agent in built:
-        if getattr(agent, "learns_from_rollouts", False):
-            _fail(f"{agent.name} learns from rollouts: train it with `rlrec train --agent {agent.name}`, then "
-                  "`rlrec evaluate RUN_DIR`.")
     popularity, genres = catalog_extras(env_id.removeprefix("rlrec/"), overrides)
 
     results, summaries = [], {}
     for agent in built:
         result = run_agent(
-            env, params, agent, num_seeds=seeds, num_steps=steps, seed=seed, mode=mode, num_users=users,
-            accuracy_k=accuracy_k, chunk_size=max(1, steps // 10), progress=True,
+            env, params, agent, num_seeds=seeds, num_steps=steps, seed=settings["seed"], mode=mode,
+            num_users=settings["users"], accuracy_k=settings["accuracy_k"], chunk_size=max(1, steps // 10),
+            progress=True,
         )
         results.append(result)
         summaries[agent.name] = report.summarise(result, env.num_items(params), popularity, genres)
 
-    _print_summaries(
-        f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI",
-        summaries, {agent.name: result.wall_time for agent, result in zip(built, results)},
-    )
+    wall_times = {agent.name: result.wall_time for agent, result in zip(built, results)}
+    _print_summaries(f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI", summaries, wall_times)
     _explain_missing_episodes(summaries, steps, int(params.max_steps))
 
     out = out or _new_run_folder(env.name)
@@ -465,15 +490,15 @@ def run(
     lines = [["env", "agent", "mode", "seeds", "steps", "metric", "mean", "ci95_half_width"]]
     for agent_name, summary in summaries.items():
         lines += [[env.name, agent_name, mode, seeds, steps, name, mean, half] for name, (mean, half) in summary.items()]
+        lines.append([env.name, agent_name, mode, seeds, steps, "wall_time_s", wall_times[agent_name], ""])
     with io.StringIO() as text:
         csv.writer(text).writerows(lines)
         atomic_write_text(out / "summary.csv", text.getvalue())
-    settings = {
-        "env": env.name, "agents": agents, "seeds": seeds, "steps": steps, "mode": mode,
-        "users": users if mode == "shared" else None, "seed": seed, "accuracy_k": accuracy_k,
-        "env_overrides": overrides, "hyperparameters": hyper,
+    config = {
+        "format": RUN_FORMAT, "env": env.name, "agents": agents, **settings,
+        "users": settings["users"] if mode == "shared" else None, "env_overrides": overrides, "hyperparameters": hyper,
     }
-    atomic_write_text(out / "config.json", json.dumps(settings, indent=2, default=str) + "\n")
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str) + "\n")
     report.plot_regret(results, out / "regret.png")
     console.print(f"wrote {out}/: summary.csv (every metric), regret.png, config.json")
 
@@ -548,7 +573,7 @@ def bench(
     if len(result.ran) < len(result.cells):
         console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from {out}")
     _print_suite(result)
-    console.print(f"wrote {out}/: results.csv, results.json, summary.md (every column), regret.png, "
+    console.print(f"wrote {out}/: results.csv and results.json (every metric, per seed), summary.md, regret.png, "
                   "regret_vs_diversity.png", highlight=False)
 
 
@@ -564,7 +589,7 @@ def _print_suite(result) -> None:
         bold = {m: report.best_agents(cells, m, lower) for m, (_, lower) in report.SUITE_COLUMNS.items()}
         console.print()
         _print_summaries(f"{env}: {suite.seeds} seeds x {suite.steps} steps, mean ± 95% CI (best in bold)", cells,
-                         bold=bold, more="summary.md")
+                         bold=bold, more="results.csv")
         max_steps = suite.env_overrides.get(env, {}).get("max_steps", SETTINGS[REGISTRY[env].setting]["max_steps"])
         _explain_missing_episodes(cells, suite.steps, int(max_steps))
 
@@ -597,14 +622,9 @@ def train(
     if agent not in AGENTS:
         _fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
     if list_hp:
-        table = Table(show_edge=False, pad_edge=False)
-        table.add_column("name", no_wrap=True)
-        table.add_column("default", no_wrap=True)
-        table.add_column("valid values: meaning", overflow="fold")
-        for name, (default, spec) in sorted(hyperparameter_specs(agent).items()):
-            table.add_row(name, repr(default), f"{spec.describe()}: {spec.meaning}")
         console.print(f"[bold]{agent}[/] hyperparameters (--hp name=value)")
-        console.print(table)
+        _print_settings([(name, repr(default), spec.describe(), spec.meaning)
+                         for name, (default, spec) in sorted(hyperparameter_specs(agent).items())])
         return
     try:
         config = TrainConfig(
@@ -629,8 +649,12 @@ def train(
         f"trained {agent} on {env_id}: {result.env_steps:,} env steps in {result.wall_time:.1f} s "
         f"({speed:,.0f} steps/s incl. compilation); run folder {out}", highlight=False,
     )
+    console.print(f"evaluating the trained learners on fresh users (as `rlrec evaluate {out}` does)", highlight=False)
     summary = evaluate_run(out)  # the defaults of `rlrec evaluate`, so both report the same numbers
-    atomic_write_text(out / EVALUATION_FILE, json.dumps(summary, indent=2) + "\n")
+    # JSON has no NaN: an episode return with no finished episode is written as null.
+    clean = {**summary, "seeds": [{k: None if isinstance(v, float) and not np.isfinite(v) else v
+                                   for k, v in row.items()} for row in summary["seeds"]]}
+    atomic_write_text(out / EVALUATION_FILE, json.dumps(clean, indent=2, allow_nan=False) + "\n")
     _print_evaluation(summary, out)
     console.print(f"wrote {out / EVALUATION_FILE}; `rlrec evaluate {out}` reproduces it", highlight=False)
 
@@ -647,13 +671,16 @@ def _print_evaluation(summary: dict, out: Path) -> None:
     for column in ("trained seed", "episode return", "CTR", "regret / step"):
         table.add_column(column, justify="right", no_wrap=True)
     for row in summary["seeds"]:
-        table.add_row(
-            str(row["trained_seed"]), f"{row['episode_return']:.2f}", f"{row['ctr']:.3f}", f"{row['regret_per_step']:.4f}"
-        )
-    returns = [row["episode_return"] for row in summary["seeds"]]
-    mean, half = mean_confidence_interval(returns)
-    table.add_row("all", f"{mean:.2f} ± {half:.2f}" if len(returns) > 1 else f"{mean:.2f}", "", "")
+        episode_return = f"{row['episode_return']:.2f}" if np.isfinite(row["episode_return"]) else "-"
+        table.add_row(str(row["trained_seed"]), episode_return, f"{row['ctr']:.3f}", f"{row['regret_per_step']:.4f}")
+    returns = [row["episode_return"] for row in summary["seeds"] if np.isfinite(row["episode_return"])]
+    if returns:
+        mean, half = mean_confidence_interval(returns)
+        table.add_row("all", f"{mean:.2f} ± {half:.2f}" if len(returns) > 1 else f"{mean:.2f}", "", "")
     console.print(table)
+    if len(returns) < len(summary["seeds"]):
+        console.print(f"episode return: no episode ended within {summary['num_steps']} steps for some trained seeds "
+                      "(nan); evaluate longer with `rlrec evaluate RUN_DIR --steps N`.")
 
 
 @app.command(short_help='Evaluate a trained checkpoint on fresh users.')
@@ -662,12 +689,13 @@ def evaluate(
     step: Annotated[Optional[int], typer.Option(help="Checkpoint iteration (default: the latest).")] = None,
     seeds: Annotated[
         Optional[int],
-        typer.Option(help="Evaluation seeds (fresh user streams) per trained seed [default: as `rlrec train`'s "
-                     "evaluation, 16].", min=1, show_default=False),
+        typer.Option(help="Evaluation seeds (fresh user streams) per trained seed [default: those of the evaluation "
+                     "that ends `rlrec train`; the table says how many].", min=1, show_default=False),
     ] = None,
     steps: Annotated[
         Optional[int],
-        typer.Option(help="Steps per evaluation seed [default: as `rlrec train`'s, 200].", min=1, show_default=False),
+        typer.Option(help="Steps per evaluation seed [default: as `rlrec train`'s evaluation].", min=1,
+                     show_default=False),
     ] = None,
     greedy: Annotated[
         Optional[bool], typer.Option("--greedy/--sampled", help="Greedy or sampled actions (default: per agent).")
@@ -705,13 +733,19 @@ def envs(
         return
     from rlrec.envs.registry import overrides_of
 
+    rows = [(row.name, str(row.default), row.valid, row.meaning) for row in overrides_of(knobs)]
+    console.print(f"[bold]{escape(knobs)}[/]: `--set name=value`, or rlrec.make(id, name=value)")
+    _print_settings(rows)
+
+
+def _print_settings(rows: list[tuple[str, str, str, str]]) -> None:
+    """``(name, default, valid values, meaning)`` rows: names and defaults whole, the rest wrapped at words."""
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("name", no_wrap=True)
     table.add_column("default", no_wrap=True)
     table.add_column("valid values: meaning", overflow="fold")
-    for row in overrides_of(knobs):
-        table.add_row(row.name, str(row.default), f"{row.valid}: {row.meaning}")
-    console.print(f"[bold]{escape(knobs)}[/]: `--set name=value`, or rlrec.make(id, name=value)")
+    for name, default, valid, meaning in rows:
+        table.add_row(name, default, f"{valid}: {meaning}")
     console.print(table)
 
 

@@ -277,7 +277,8 @@ def test_cli_bench_resumes_and_rejects_a_mismatch(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "resumed: 4 finished cells" in result.output and "MovieLens-BanditSlate-v0" in result.output
     # Episodes end after 20 steps on the Bandit env (its override), not on BanditSlate: only that table says why.
-    assert result.output.count("no episode finished within 20 steps (an episode lasts up to max_steps=200") == 1
+    flat = " ".join(result.output.split())  # prose wraps at the console's width
+    assert flat.count("no episode finished within 20 steps (an episode lasts up to max_steps=200") == 1
     result = cli.invoke(app, ["bench", "--suite", str(suite_file), "--out", str(tiny_run.out), "--steps", "30"])
     assert result.exit_code == 2
     assert "steps: saved 20, asked 30" in result.output

@@ -73,7 +73,8 @@ def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
     config = json.loads((out / "config.json").read_text())
     assert config["agents"] == ["random", "oracle"] and config["seeds"] == 2 and config["steps"] == 6
     # No episode ends within 6 steps of a 200-step env: the table says why episode return is missing.
-    assert "no episode finished within 6 steps" in result.output and "--steps 200" in result.output
+    flat = " ".join(result.output.split())  # prose wraps at the console's width
+    assert "no episode finished within 6 steps" in flat and "--steps 200 or more" in flat
 
     # Never overwritten silently: a second run into the same folder is refused before it runs ...
     before = (out / "summary.csv").read_text()
@@ -84,6 +85,15 @@ def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
     replaced = runner.invoke(app, [*args[:-4], "--seeds", "1", "--steps", "3", "--out", str(out), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert ",1,3,cumulative_regret," in (out / "summary.csv").read_text()
+
+
+def test_run_never_replaces_another_kind_of_run(tmp_path):
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"format": "rlrec-train-v1"}')
+    result = runner.invoke(app, ["run", "-a", "random", "--out", str(folder), "--overwrite"])
+    assert "holds another kind of run" in _one_error_line(result)
+    assert (folder / "config.json").read_text() == '{"format": "rlrec-train-v1"}'
 
 
 def test_run_gives_each_run_its_own_folder(tmp_path, monkeypatch, movielens):
@@ -132,6 +142,7 @@ def _one_error_line(result) -> str:
         (["run", "--set", "slate_size=abc"], "slate_size must be a positive whole number, got 'abc'"),
         (["run", "--set", "no_click_logit=1e39"], "no_click_logit must be in [-10000, 10000]"),
         (["run", "--seeds", "0"], "Invalid value for '--seeds'"),
+        (["run", "-a", "ppo"], "ppo learns from rollouts: train it with `rlrec train --agent ppo`"),
         (["run", "--no-such-option"], "No such option: --no-such-option"),
         (["bogus-command"], "No such command 'bogus-command'"),
         (["train", "--hp", "learning_rate=0"], "ppo: learning_rate must be (0, 1]"),
@@ -273,7 +284,8 @@ def test_help_and_listings_load_no_heavy_library():
 def test_the_package_still_loads_everything_on_first_use():
     done = subprocess.run(
         [sys.executable, "-c", "import sys, rlrec; assert 'jax' not in sys.modules; rlrec.make; rlrec.run; "
-         "rlrec.agents.make_agent; import gymnasium; assert 'rlrec/MovieLens-Bandit-v0' in gymnasium.registry; "
+         "rlrec.agents.make_agent; rlrec.envs.registry.KNOBS; rlrec.envs.gym.RecGymEnv; rlrec.bench.runner.run; "
+         "rlrec.agents.base.Agent; import gymnasium; assert 'rlrec/MovieLens-Bandit-v0' in gymnasium.registry; "
          "print('jax' in sys.modules)"],
         capture_output=True, text=True, check=True,
     )

@@ -51,6 +51,7 @@ def test_describe_by_hand():
     assert _repr.describe({"x": np.ones(3)}) == "dict(1 array, 3 numbers)"
     assert _repr.describe([jnp.ones((4, 5)), jnp.ones(5)]) == "list(2 arrays, 25 numbers)"
     assert len(_repr.describe("x" * 500)) == 120
+    assert _repr.describe(np.asarray("mnl")) == "str96[]"  # a 0-d array of text is not a number
 
 
 def test_catalog_projection_and_population():

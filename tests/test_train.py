@@ -178,7 +178,8 @@ def test_cli_train_and_evaluate(tmp_path):
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "evaluation of" in result.output
-    assert f"{train_run.EVAL_SEEDS} seeds x {train_run.EVAL_STEPS} steps per trained seed" in result.output
+    flat = " ".join(result.output.split())  # prose wraps at the console's width
+    assert f"{train_run.EVAL_SEEDS} seeds x {train_run.EVAL_STEPS} steps per trained seed" in flat
     # The evaluation that ends training is saved, and `rlrec evaluate` with its defaults reproduces it exactly.
     saved = json.loads((out / train_run.EVALUATION_FILE).read_text())
     assert saved == json.loads(json.dumps(evaluate(out)))
@@ -192,7 +193,8 @@ def test_cli_evaluate_prints_what_evaluate_returns(uninterrupted, monkeypatch):
     result = runner.invoke(app, ["evaluate", str(uninterrupted), "--seeds", "2", "--steps", "20"],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "at iteration 4 on fresh users: 2 seeds x 20 steps per trained seed, sampled actions" in result.output
+    flat = " ".join(result.output.split())  # prose wraps at the console's width
+    assert "at iteration 4 on fresh users: 2 seeds x 20 steps per trained seed, sampled actions" in flat
     summary = evaluate(uninterrupted, num_seeds=2, num_steps=20)  # the same settings give the same numbers
     assert (summary["iteration"], summary["num_seeds"], summary["num_steps"]) == (4, 2, 20)
     for row in summary["seeds"]:

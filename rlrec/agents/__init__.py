@@ -7,13 +7,15 @@ so the command line lists agents without loading JAX.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
+from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS
 
 __all__ = [
     "AGENTS",
     "AGENT_NAMES",
     "DEEP_AGENTS",
+    "ROLLOUT_AGENTS",
     "DQN",
     "Agent",
     "DeepAgent",
@@ -44,9 +46,12 @@ _LAZY = {
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. rlrec.envs.registry
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

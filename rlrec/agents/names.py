@@ -17,3 +17,4 @@ AGENT_NAMES = (
     "reinforce",
 )
 DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")  # trained with rlrec.train / `rlrec train`
+ROLLOUT_AGENTS = ("ppo", "reinforce")  # learn from whole rollouts: `rlrec train`, not `rlrec run`

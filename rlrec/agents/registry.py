@@ -16,7 +16,7 @@ from rlrec.agents.bandits import (
     UCB1,
 )
 from rlrec.agents.deep import DQN, DeepAgent, PolicyGradient
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS  # noqa: F401  (re-exported)
+from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
 
 # name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
 # request embedding.
@@ -42,6 +42,7 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
     ),
 }
 assert tuple(AGENTS) == AGENT_NAMES, "rlrec.agents.AGENT_NAMES lists the agents of AGENTS, in order"
+assert ROLLOUT_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if getattr(cls, "learns_from_rollouts", False))
 
 
 def hyperparameter_names(name: str) -> list[str]:

@@ -6,6 +6,7 @@ The ids (:data:`REGISTRY`, :func:`registered_envs`) load without JAX; the rest l
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from rlrec.envs.specs import REGISTRY, SETTINGS, registered_envs
 
@@ -24,9 +25,12 @@ def __getattr__(name: str):
     """Loads JAX-backed names on first use (PEP 562), so ``rlrec envs`` and ``--help`` stay fast."""
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. rlrec.envs.registry
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

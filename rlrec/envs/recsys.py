@@ -57,8 +57,11 @@ class EnvParams:
 
     def __repr__(self) -> str:
         """Catalog and population sizes, then the knobs by value (arrays and tracers by shape: safe under jit)."""
-        *batch, items, dim = self.item_features.shape
-        prototypes, requests = self.prototype_requests.shape[-3:-1]
+        try:
+            *batch, items, dim = self.item_features.shape
+            prototypes, requests = self.prototype_requests.shape[-3:-1]
+        except (AttributeError, ValueError):  # a params-shaped tree of something else (shardings, in_axes, None)
+            return _repr.fields_repr(self)
         head = {"items": items, "dim": dim, "prototypes": prototypes, "requests": requests}
         if batch:  # a population of environments stacked for vmap
             head["batch"] = tuple(batch)

@@ -302,10 +302,10 @@ def evaluate(
     from rlrec.bench.runner import run
     from rlrec.metrics import episode_returns
 
-    config, env, params, agent, states = load_trained(out_dir, step)
-    if step is None:  # the latest, which load_trained restored
+    if step is None and (Path(out_dir) / "config.json").exists():  # the latest, named before it is restored
         with Checkpointer(out_dir) as checkpointer:
             step = checkpointer.latest_step()
+    config, env, params, agent, states = load_trained(out_dir, step)
     if deterministic is None:
         deterministic = config.agent in ("dqn", "slateq")
     rows = []
@@ -317,7 +317,7 @@ def evaluate(
         rows.append(
             {
                 "trained_seed": index,
-                "episode_return": float(returns.mean()),
+                "episode_return": float(returns.mean()) if returns.size else float("nan"),  # nan: none ended
                 "episodes": int(returns.size),
                 "ctr": float(result.reward.mean()),
                 "regret_per_step": float(result.regret.mean()),
