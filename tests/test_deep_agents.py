@@ -430,3 +430,29 @@ def test_policy_gradient_update_recomputes_what_acting_did_not_keep():
         np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=1e-5, atol=1e-6)
     changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(kept.params), jax.tree.leaves(state.params))]
     assert any(changed)  # the update did something
+
+
+def test_generalised_advantages_by_hand():
+    """GAE over a 3-step rollout of 2 users (gamma 0.5, lambda 0.5); the second user's episode ends at step 0."""
+    from rlrec.agents.returns import generalised_advantages
+
+    deltas = jnp.array([[1.0, 1.0], [2.0, 2.0], [4.0, 4.0]])
+    continues = jnp.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    # user 0: A2 = 4, A1 = 2 + 0.25 * 4 = 3, A0 = 1 + 0.25 * 3 = 1.75; user 1: A0 = 1 (nothing crosses the end).
+    np.testing.assert_allclose(generalised_advantages(deltas, continues, 0.5, 0.5), [[1.75, 1.0], [3.0, 3.0],
+                                                                                     [4.0, 4.0]])
+    # lambda 1: Monte Carlo returns of the TD errors (REINFORCE with a baseline).
+    np.testing.assert_allclose(generalised_advantages(deltas, continues, 1.0, 1.0)[:, 0], [7.0, 6.0, 4.0])
+
+
+def test_n_step_returns_by_hand():
+    """The pure function behind DQN's n-step targets: a truncation (done, not terminated) keeps the bootstrap."""
+    from rlrec.agents.returns import n_step_returns
+
+    reward = jnp.ones((4, 1))
+    done = jnp.array([[False], [True], [False], [False]])
+    terminated = jnp.array([[False], [False], [False], [False]])  # step 1 is a truncation: still bootstrapped
+    total, bootstrap, discount = n_step_returns(reward, done, terminated, 3, 0.5)
+    np.testing.assert_allclose(total[:, 0], [1.5, 1.0, 1.5, 1.0])
+    np.testing.assert_array_equal(bootstrap[:, 0], [1, 1, 3, 3])
+    np.testing.assert_allclose(discount[:, 0], [0.25, 0.5, 0.25, 0.5])

@@ -21,7 +21,7 @@ import optax
 from flax import nnx, struct
 
 from rlrec import _repr
-from rlrec.agents import networks
+from rlrec.agents import networks, returns
 from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 
 
@@ -418,21 +418,11 @@ class DQN(DeepAgent):
         ``n_step`` rewards (stopping at the episode's end or the rollout's), ``next_obs`` the observation to
         bootstrap from, and ``extras["discount"]`` ``gamma^m`` (0 when the user left)."""
         terminated = transition.done if transition.terminated is None else transition.terminated
-        steps = transition.reward.shape[0]
-        time = jnp.arange(steps)
-        reward = jnp.zeros_like(transition.reward)
-        alive = jnp.ones_like(transition.reward, dtype=bool)  # no episode end before offset k
-        last = jnp.zeros(transition.reward.shape, jnp.int32)  # offset of the bootstrap step
-        for k in range(self.n_step):
-            index = jnp.minimum(time + k, steps - 1)
-            inside = (time + k < steps)[:, None] & alive
-            reward = reward + jnp.where(inside, self.gamma**k * transition.reward[index], 0.0)
-            last = jnp.where(inside, k, last)
-            alive = inside & ~transition.done[index]
-        boot = time[:, None] + last  # (T, B)
+        reward, boot, discount = returns.n_step_returns(
+            transition.reward, transition.done, terminated, self.n_step, self.gamma
+        )
         users = jnp.arange(transition.reward.shape[1])[None, :]
         next_obs = jax.tree.map(lambda x: x[boot, users], transition.next_obs)
-        discount = self.gamma ** (last + 1).astype(jnp.float32) * (1.0 - terminated[boot, users].astype(jnp.float32))
         return transition.replace(reward=reward, next_obs=next_obs, extras={"discount": discount})
 
     def update(self, key, state: DQNState, transition: Transition, env_params):
@@ -688,14 +678,8 @@ class PolicyGradient(DeepAgent):
         not_terminated = 1.0 - terminated.astype(jnp.float32)
         deltas = transition.reward + self.gamma * not_terminated * next_values - values
         continues = 1.0 - transition.done.astype(jnp.float32)
-
-        def accumulate(advantage, inputs):
-            delta, cont = inputs
-            advantage = delta + self.gamma * self.gae_lambda * cont * advantage
-            return advantage, advantage
-
-        _, advantages = jax.lax.scan(accumulate, jnp.zeros(users), (deltas, continues), reverse=True)
-        returns = advantages + values
+        advantages = returns.generalised_advantages(deltas, continues, self.gamma, self.gae_lambda)
+        targets = advantages + values
 
         # What does not depend on the parameters is computed once (when acting, see act_batch), not every epoch.
         actions = jax.vmap(jax.vmap(as_slate))(transition.action)
@@ -709,7 +693,7 @@ class PolicyGradient(DeepAgent):
             "action": actions,
             "log_prob": transition.extras["log_prob"],
             "advantage": advantages,
-            "return": returns,
+            "return": targets,
         }
         data = _flatten(data, 2)
         total = steps * users
