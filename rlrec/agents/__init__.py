@@ -38,7 +38,9 @@ _LAZY = {
                     "rlrec.agents.base"),
     **dict.fromkeys(("EpsilonGreedy", "LinTS", "LinUCB", "OracleAgent", "PopularityAgent", "RandomAgent",
                      "TextMatchAgent", "UCB1"), "rlrec.agents.bandits"),
-    **dict.fromkeys(("DQN", "DeepAgent", "PolicyGradient"), "rlrec.agents.deep"),
+    "DeepAgent": "rlrec.agents.deep",
+    "DQN": "rlrec.agents.dqn",
+    "PolicyGradient": "rlrec.agents.policy_gradient",
     **dict.fromkeys(("AGENTS", "hyperparameter_names", "hyperparameter_specs", "make_agent"), "rlrec.agents.registry"),
 }
 

@@ -15,7 +15,8 @@ from rlrec.agents.bandits import (
     TextMatchAgent,
     UCB1,
 )
-from rlrec.agents.deep import DQN, DeepAgent, PolicyGradient
+from rlrec.agents.dqn import DQN
+from rlrec.agents.policy_gradient import PolicyGradient
 from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
 
 # name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
