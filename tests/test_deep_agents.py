@@ -456,3 +456,15 @@ def test_n_step_returns_by_hand():
     np.testing.assert_allclose(total[:, 0], [1.5, 1.0, 1.5, 1.0])
     np.testing.assert_array_equal(bootstrap[:, 0], [1, 1, 3, 3])
     np.testing.assert_allclose(discount[:, 0], [0.25, 0.5, 0.25, 0.5])
+
+
+def test_a_deep_agent_without_act_with_extras_says_so():
+    """Agent.act_with_extras calls act and DeepAgent.act calls act_with_extras: a subclass that defines neither
+    gets a clear error, not a RecursionError."""
+    from rlrec.agents.deep import DeepAgent
+
+    class Incomplete(DeepAgent):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Incomplete must define act_with_extras"):
+        Incomplete().act(None, None, None, None)

@@ -60,6 +60,10 @@ class DeepAgent(Agent):
     def act(self, key, state, obs, env_params):
         return self.act_with_extras(key, state, obs, env_params)[0]
 
+    def act_with_extras(self, key, state, obs, env_params):
+        # Agent.act_with_extras calls act, and act above calls this: a deep agent must define it.
+        raise NotImplementedError(f"{type(self).__name__} must define act_with_extras (DeepAgent.act calls it).")
+
 
 # Observations featurised per block by DeepAgent.features: on a 2-core CPU, 1.4 us per observation at once
 # for 16k observations, 0.4 us in blocks of 256.
