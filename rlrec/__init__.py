@@ -14,8 +14,6 @@ use (``rlrec.make``, ``rlrec.run``, ``rlrec.agents``, ...), so the command line 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 
 # Never reach for the hub: every model is a local folder. Set on `import rlrec`, before transformers can be
@@ -23,6 +21,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from rlrec._lazy import attach  # noqa: E402
 from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs  # noqa: E402
 
 __version__ = "0.1.0.dev0"
@@ -36,21 +35,8 @@ _LAZY = {
 }
 _SUBPACKAGES = ("agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "simulators", "train")
 
-
-def __getattr__(name: str):
-    """Loads the public names and subpackages on first use (PEP 562)."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _SUBPACKAGES or importlib.util.find_spec(f"rlrec.{name}") is not None:
-        value = importlib.import_module(f"rlrec.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))
+# The public names and subpackages load on first use.
+__getattr__, __dir__ = attach(__name__, _LAZY, globals(), [*__all__, *_SUBPACKAGES])
 
 
 _register_gymnasium()

@@ -6,9 +6,7 @@ so the command line lists agents without loading JAX.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from rlrec._lazy import attach
 from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS
 
 __all__ = [
@@ -44,17 +42,4 @@ _LAZY = {
     **dict.fromkeys(("AGENTS", "hyperparameter_names", "hyperparameter_specs", "make_agent"), "rlrec.agents.registry"),
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. rlrec.envs.registry
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(__all__))
+__getattr__, __dir__ = attach(__name__, _LAZY, globals(), __all__)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from rlrec._lazy import attach
 from rlrec.agents import networks
 from rlrec.agents.base import Agent, hyperparameter
 
@@ -121,11 +122,5 @@ def flatten_leading(tree, leading: int):
 _MOVED = {"DQN": "rlrec.agents.dqn", "DQNState": "rlrec.agents.dqn", "PolicyGradient": "rlrec.agents.policy_gradient",
           "PGState": "rlrec.agents.policy_gradient"}
 
-
-def __getattr__(name: str):
-    """``rlrec.agents.deep.DQN`` and the others still import from here, where they used to live."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# rlrec.agents.deep.DQN and the others still import from here, where they used to live.
+__getattr__, __dir__ = attach(__name__, _MOVED, globals())

@@ -5,9 +5,7 @@ The ids (:data:`REGISTRY`, :func:`registered_envs`) load without JAX; the rest l
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
+from rlrec._lazy import attach
 from rlrec.envs.specs import REGISTRY, SETTINGS, registered_envs
 
 __all__ = ["REGISTRY", "SETTINGS", "EnvParams", "EnvState", "RecEnv", "build_params", "make", "registered_envs"]
@@ -20,18 +18,5 @@ _LAZY = {
     "make": "rlrec.envs.registry",
 }
 
-
-def __getattr__(name: str):
-    """Loads JAX-backed names on first use (PEP 562), so ``rlrec envs`` and ``--help`` stay fast."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule, e.g. rlrec.envs.registry
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# JAX-backed names load on first use, so `rlrec envs` and `--help` stay fast.
+__getattr__, __dir__ = attach(__name__, _LAZY, globals(), __all__)
