@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 # Never reach for the hub: every model is a local folder. Set on `import rlrec`, before transformers can be
-# imported by anyone (rlrec.lm, which loads models, sets them too).
+# imported by anyone (rlrec.lm, which loads models, is a submodule: this runs first).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

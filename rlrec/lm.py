@@ -28,9 +28,8 @@ import numpy as np
 from rlrec import _progress
 from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
-# Never reach for the hub: every model is a local folder. Set before transformers is imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Never reach for the hub: every model is a local folder. HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE are set by
+# `import rlrec` (rlrec/__init__.py), which runs before this module and before anyone can import transformers.
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE_ENV_VAR = "RLREC_CACHE_DIR"
@@ -269,7 +268,6 @@ class TextEncoder:
         # A bar where someone watches, else a first line, one every half minute and a last one (no "\r").
         display = _progress.Progress(len(texts), f"encoding {len(texts):,} texts ({model_name})", "text",
                                      announce="started") if show else None
-        began = time.perf_counter()
         with torch.inference_mode(), display or contextlib.nullcontext():
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
@@ -283,7 +281,7 @@ class TextEncoder:
                 if display is not None:
                     display.update(len(rows))
             if display is not None:
-                display.close(f"{len(texts):,} texts in {_progress.duration(time.perf_counter() - began)}")
+                display.close(f"{len(texts):,} texts in {_progress.duration(time.perf_counter() - display.started)}")
         self.texts_encoded += len(texts)
         return output
 

@@ -467,7 +467,7 @@ class SuiteResult:
                 "steps": self.suite.steps,
                 "mode": self.suite.mode,
                 "out": str(self.out),
-                "wall_time": round(sum(float(cell.info.get("wall_time_s", 0.0)) for cell in self.cells), 2),
+                "wall_time": round(self.wall_time, 2),
             },
         )
 
