@@ -92,11 +92,8 @@ def summarise(result: RunResult, num_items: int, popularity=None, genres=None, c
 
 
 def format_value(mean: float, half: float, digits: int = 3) -> str:
-    if not np.isfinite(mean):
-        return "-"
-    if not np.isfinite(half):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+    """``mean ± half`` to a fixed number of decimals (``summary.md``); see :func:`format_estimate`."""
+    return format_estimate(mean, half, digits)
 
 
 def _decimals(mean: float, half: float, significant: int = 3, max_decimals: int = 3) -> int:
