@@ -28,12 +28,12 @@ __version__ = "0.1.0.dev0"
 __all__ = ["RunResult", "enable_compilation_cache", "make", "registered_envs", "run"]
 
 _LAZY = {
-    "RunResult": "rlrec.bench.runner",
-    "run": "rlrec.bench.runner",
+    "RunResult": "rlrec.rollout.runner",
+    "run": "rlrec.rollout.runner",
     "enable_compilation_cache": "rlrec.compilation",
     "make": "rlrec.envs.registry",
 }
-_SUBPACKAGES = ("agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "simulators", "train")
+_SUBPACKAGES = ("agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "rollout", "simulators", "train")
 
 # The public names and subpackages load on first use.
 __getattr__, __dir__ = attach(__name__, _LAZY, globals(), [*__all__, *_SUBPACKAGES])

@@ -1,6 +1,7 @@
 """Agent probes with known answers: oracle regret 0, random linear, linear bandits sublinear and better than
 epsilon-greedy and random, LinUCB == a NumPy reference action for action, the LM prior helps cold starts."""
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -280,7 +281,7 @@ def test_declared_hyperparameters_cover_every_field_and_defaults_are_valid():
     for name, (cls, defaults) in AGENTS.items():
         check_hyperparameters(cls, defaults, agent=name)  # the registry's own settings are in range
         declared = set(hyperparameter_names(name)) | set(env_fields_of(cls))
-        undeclared = set(cls.__dataclass_fields__) - declared - {"label", "deterministic", "agent", "state"}
+        undeclared = {field.name for field in dataclasses.fields(cls)} - declared - {"label", "deterministic", "agent", "state"}
         assert not undeclared, (name, undeclared)
         assert all(spec.meaning for _, spec in hyperparameter_specs(name).values())
     agent = make_agent("linucb", type("Env", (), {"slate_size": 3, "history_length": 8})(), alpha=1, regulariser=2)

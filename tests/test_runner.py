@@ -11,7 +11,7 @@ import pytest
 import rlrec
 from rlrec.agents import make_agent
 from rlrec.bench import report
-from rlrec.bench.runner import run
+from rlrec.rollout import run
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_seed_blocks_give_the_same_numbers(monkeypatch):
     # 8 seeds: with 4, XLA vectorised some float reductions differently and the last bit of regret changed.)
     from synthetic import synthetic_env
 
-    from rlrec.bench import runner
+    from rlrec.rollout import runner
 
     env, params = synthetic_env("MovieLens-BanditSlate-v0", slate_size=3)
     seed_block = runner.seed_block

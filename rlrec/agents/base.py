@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import chex
 import jax
@@ -287,12 +287,24 @@ class Agent(struct.PyTreeNode):
         """Name shown in tables and plots: the registry name when built by ``make_agent``."""
         return self.label or type(self).__name__
 
-    reads_hidden_state = False  # only the oracle does; the runner hands it the env state
+    # -- what the loops need to know, declared by each class (rlrec.run and rlrec.train read these, never probe) --
+    # True: ``act`` reads the user's hidden state: the loops pass ``env_state=`` (only the oracle does).
+    reads_hidden_state: ClassVar[bool] = False
+    # True: learns only from whole rollouts (rlrec.train); rlrec.run's per-step updates refuse it.
+    learns_from_rollouts: ClassVar[bool] = False
+    # Steps of every user a training loop collects before each update (deep agents make it a hyperparameter).
+    rollout_length = 1
+
+    def check_rollout(self, num_users: int) -> None:
+        """Raises ``ValueError`` when a training rollout of ``rollout_length`` steps of ``num_users`` users does
+        not suit this agent's update (e.g. more transitions than its replay buffer holds)."""
 
     def init(self, key: chex.PRNGKey, env_params: Any) -> Any:
         return ()
 
-    def act(self, key: chex.PRNGKey, state: Any, obs: dict, env_params: Any) -> jax.Array:
+    def act(self, key: chex.PRNGKey, state: Any, obs: dict, env_params: Any, env_state: Any = None) -> jax.Array:
+        """The action (item or slate) for ``obs``. ``env_state``: the user's hidden state, passed only to agents
+        that declare ``reads_hidden_state``; every other agent may leave it out of its signature."""
         raise NotImplementedError
 
     def act_with_extras(self, key: chex.PRNGKey, state: Any, obs: dict, env_params: Any) -> tuple[jax.Array, dict]:

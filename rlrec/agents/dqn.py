@@ -105,6 +105,14 @@ class DQN(DeepAgent):
                 "(decomposed=True, the default of the 'slateq' agent)."
             )
 
+    def check_rollout(self, num_users: int) -> None:
+        batch = self.rollout_length * num_users
+        if batch > self.buffer_size:
+            raise ValueError(
+                f"A rollout of {batch} transitions ({self.rollout_length} steps x {num_users} users) does not fit in "
+                f"the replay buffer of {self.buffer_size}; use buffer_size >= {batch} or fewer users."
+            )
+
     def _buffer(self):
         return flashbax.make_item_buffer(
             max_length=self.buffer_size, min_length=self.batch_size, sample_batch_size=self.batch_size, add_batches=True

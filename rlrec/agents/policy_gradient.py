@@ -60,6 +60,14 @@ class PolicyGradient(DeepAgent):
     max_grad_norm: float = hyperparameter(0.5, "gradient clipping by global norm", low=0.0, high=1e6, low_open=True)
     tree_leaves: int = hyperparameter(0, "leaves of the item tree (0: about sqrt(catalog size))", low=0, high=1e7)
 
+    def check_rollout(self, num_users: int) -> None:
+        batch = self.rollout_length * num_users
+        if batch < self.minibatches:
+            raise ValueError(
+                f"A rollout of {batch} transitions cannot be split into {self.minibatches} minibatches; use more users "
+                "or fewer minibatches."
+            )
+
     def init(self, key, env_params):
         params = self.init_network(key, env_params)
         return PGState(

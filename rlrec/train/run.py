@@ -26,6 +26,7 @@ from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
 from rlrec.files import FolderLock, atomic_write_text, package_versions
 from rlrec.metrics import check_finite
+from rlrec.rollout.driver import join, run_chunks
 from rlrec.train.checkpoint import Checkpointer, CheckpointError, check_metadata
 from rlrec.train.trainer import Trainer, TrainResult
 
@@ -209,33 +210,27 @@ def _train_locked(config, out_dir: Path, resume: bool, progress: bool | None, en
                           else f"{config.iterations:,} iterations") + f", a checkpoint every {config.chunk:,}",
             )
             display.set_status("compiling and running the first chunk")
-        pieces = []
         started = time.perf_counter()
-        iteration = start
+
+        def after_chunk(carry, outputs, iteration, seconds):
+            # Before anything of this chunk is saved: a NaN loss or reward stops the run, and the last
+            # checkpoint (all finite) stays the latest.
+            length = next(iter(outputs.values())).shape[1]
+            check_finite(outputs, list(outputs), f"training {agent.name} on {env.name}",
+                         axes=("seed", "iteration"), offsets=(0, iteration - length + 1))
+            steps = trainer.env_steps_per_iteration() * length
+            log.add(_row(iteration, trainer.env_steps_per_iteration() * iteration, outputs, seconds, steps))
+            checkpointer.save(iteration, carry, metadata)
+            return f"episode_return {log.rows[-1]['episode_return']:.2f}"
+
         try:
-            while iteration < config.iterations:
-                length = min(config.chunk, config.iterations - iteration)
-                chunk_started = time.perf_counter()
-                carry, outputs = trainer.advance(carry, length)
-                jax.block_until_ready(carry)
-                seconds = time.perf_counter() - chunk_started
-                # Before anything of this chunk is saved: a NaN loss or reward stops the run, and the last
-                # checkpoint (all finite) stays the latest.
-                check_finite(outputs, list(outputs), f"training {agent.name} on {env.name}",
-                             axes=("seed", "iteration"), offsets=(0, iteration + 1))
-                iteration += length
-                steps = trainer.env_steps_per_iteration() * length
-                log.add(_row(iteration, trainer.env_steps_per_iteration() * iteration, outputs, seconds, steps))
-                checkpointer.save(iteration, carry, metadata)
-                pieces.append(outputs)
-                if display is not None:
-                    # The estimate counts the chunks after the first, which compiled.
-                    display.update(length, status=f"episode_return {log.rows[-1]['episode_return']:.2f}",
-                                   restart=len(pieces) == 1)
-            if display is not None:
-                took = _progress.duration(time.perf_counter() - started)
-                display.close(f"{iteration - start:,} iterations in {took}, "
-                              f"episode_return {log.rows[-1]['episode_return']:.2f}")
+            carry, pieces = run_chunks(
+                lambda carry, _, length: trainer.advance(carry, length), carry, start=start,
+                stop=config.iterations, chunk_size=config.chunk, display=display, first_compiles=True,
+                on_chunk=after_chunk,
+                summary=lambda seconds: (f"{config.iterations - start:,} iterations in {_progress.duration(seconds)}, "
+                                         f"episode_return {log.rows[-1]['episode_return']:.2f}"),
+            )
         except KeyboardInterrupt:
             last = checkpointer.latest_step()
             raise KeyboardInterrupt(
@@ -243,15 +238,13 @@ def _train_locked(config, out_dir: Path, resume: bool, progress: bool | None, en
                 "(continue with --resume)."
             ) from None
         finally:
-            if display is not None:
-                display.close()
             log.close()
-    metrics = {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]} if pieces else {}
+    metrics = join(pieces) if pieces else {}
     return TrainResult(
         agent=agent,
         carry=carry,
         metrics=metrics,
-        env_steps=trainer.env_steps_per_iteration() * (iteration - start),
+        env_steps=trainer.env_steps_per_iteration() * max(config.iterations - start, 0),
         wall_time=time.perf_counter() - started,
         devices=trainer.devices,
     )
@@ -299,7 +292,7 @@ def evaluate(
     overrides). Returns per-trained-seed mean episode returns, CTR and regret, and the settings that give them
     (``iteration``, ``num_seeds``, ``num_steps``, ``seed``): the same settings give the same numbers.
     """
-    from rlrec.bench.runner import run
+    from rlrec.rollout.runner import run
     from rlrec.metrics import episode_returns
 
     if step is None and (Path(out_dir) / "config.json").exists():  # the latest, named before it is restored

@@ -18,12 +18,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from rlrec import _progress, _repr
 from rlrec.agents.base import Agent
-from rlrec.bench.runner import LOOP_COMPILER_OPTIONS, batch_step, seed_mesh
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.rollout.driver import join, run_chunks
+from rlrec.rollout.seeds import LOOP_COMPILER_OPTIONS, SeedPlacement, stream_keys
+from rlrec.rollout.steps import batch_step, start_users
 
 
 @jax.tree_util.register_dataclass
@@ -57,7 +58,7 @@ def iteration(env: RecEnv, agent: Agent, params: EnvParams, carry: Carry, key: j
     (env_state, obs, episode_return), (transitions, stats) = jax.lax.scan(
         step,
         (carry.env_state, carry.obs, carry.episode_return),
-        jax.random.split(rollout_key, getattr(agent, "rollout_length", 1)),
+        jax.random.split(rollout_key, agent.rollout_length),
     )
     agent_state, metrics = agent.update(update_key, carry.agent_state, transitions, params)
     outputs = {
@@ -71,13 +72,11 @@ def iteration(env: RecEnv, agent: Agent, params: EnvParams, carry: Carry, key: j
 
 def init_carry(env: RecEnv, agent: Agent, params: EnvParams, num_users: int, seed_key: jax.Array) -> Carry:
     """The start of one seed's run: fresh users and a fresh learner."""
-    init_key, _ = jax.random.split(seed_key)  # the second half drives the iterations
-    env_key, agent_key = jax.random.split(init_key)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(env_key, num_users), params)
+    env_state, obs, agent_state = start_users(env, agent, params, num_users, seed_key)
     return Carry(
         env_state=env_state,
         obs=obs,
-        agent_state=agent.init(agent_key, params),
+        agent_state=agent_state,
         episode_return=jnp.zeros(num_users, jnp.float32),
         iteration=jnp.zeros((), jnp.int32),
     )
@@ -98,8 +97,7 @@ def _init_seeds(seed_keys, params, agent, *, env, num_users):
 )
 def _advance_seeds(carry, seed_keys, params, agent, *, env, length):
     def one_seed(seed_carry, seed_key):
-        _, stream_key = jax.random.split(seed_key)
-        keys = jax.vmap(lambda i: jax.random.fold_in(stream_key, i))(seed_carry.iteration + jnp.arange(length))
+        keys = stream_keys(seed_key, seed_carry.iteration, length)
         return jax.lax.scan(functools.partial(iteration, env, agent, params), seed_carry, keys)
 
     return jax.vmap(one_seed)(carry, seed_keys)
@@ -128,27 +126,12 @@ class Trainer:
                 f"The agent shows slates of {self.agent.slate_size} but the env expects {self.env.slate_size}; "
                 "build the agent with slate_size=env.slate_size (rlrec.agents.make_agent does)."
             )
-        minibatches = getattr(self.agent, "minibatches", 1)
-        batch = getattr(self.agent, "rollout_length", 1) * self.num_users
-        if batch < minibatches:
-            raise ValueError(
-                f"A rollout of {batch} transitions cannot be split into {minibatches} minibatches; use more users "
-                "or fewer minibatches."
-            )
-        buffer_size = getattr(self.agent, "buffer_size", None)
-        if buffer_size is not None and batch > buffer_size:
-            raise ValueError(
-                f"A rollout of {batch} transitions ({getattr(self.agent, 'rollout_length', 1)} steps x {self.num_users} "
-                f"users) does not fit in the replay buffer of {buffer_size}; use buffer_size >= {batch} or fewer users."
-            )
-        mesh = seed_mesh(self.num_seeds)
-        self.sharded = NamedSharding(mesh, PartitionSpec("seeds"))
-        self.devices = [str(device) for device in mesh.devices.ravel()]
-        root = jax.random.key(self.seed)
-        self.seed_keys = jax.device_put(
-            jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(self.num_seeds)), self.sharded
-        )
-        self.params = jax.device_put(self.params, NamedSharding(mesh, PartitionSpec()))
+        self.agent.check_rollout(self.num_users)
+        placement = SeedPlacement(self.seed, self.num_seeds)
+        self.sharded = placement.sharded
+        self.devices = placement.devices
+        self.seed_keys = placement.keys
+        self.params = placement.replicate(self.params)
 
     def init(self) -> Carry:
         """Fresh carries for every seed (leading seed axis)."""
@@ -162,7 +145,7 @@ class Trainer:
 
     def env_steps_per_iteration(self) -> int:
         """Environment steps (user-steps) per iteration, over all seeds."""
-        return self.num_seeds * self.num_users * getattr(self.agent, "rollout_length", 1)
+        return self.num_seeds * self.num_users * self.agent.rollout_length
 
 
 @dataclasses.dataclass
@@ -229,35 +212,20 @@ def train(
     chunk_size = min(chunk_size or num_iterations, num_iterations)
     started = time.perf_counter()
     carry = trainer.init()
-    pieces = []
     display = None
-    chunks = -(-num_iterations // chunk_size)
     if _progress.wanted(progress):
+        chunks = -(-num_iterations // chunk_size)
         display = _progress.Progress(
             num_iterations, f"training {agent.name} on {env.name}", "it",
             announce=f"{num_iterations:,} iterations of {num_seeds} seed(s) x {num_users} users in {chunks} chunk(s)",
         )
         display.set_status(f"compiling and running chunk 1/{chunks}")
-    done = 0
-    try:
-        while done < num_iterations:
-            length = min(chunk_size, num_iterations - done)
-            chunk_started = time.perf_counter()
-            carry, outputs = trainer.advance(carry, length)
-            pieces.append(outputs)
-            done += length
-            if display is not None and len(pieces) == 1:
-                seconds = _progress.duration(time.perf_counter() - chunk_started)
-                # The estimate counts the chunks after the one that compiled.
-                display.update(length, status=f"first chunk (with compiling) {seconds}", restart=True)
-            elif display is not None:
-                display.update(length)
-        if display is not None:
-            display.close(f"{num_iterations:,} iterations in {_progress.duration(time.perf_counter() - started)}")
-    finally:
-        if display is not None:
-            display.close()
-    metrics = {name: np.concatenate([piece[name] for piece in pieces], axis=1) for name in pieces[0]}
+    carry, pieces = run_chunks(
+        lambda carry, _, length: trainer.advance(carry, length), carry, start=0, stop=num_iterations,
+        chunk_size=chunk_size, display=display, first_compiles=True,
+        summary=lambda seconds: f"{num_iterations:,} iterations in {_progress.duration(seconds)}",
+    )
+    metrics = join(pieces)
     jax.block_until_ready(carry)
     return TrainResult(
         agent=agent,
