@@ -186,10 +186,10 @@ QUICK_AGENTS = ["random", "popularity", "epsilon-greedy", "ucb1", "linucb", "lin
 def _recorded(monkeypatch, width: int):
     from rich.console import Console
 
-    from rlrec import cli
+    from rlrec.cli import output
 
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    monkeypatch.setattr(cli, "console", console)
+    monkeypatch.setattr(output, "console", console)  # every command prints through output.console
     return console
 
 
@@ -200,8 +200,8 @@ def _check_fits(text: str, width: int) -> None:
 
 @pytest.mark.parametrize("width", [80, 200])
 def test_summary_tables_fit_the_terminal(monkeypatch, width):
-    from rlrec import cli
     from rlrec.bench import report
+    from rlrec.cli import output
 
     rng = np.random.default_rng(0)
     summaries = {
@@ -209,7 +209,7 @@ def test_summary_tables_fit_the_terminal(monkeypatch, width):
         for agent in QUICK_AGENTS
     }
     console = _recorded(monkeypatch, width)
-    cli._print_summaries("MovieLens-BanditSlate-v0: 8 seeds x 200 steps", summaries, {a: 1.5 for a in QUICK_AGENTS})
+    output._print_summaries("MovieLens-BanditSlate-v0: 8 seeds x 200 steps", summaries, {a: 1.5 for a in QUICK_AGENTS})
     text = console.export_text()
     _check_fits(text, width)
     rows = [line for line in text.splitlines() if line.split(" ")[0] in QUICK_AGENTS]

@@ -1,0 +1,60 @@
+"""``rlrec bench``: a regret benchmark suite (envs x agents x seeds), resumable; ``--list`` shows the built-in
+suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from rlrec.cli import output
+from rlrec.cli.output import _fail, _print_suite
+
+
+def bench(
+    suite_name: Annotated[
+        str, typer.Option("--suite", "-s", help="Built-in suite (quick, standard) or a JSON file describing one.")
+    ] = "quick",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Override the suite's seeds per cell.", min=1)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override the suite's steps per seed.", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the suite's root seed.")] = None,
+    list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
+) -> None:
+    """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
+    import dataclasses
+
+    from rlrec.bench.suite import SUITES, SuiteError, get_suite, run_suite
+
+    if list_suites:
+        # Text, not a table: suite, env and agent names are printed whole at any width.
+        for name, each in SUITES.items():
+            output.console.print(f"[bold]{name}[/]: {escape(each.description)}", highlight=False)
+            output.console.print(f"  {each.seeds} seeds x {each.steps} steps per cell, {each.mode} mode",
+                                 highlight=False)
+            output.console.print(f"  envs: {', '.join(each.envs)}", highlight=False)
+            output.console.print(f"  agents: {', '.join(each.agents)}", highlight=False)
+        output.console.print("run one with `rlrec bench --suite NAME`; a JSON file describes your own",
+                             highlight=False)
+        return
+    try:
+        chosen = get_suite(suite_name)
+        changes = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("seed", seed)) if v is not None}
+        chosen = dataclasses.replace(chosen, **changes).validate()
+        out = out or Path("runs") / f"bench-{chosen.name}"
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
+        output.console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x "
+                             f"{len(chosen.agents)} agents), {chosen.seeds} seeds x {chosen.steps} steps each; "
+                             f"results in {out}", highlight=False)
+        result = run_suite(chosen, out)
+    except SuiteError as error:
+        _fail(str(error))
+    if len(result.ran) < len(result.cells):
+        output.console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from "
+                             f"{out}")
+    _print_suite(result)
+    output.console.print(f"wrote {out}/: results.csv and results.json (every metric, per seed), summary.md, "
+                         "regret.png, regret_vs_diversity.png", highlight=False)
