@@ -462,7 +462,7 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
     from rlrec.agents import make_agent
     from rlrec.bench import report
     from rlrec.bench.runner import run as run_agent
-    from rlrec.bench.suite import catalog_extras
+    from rlrec.bench.suite_run import catalog_extras
     from rlrec.envs import make
     from rlrec.files import atomic_write_text
 
@@ -547,7 +547,7 @@ def bench(
     """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
     import dataclasses
 
-    from rlrec.bench.suite import SUITES, SuiteError, get_suite, run_suite
+    from rlrec.bench.suite import SUITES, SuiteError, get_suite
 
     if list_suites:
         # Text, not a table: suite, env and agent names are printed whole at any width.
@@ -558,6 +558,8 @@ def bench(
             console.print(f"  agents: {', '.join(each.agents)}", highlight=False)
         console.print("run one with `rlrec bench --suite NAME`; a JSON file describes your own", highlight=False)
         return
+    from rlrec.bench.suite_run import run_suite
+
     try:
         chosen = get_suite(suite_name)
         changes = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("seed", seed)) if v is not None}
