@@ -1,9 +1,12 @@
-"""Running agents and benchmark suites: the runner (``rlrec.run``), summaries, tables, plots and suites."""
+"""Benchmark suites: envs x agents x seeds of ``rlrec.run`` (:mod:`rlrec.rollout`), their tables and plots."""
 
 from rlrec._lazy import attach
-from rlrec.bench.suite import SUITES, Suite, SuiteError, SuiteResult, get_suite, run_suite
+from rlrec.bench.suite import SUITES, Suite, SuiteError, get_suite
 
 __all__ = ["SUITES", "Suite", "SuiteError", "SuiteResult", "get_suite", "run_suite"]
 
-# Submodules (rlrec.bench.runner, rlrec.bench.report) on first use: the suites load without JAX.
-__getattr__, __dir__ = attach(__name__, {}, globals(), __all__)
+# Running suites, their results and the submodules (rlrec.bench.report; rlrec.bench.runner, the old home of
+# rlrec.run) on first use: the suites load without JAX.
+__getattr__, __dir__ = attach(
+    __name__, {"SuiteResult": "rlrec.bench.suite_results", "run_suite": "rlrec.bench.suite_run"}, globals(), __all__
+)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from rlrec.bench.runner import RunResult
+    from rlrec.rollout.runner import RunResult
 
 
 def _metrics():

@@ -8,7 +8,8 @@ from rlrec.rollout.seeds import (
     seed_block,
     seed_mesh,
 )
-from rlrec.rollout.steps import MODES, PERSONAL, SHARED, batch_step
+from rlrec.rollout.modes import MODES, PERSONAL, SHARED
+from rlrec.rollout.steps import batch_step
 
 __all__ = [
     "LOOP_COMPILER_OPTIONS",

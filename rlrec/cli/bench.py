@@ -26,7 +26,7 @@ def bench(
     """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
     import dataclasses
 
-    from rlrec.bench.suite import SUITES, SuiteError, get_suite, run_suite
+    from rlrec.bench.suite import SUITES, SuiteError, get_suite
 
     if list_suites:
         # Text, not a table: suite, env and agent names are printed whole at any width.
@@ -39,6 +39,8 @@ def bench(
         output.console.print("run one with `rlrec bench --suite NAME`; a JSON file describes your own",
                              highlight=False)
         return
+    from rlrec.bench.suite_run import run_suite
+
     try:
         chosen = get_suite(suite_name)
         changes = {k: v for k, v in (("seeds", seeds), ("steps", steps), ("seed", seed)) if v is not None}

@@ -90,7 +90,7 @@ def run(
     """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
     from rlrec.agents import AGENTS
     from rlrec.agents.base import check_hyperparameters
-    from rlrec.bench.runner import MODES
+    from rlrec.rollout.modes import MODES
     from rlrec.envs.registry import check_overrides
     from rlrec.files import FolderLock
 
@@ -126,8 +126,8 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
 
     from rlrec.agents import make_agent
     from rlrec.bench import report
-    from rlrec.bench.runner import run as run_agent
-    from rlrec.bench.suite import catalog_extras
+    from rlrec.rollout import run as run_agent
+    from rlrec.bench.suite_run import catalog_extras
     from rlrec.envs import make
     from rlrec.files import atomic_write_text
 

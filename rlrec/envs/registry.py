@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlrec.data import Catalog, load_catalog
-from rlrec.data.catalog import standardise
+from rlrec.data.preprocessing import standardise
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.envs.specs import REGISTRY, SETTINGS, EnvSpec, registered_envs  # noqa: F401  (re-exported)
 from rlrec.simulators import choice

@@ -4,9 +4,15 @@
 - :mod:`rlrec.rollout.steps`: one env step and the transition it teaches; personal and shared steps.
 - :mod:`rlrec.rollout.driver`: the chunk loop with its progress bar.
 - :mod:`rlrec.rollout.runner`: :func:`run` (``rlrec.run``), :func:`compile_run` and :class:`RunResult`.
+- :mod:`rlrec.rollout.modes`: the learning modes, JAX-free.
 """
 
-from rlrec.rollout.runner import RunResult, compile_run, run
-from rlrec.rollout.steps import MODES, PERSONAL, SHARED
+from rlrec._lazy import attach
+from rlrec.rollout.modes import MODES, PERSONAL, SHARED
 
 __all__ = ["MODES", "PERSONAL", "SHARED", "RunResult", "compile_run", "run"]
+
+# The runner loads JAX: on first use, so the modes can be read without it.
+__getattr__, __dir__ = attach(
+    __name__, {name: "rlrec.rollout.runner" for name in ("RunResult", "compile_run", "run")}, globals(), __all__
+)

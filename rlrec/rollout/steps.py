@@ -16,9 +16,6 @@ from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.rollout.seeds import init_key
 from rlrec.simulators import choice
 
-PERSONAL = "personal"
-SHARED = "shared"
-MODES = (PERSONAL, SHARED)
 
 
 def env_step(env: RecEnv, params: EnvParams, key, env_state, obs, action, extras=None):

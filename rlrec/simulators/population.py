@@ -27,7 +27,8 @@ import pandas as pd
 
 from rlrec import _repr
 from rlrec.data.builtin import readable_title
-from rlrec.data.catalog import Catalog, CatalogError, check_vectors, normalise_rows
+from rlrec.data.catalog import Catalog, CatalogError
+from rlrec.data.preprocessing import check_vectors, normalise_rows
 
 # How genres read in a sentence ("I love animated comedies" rather than "Animation Comedy").
 GENRE_PHRASES = {
