@@ -276,13 +276,35 @@ def test_make_agent_refuses_bad_hyperparameters(slate_bandit, name, settings, me
 
 def test_declared_hyperparameters_cover_every_field_and_defaults_are_valid():
     from rlrec.agents import AGENTS, hyperparameter_names, hyperparameter_specs
-    from rlrec.agents.base import check_hyperparameters, env_fields_of
+    from rlrec.agents.base import Frozen, check_hyperparameters, env_fields_of, internal_fields_of
 
-    for name, (cls, defaults) in AGENTS.items():
+    for name, (cls, defaults) in [*AGENTS.items(), ("frozen", (Frozen, {}))]:
         check_hyperparameters(cls, defaults, agent=name)  # the registry's own settings are in range
-        declared = set(hyperparameter_names(name)) | set(env_fields_of(cls))
-        undeclared = {field.name for field in dataclasses.fields(cls)} - declared - {"label", "deterministic", "agent", "state"}
-        assert not undeclared, (name, undeclared)
-        assert all(spec.meaning for _, spec in hyperparameter_specs(name).values())
+        # Every field is declared as exactly one kind: hyperparameter, from the env, or internal.
+        kinds = [set(hyperparameter_names(name)) if name in AGENTS else set(), set(env_fields_of(cls)),
+                 set(internal_fields_of(cls))]
+        assert sorted(field.name for field in dataclasses.fields(cls)) == sorted(n for kind in kinds for n in kind), name
+        assert name not in AGENTS or all(spec.meaning for _, spec in hyperparameter_specs(name).values())
     agent = make_agent("linucb", type("Env", (), {"slate_size": 3, "history_length": 8})(), alpha=1, regulariser=2)
     assert isinstance(agent.alpha, float) and agent.alpha == 1.0 and agent.slate_size == 3
+
+
+def test_make_agent_fills_what_each_class_declares_from_the_env():
+    # No names are special-cased: fields declared from_env are read from the env, env_defaults apply unless
+    # given, and a class of your own gets the same treatment.
+    from rlrec.agents import AGENTS
+    from rlrec.agents.base import Agent, env_settings, from_env, hyperparameter
+
+    env = type("Env", (), {"slate_size": 3, "history_length": 5})()
+    assert make_agent("slateq", env).decomposed and make_agent("dqn", env).decomposed  # slates need SlateQ
+    assert make_agent("dqn", env).history_length == 5 and make_agent("oracle", env).env is env
+    single = type("Env", (), {"slate_size": 1, "history_length": 8})()
+    assert not make_agent("dqn", single).decomposed and make_agent("dqn", single, decomposed=True).decomposed
+
+    class Mine(Agent):
+        width: int = from_env(0, read=lambda env: 2 * env.history_length)
+        rate: float = hyperparameter(0.5, "a rate", low=0.0, high=1.0)
+
+    assert env_settings(Mine, env) == {"slate_size": 3, "width": 10}
+    assert AGENTS["ppo"][0].learns_from_rollouts and not AGENTS["linucb"][0].learns_from_rollouts
+    assert AGENTS["oracle"][0].reads_hidden_state and not Mine.reads_hidden_state

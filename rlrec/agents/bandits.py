@@ -353,7 +353,7 @@ class OracleAgent(Agent):
     The runner passes the environment state (``reads_hidden_state``); the oracle's regret is exactly 0.
     """
 
-    env: Any = from_env()
+    env: Any = from_env(read=lambda env: env)  # the env itself: its oracle_action
     reads_hidden_state = True
 
     def act(self, key, state, obs, env_params, env_state=None):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import chex
@@ -30,8 +31,12 @@ from rlrec.simulators import choice
 
 # -- hyperparameter declarations --------------------------------------------------------------------------------
 
+# Every field of an agent is one of three kinds, declared by its metadata: a hyperparameter (users choose it),
+# a setting from the environment (make_agent fills it in) or internal (display name, evaluation switches, the
+# parts of a wrapper). Loops and the registry read these declarations; no name is special-cased.
 HYPERPARAMETER = "rlrec_hyperparameter"  # field metadata key: the field's Hyperparameter spec
-FROM_ENV = "rlrec_from_env"  # field metadata key: the field is set from the environment, not chosen by users
+FROM_ENV = "rlrec_from_env"  # field metadata key: how to read the field's value from the environment
+INTERNAL = "rlrec_internal"  # field metadata key: what an internal field is for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,9 +120,15 @@ def hyperparameter(default: Any, meaning: str, *, low: float = -math.inf, high: 
     return struct.field(pytree_node=not static, default=default, metadata={HYPERPARAMETER: spec})
 
 
-def from_env(default: Any = None) -> Any:
-    """A static field the environment sets (``make_agent`` fills it in); not a hyperparameter."""
-    return struct.field(pytree_node=False, default=default, metadata={FROM_ENV: True})
+def from_env(default: Any = None, read: Callable[[Any], Any] | None = None) -> Any:
+    """A static field the environment sets: ``make_agent`` fills it with ``read(env)`` (by default the env's
+    attribute of the same name, e.g. ``slate_size``); not a hyperparameter."""
+    return struct.field(pytree_node=False, default=default, metadata={FROM_ENV: read})
+
+
+def internal(default: Any, meaning: str, *, static: bool = True) -> Any:
+    """A field that is neither a hyperparameter nor read from the env (a display name, an evaluation switch)."""
+    return struct.field(pytree_node=not static, default=default, metadata={INTERNAL: meaning})
 
 
 def hyperparameters_of(cls: type) -> dict[str, Hyperparameter]:
@@ -131,7 +142,23 @@ def hyperparameters_of(cls: type) -> dict[str, Hyperparameter]:
 
 def env_fields_of(cls: type) -> list[str]:
     """Names of the fields an agent class takes from the environment."""
-    return [field.name for field in dataclasses.fields(cls) if field.metadata.get(FROM_ENV)]
+    return [field.name for field in dataclasses.fields(cls) if FROM_ENV in field.metadata]
+
+
+def internal_fields_of(cls: type) -> list[str]:
+    """Names of an agent class's internal fields (neither hyperparameters nor from the environment)."""
+    return [field.name for field in dataclasses.fields(cls) if INTERNAL in field.metadata]
+
+
+def env_settings(cls: type, env: Any) -> dict[str, Any]:
+    """``{field: value}`` of the fields ``cls`` reads from ``env``, then its env-dependent defaults
+    (:meth:`Agent.env_defaults`)."""
+    settings = {}
+    for field in dataclasses.fields(cls):
+        if FROM_ENV in field.metadata:
+            read = field.metadata[FROM_ENV]
+            settings[field.name] = getattr(env, field.name) if read is None else read(env)
+    return {**cls.env_defaults(env), **settings}
 
 
 def check_hyperparameters(cls: type, settings: dict[str, Any], agent: str | None = None) -> dict[str, Any]:
@@ -269,7 +296,7 @@ class Agent(struct.PyTreeNode):
     """
 
     slate_size: int = from_env(1)
-    label: str = struct.field(pytree_node=False, default="")  # display name only
+    label: str = internal("", "display name only (left out of compiled programs)")
 
     def __init_subclass__(cls, **kwargs):
         # Subclasses keep the short repr below instead of a generated one (unless they write their own).
@@ -294,6 +321,11 @@ class Agent(struct.PyTreeNode):
     learns_from_rollouts: ClassVar[bool] = False
     # Steps of every user a training loop collects before each update (deep agents make it a hyperparameter).
     rollout_length = 1
+
+    @classmethod
+    def env_defaults(cls, env: Any) -> dict[str, Any]:
+        """Hyperparameter defaults that depend on the env (``make_agent`` applies them unless given)."""
+        return {}
 
     def check_rollout(self, num_users: int) -> None:
         """Raises ``ValueError`` when a training rollout of ``rollout_length`` steps of ``num_users`` users does
@@ -328,8 +360,8 @@ class Frozen(Agent):
     Use it to evaluate a trained learner with :func:`rlrec.run` (``Frozen.of(agent, state)``).
     """
 
-    agent: Any = None
-    state: Any = None
+    agent: Any = internal(None, "the trained agent", static=False)
+    state: Any = internal(None, "its learnt state", static=False)
 
     @classmethod
     def of(cls, agent: Agent, state: Any, deterministic: bool | None = None) -> "Frozen":

@@ -13,11 +13,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx, struct
+from flax import nnx
 
 from rlrec._lazy import attach
 from rlrec.agents import networks
-from rlrec.agents.base import Agent, hyperparameter
+from rlrec.agents.base import Agent, hyperparameter, internal
 
 
 class DeepAgent(Agent):
@@ -25,7 +25,7 @@ class DeepAgent(Agent):
 
     hidden: int = hyperparameter(64, "width of the user tower's hidden layers", low=1, high=1e5)
     rollout_length: int = hyperparameter(1, "steps of every user collected before each update", low=1, high=1e6)
-    deterministic: bool = struct.field(pytree_node=False, default=False)  # greedy actions (evaluation)
+    deterministic: bool = internal(False, "greedy actions (evaluation: Frozen.of(..., deterministic=True))")
     learning_rate: float = hyperparameter(3e-4, "Adam step size", low=0.0, high=1.0, low_open=True)
     max_grad_norm: float = hyperparameter(10.0, "gradient clipping by global norm", low=0.0, high=1e6, low_open=True)
     gamma: float = hyperparameter(0.95, "discount factor", low=0.0, high=1.0)

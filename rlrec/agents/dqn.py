@@ -19,6 +19,7 @@ from rlrec import _repr
 from rlrec.agents import networks, returns
 from rlrec.agents.base import Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 from rlrec.agents.deep import DeepAgent, flatten_leading
+from rlrec.envs.recsys import blank_observation
 
 
 class DQNState(struct.PyTreeNode):
@@ -80,16 +81,7 @@ class DQN(DeepAgent):
     # n-step returns, computed within each rollout of rollout_length steps (1: one-step TD). Uncorrected for
     # exploration, as in Rainbow: slightly biased toward the behaviour policy, much faster credit assignment.
     n_step: int = hyperparameter(10, "steps of the n-step return (1: one-step TD)", low=1, high=1e6)
-    # Epsilon-exploration among the beam's candidates (near the greedy choice) instead of the whole catalog.
-    # Off by default: on MovieLens-Session-v0 it made DQN less stable and SlateQ no better (see benchmarks).
-    explore_beam: bool = hyperparameter(False, "explore among the beam's items instead of the whole catalog")
-    # Boltzmann exploration among the greedy candidates (the beam's items): the behaviour action maximises
-    # Q + temperature x Gumbel noise, i.e. is drawn with probability ~ exp(Q / temperature). 0: greedy.
-    # Off by default: temperature 0.3 on MovieLens-Session-v0 dropped the training CTR to ~0.75 and the
-    # greedy policy it learnt was worse (6.9 against 7.4, one 2-seed run).
-    temperature: float = hyperparameter(0.0, "Boltzmann exploration temperature among candidates (0: greedy)",
-                                        low=0.0, high=1e6)
-    history_length: int = from_env(8)  # the env's (replay item layout)
+    history_length: int = from_env(8)  # the env's: the replay buffer stores observations of its layout
     # SlateQ slates (k > 1): Dinkelbach iterations of the exact slate argmax (each one a top-k; it converges
     # in a handful).
     dinkelbach_steps: int = hyperparameter(4, "iterations of SlateQ's exact slate argmax", low=1, high=1e4)
@@ -104,6 +96,10 @@ class DQN(DeepAgent):
                 "A Q-function over whole slates is combinatorial; slates need the SlateQ decomposition "
                 "(decomposed=True, the default of the 'slateq' agent)."
             )
+
+    @classmethod
+    def env_defaults(cls, env) -> dict:
+        return {"decomposed": True} if env.slate_size > 1 else {}  # slates need SlateQ
 
     def check_rollout(self, num_users: int) -> None:
         batch = self.rollout_length * num_users
@@ -133,13 +129,7 @@ class DQN(DeepAgent):
 
     def _example_item(self, env_params):
         # One stored transition (the replay buffer's item layout), built from shapes.
-        obs = {
-            "request": jnp.zeros(env_params.item_features.shape[1], jnp.float32),
-            "history_items": jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
-            "history_clicks": jnp.full((self.history_length,), -1, jnp.int32),
-            "history_feedback": jnp.zeros((self.history_length,), jnp.float32),
-            "progress": jnp.zeros((1,), jnp.float32),
-        }
+        obs = blank_observation(env_params.item_features.shape[1], self.history_length, self.slate_size)
         return {
             "obs": obs,
             "action": jnp.zeros((self.slate_size,), jnp.int32),
@@ -167,7 +157,7 @@ class DQN(DeepAgent):
         )
 
     def _select(
-        self, scores: jax.Array, none_value: jax.Array, valid: jax.Array | None = None, noise_key=None
+        self, scores: jax.Array, none_value: jax.Array, valid: jax.Array | None = None
     ) -> jax.Array:
         """``(k,)`` positions of the greedy slate among candidates with ``(heads, M)`` scores.
 
@@ -183,14 +173,8 @@ class DQN(DeepAgent):
         steps (``dinkelbach_steps``; checked against brute force in tests/test_deep_agents.py). On
         MovieLens-Session-v0 this alone did not lift SlateQ (the hyperparameters did, see benchmarks/README.md),
         but it is the argmax the double-Q target assumes.
-
-        With ``noise_key``: Boltzmann exploration. Each candidate's value (``Q``; SlateQ: ``Qbar``) gets
-        ``temperature`` times Gumbel noise first, so plain DQN draws its item with probability proportional to
-        ``exp(Q / temperature)`` among the candidates (Gumbel-max).
         """
         valid = jnp.ones(scores.shape[1], bool) if valid is None else valid
-        if noise_key is not None:
-            scores = scores.at[0].add(self.temperature * jax.random.gumbel(noise_key, scores.shape[1:]))
         if not self.decomposed:
             return jax.lax.top_k(jnp.where(valid, scores[0], -jnp.inf), self.slate_size)[1]
         value, logit = scores[0], jnp.clip(scores[1], -30.0, 30.0)
@@ -210,17 +194,12 @@ class DQN(DeepAgent):
         _, chosen = jax.lax.fori_loop(0, self.dinkelbach_steps, step, (none_value, first))
         return chosen
 
-    def _greedy(self, outputs, memory, env_params, tree, explore_key=None, noise_key=None) -> jax.Array:
-        """The greedy item or slate: exact over the catalog (``beam == 0``), or a beam search of the item tree.
-
-        With ``explore_key`` (and a beam), a uniformly random slate of the beam's candidate items instead:
-        exploration near what the agent believes is good. With ``noise_key``, Boltzmann exploration among the
-        candidates (:meth:`_select`).
-        """
+    def _greedy(self, outputs, memory, env_params, tree) -> jax.Array:
+        """The greedy item or slate: exact over the catalog (``beam == 0``), or a beam search of the item tree."""
         none_value = outputs["value"]
         if self.beam == 0:
             scores = self._item_scores(outputs, memory, env_params)
-            chosen = self._select(scores, none_value, noise_key=noise_key).astype(jnp.int32)
+            chosen = self._select(scores, none_value).astype(jnp.int32)
             return chosen[0] if self.slate_size == 1 else chosen
         beam = min(self.beam, tree.leaves.shape[0])
         # Leaves ranked as single items by their centroid's scores (for SlateQ: the k = 1 criterion).
@@ -242,12 +221,7 @@ class DQN(DeepAgent):
                 for h in range(self.num_heads)
             ]
         )
-        if explore_key is not None:
-            _, best = jax.lax.top_k(
-                jnp.where(members >= 0, jax.random.uniform(explore_key, members.shape), -jnp.inf), self.slate_size
-            )
-        else:
-            best = self._select(head_scores, none_value, members >= 0, noise_key=noise_key)
+        best = self._select(head_scores, none_value, members >= 0)
         items = members[best].astype(jnp.int32)
         return items[0] if self.slate_size == 1 else items
 
@@ -260,12 +234,9 @@ class DQN(DeepAgent):
         outputs, memory = self.tower(state.params, obs, env_params)
         if self.deterministic:
             return self._greedy(outputs, memory, env_params, state.tree), {}
-        explore_key, random_key, noise_key = jax.random.split(key, 3)
-        greedy = self._greedy(outputs, memory, env_params, state.tree, noise_key=noise_key)  # Boltzmann if T > 0
-        if self.explore_beam and self.beam > 0:
-            random = self._greedy(outputs, memory, env_params, state.tree, explore_key=random_key)
-        else:
-            random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
+        explore_key, random_key, _ = jax.random.split(key, 3)  # three, as when a third drove exploration noise
+        greedy = self._greedy(outputs, memory, env_params, state.tree)
+        random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
         explore = jax.random.uniform(explore_key) < self.epsilon(state)
         return jnp.where(explore, random, greedy), {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlrec.agents.base import Agent, Hyperparameter, Transition, check_hyperparameters, hyperparameters_of
+from rlrec.agents.base import Agent, Hyperparameter, Transition, check_hyperparameters, env_settings, hyperparameters_of
 from rlrec.agents.bandits import (
     EpsilonGreedy,
     LinTS,
@@ -43,7 +43,7 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
     ),
 }
 assert tuple(AGENTS) == AGENT_NAMES, "rlrec.agents.AGENT_NAMES lists the agents of AGENTS, in order"
-assert ROLLOUT_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if getattr(cls, "learns_from_rollouts", False))
+assert ROLLOUT_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.learns_from_rollouts)
 
 
 def hyperparameter_names(name: str) -> list[str]:
@@ -73,11 +73,4 @@ def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
         raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
     cls, defaults = AGENTS[name]
     settings = check_hyperparameters(cls, dict(defaults, **hyperparameters), agent=name)
-    fields = set(cls.__dataclass_fields__)
-    if name == "oracle":
-        settings["env"] = env
-    if "history_length" in fields:
-        settings.setdefault("history_length", env.history_length)
-    if cls is DQN and env.slate_size > 1:
-        settings.setdefault("decomposed", True)  # slates need SlateQ
-    return cls(slate_size=env.slate_size, label=name, **settings)
+    return cls(label=name, **{**env_settings(cls, env), **settings})

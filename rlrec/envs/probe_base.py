@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rlrec.envs.recsys import EnvParams, EnvState, RecEnv
+from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, empty_history
 from rlrec.envs.registry import NUMERIC_OVERRIDES
 from rlrec.simulators import choice
 
@@ -183,9 +183,7 @@ class ProbeEnv(RecEnv):
             memory=jnp.zeros_like(request),
             budget=jnp.asarray(self.episode_length, jnp.float32),
             step=jnp.zeros((), jnp.int32),
-            history_items=jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
-            history_clicks=jnp.full((self.history_length,), -1, jnp.int32),
-            history_feedback=jnp.zeros((self.history_length,), jnp.float32),
+            **empty_history(self.history_length, self.slate_size),
         )
 
     def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:

@@ -95,6 +95,23 @@ def progress(step: jax.Array, max_steps: jax.Array) -> jax.Array:
     return jnp.minimum(fraction, 1.0)[..., None]
 
 
+def empty_history(history_length: int, slate_size: int) -> dict[str, jax.Array]:
+    """The ``history_*`` fields of a user who has seen nothing yet (item ids and clicks -1, feedback 0): the
+    layout of the history every observation and env state carries."""
+    return {
+        "history_items": jnp.full((history_length, slate_size), -1, jnp.int32),
+        "history_clicks": jnp.full((history_length,), -1, jnp.int32),
+        "history_feedback": jnp.zeros((history_length,), jnp.float32),
+    }
+
+
+def blank_observation(dim: int, history_length: int, slate_size: int) -> dict[str, jax.Array]:
+    """An observation of the envs' layout with nothing in it, from shapes alone (e.g. a replay buffer's example;
+    :meth:`RecEnv.get_obs` fills the same keys from a state)."""
+    return {"request": jnp.zeros((dim,), jnp.float32), **empty_history(history_length, slate_size),
+            "progress": jnp.zeros((1,), jnp.float32)}
+
+
 @dataclasses.dataclass(frozen=True)
 class RecEnv:
     """A recommendation environment over one simulated user at a time (vmap for a population).
@@ -219,9 +236,7 @@ class RecEnv:
             memory=jnp.zeros((dim,), jnp.float32),
             budget=jnp.asarray(params.initial_budget, jnp.float32),
             step=jnp.zeros((), jnp.int32),
-            history_items=jnp.full((self.history_length, self.slate_size), -1, jnp.int32),
-            history_clicks=jnp.full((self.history_length,), -1, jnp.int32),
-            history_feedback=jnp.zeros((self.history_length,), jnp.float32),
+            **empty_history(self.history_length, self.slate_size),
         )
         return self.get_obs(state, params), state
 
