@@ -16,7 +16,7 @@ import optax
 from flax import nnx, struct
 
 from rlrec._lazy import attach
-from rlrec.agents import networks
+from rlrec.agents import item_tree, networks
 from rlrec.agents.base import Agent, hyperparameter
 
 
@@ -50,7 +50,7 @@ class DeepAgent(Agent):
             return one(obs)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), obs)
         # In blocks (XLA's CPU backend materialises whole gathers; in blocks the gathered histories stay in cache).
-        features, memory = networks.in_blocks(one, flat, FEATURE_CHUNK)
+        features, memory = item_tree.in_blocks(one, flat, FEATURE_CHUNK)
         return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (features, memory))
 
     def tower(self, params: nnx.State, obs: dict, env_params) -> tuple[dict, jax.Array]:
@@ -87,7 +87,7 @@ def log_softmax_entropy(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
 
     Same values as ``jax.nn.log_softmax`` and ``-sum(exp(log_p) * log_p)``, which evaluate ``exp`` twice over the
     whole array, forward and again in the backward pass (XLA does not merge them); PPO's update does this for
-    every leaf and item logit of every minibatch. Masked logits (``networks.MASKED``) get probability 0 and add
+    every leaf and item logit of every minibatch. Masked logits (``item_tree.MASKED``) get probability 0 and add
     nothing to the entropy or its gradient.
     """
     shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
@@ -102,7 +102,7 @@ def shuffled(key: jax.Array, size: int) -> jax.Array:
     """A random ordering of ``range(size)`` from one sort of ``uint32`` keys: random high bits, the index below.
 
     Why not ``jax.random.permutation``: on XLA's CPU backend it sorts (key, value) pairs in several rounds,
-    9 ms for 16k indices on a 2-core CPU against 1 ms for :func:`~rlrec.agents.networks.packed_argsort`, and
+    9 ms for 16k indices on a 2-core CPU against 1 ms for :func:`~rlrec.agents.item_tree.packed_argsort`, and
     PPO shuffles every epoch. Indices whose random bits tie (about ``size^2 / 2^(33 - log2 size)`` pairs, e.g.
     500 of 16k) keep their relative order; they are neighbours in the result, so they share a minibatch
     either way.
@@ -111,7 +111,7 @@ def shuffled(key: jax.Array, size: int) -> jax.Array:
     if index_bits > 24:  # too few random bits left
         return jax.random.permutation(key, size)
     random_bits = 32 - index_bits
-    return networks.packed_argsort(jax.random.bits(key, (size,), jnp.uint32) >> index_bits, random_bits)
+    return item_tree.packed_argsort(jax.random.bits(key, (size,), jnp.uint32) >> index_bits, random_bits)
 
 
 def flatten_leading(tree, leading: int):
