@@ -66,16 +66,16 @@ class DeepAgent(Agent):
         raise NotImplementedError(f"{type(self).__name__} must define act_with_extras (DeepAgent.act calls it).")
 
 
-# Observations featurised per block by DeepAgent.features: on a 2-core CPU, 1.4 us per observation at once
-# for 16k observations, 0.4 us in blocks of 256.
+# Observations featurised per block by DeepAgent.features: in blocks, the gathered histories stay in the CPU
+# caches.
 FEATURE_CHUNK = 256
 
 
 def sample_by_cdf(uniform: jax.Array, logits: jax.Array) -> jax.Array:
     """One draw per row of ``softmax(logits)`` (``(B, M)``) by the inverse CDF of ``uniform`` ``(B,)`` in [0, 1).
 
-    Why not ``jax.random.categorical``: it draws a Gumbel per option, and threefry on a CPU spends 2.3 us
-    per user on the 199 options of a 9k-item tree, a third of PPO's acting time; this needs one uniform.
+    Why not ``jax.random.categorical``: it draws a Gumbel per option (threefry's rounds for each of the 199
+    options of a 9k-item tree, costly on a CPU); this needs one uniform.
     The first option whose CDF exceeds ``uniform`` times the total mass: never one of probability 0.
     """
     cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
@@ -102,10 +102,9 @@ def shuffled(key: jax.Array, size: int) -> jax.Array:
     """A random ordering of ``range(size)`` from one sort of ``uint32`` keys: random high bits, the index below.
 
     Why not ``jax.random.permutation``: on XLA's CPU backend it sorts (key, value) pairs in several rounds,
-    9 ms for 16k indices on a 2-core CPU against 1 ms for :func:`~rlrec.agents.item_tree.packed_argsort`, and
-    PPO shuffles every epoch. Indices whose random bits tie (about ``size^2 / 2^(33 - log2 size)`` pairs, e.g.
-    500 of 16k) keep their relative order; they are neighbours in the result, so they share a minibatch
-    either way.
+    far slower than the one sort of :func:`~rlrec.agents.item_tree.packed_argsort`, and PPO shuffles every
+    epoch. Indices whose random bits tie (about ``size^2 / 2^(33 - log2 size)`` pairs, e.g. 500 of 16k) keep
+    their relative order; they are neighbours in the result, so they share a minibatch either way.
     """
     index_bits = max(size - 1, 1).bit_length()
     if index_bits > 24:  # too few random bits left

@@ -45,8 +45,8 @@ class ItemTree:
             policy reads one contiguous block per user instead of gathering ``L`` scattered rows.
         leaf_embeddings: ``(C, L, d)`` likewise for the embeddings.
         leaf_features_t: ``(C, d + 2, L)``, ``leaf_features`` transposed: the layout in which XLA's CPU backend
-            multiplies a group of users' queries by a leaf's items fastest (3x faster than ``(C, L, d + 2)``
-            with the same einsum on a 2-core CPU); see ``_group_products``.
+            multiplies a group of users' queries by a leaf's items fastest (the contracted axis first); see
+            ``_group_products``.
         leaf_embeddings_t: ``(C, d, L)`` likewise for the embeddings.
     """
 
@@ -202,8 +202,7 @@ def leaf_group_size(batch: int, num_leaves: int) -> int:
     """Users per group in :func:`_leaf_products`: about the users per leaf, a power of two in ``[4, LEAF_GROUP]``.
 
     Each leaf's last group is padded, so groups much larger than a leaf's share of the batch multiply mostly
-    zeros: on a 2-core CPU, 256 users over 128 leaves took 2.2 us per user (forward and backward) in groups of
-    4 against 4.2 in groups of 16; 4,096 users, 0.6 us in groups of 16 against 0.9 in groups of 8.
+    zeros; where many users share a leaf, larger groups gather its block fewer times, into larger products.
     """
     per_leaf = max(batch // max(num_leaves, 1), 1)
     return int(min(max(1 << (per_leaf.bit_length() - 1), 4), LEAF_GROUP))
@@ -221,8 +220,8 @@ def packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
     """Indices that sort unsigned ``keys`` (each below ``2^key_bits``), ties kept in index order.
 
     One sort of ``uint32`` words holding the key above the index: XLA's CPU backend sorts a single array far
-    faster than (key, value) pairs (1 ms against 9 ms for 16k entries on a 2-core CPU). Falls back to a stable
-    ``argsort`` when key and index do not fit in 32 bits together.
+    faster than (key, value) pairs. Falls back to a stable ``argsort`` when key and index do not fit in 32 bits
+    together.
     """
     size = keys.shape[0]
     index_bits = max(size - 1, 1).bit_length()
@@ -237,10 +236,10 @@ def packed_argsort(keys: jax.Array, key_bits: int) -> jax.Array:
 def _group_products(grouped: jax.Array, group_leaf: jax.Array, table: jax.Array, table_t: jax.Array) -> jax.Array:
     """``(G, S, L)``: each group's ``(S, D)`` vectors times its leaf's items, ``table_t[group_leaf]`` ``(D, L)``.
 
-    A custom VJP only to pick layouts: XLA's CPU backend multiplies these small batched matrices about 3x
-    faster when the contracted axis comes first in the second operand, so the forward product reads the
-    ``(C, D, L)`` table and the backward one (``d grouped = d out @ table[group_leaf]``) the ``(C, L, D)`` one.
-    The tables are constants of the item tree: no cotangent.
+    A custom VJP only to pick layouts: XLA's CPU backend multiplies these small batched matrices faster when
+    the contracted axis comes first in the second operand, so the forward product reads the ``(C, D, L)`` table
+    and the backward one (``d grouped = d out @ table[group_leaf]``) the ``(C, L, D)`` one. The tables are
+    constants of the item tree: no cotangent.
     """
     return jnp.einsum("gsd,gdl->gsl", grouped, table_t[group_leaf])
 
@@ -266,10 +265,10 @@ def _leaf_products(
 
     The direct way gathers a ``(L, D)`` block per user. XLA's CPU backend materialises the whole gather, and for
     a PPO minibatch that is 4k users x 71 items x 34 floats (40 MB) written and read back per table, forward
-    and backward; even in cache-sized blocks it was the largest cost of PPO's update on a 2-core CPU. Users
-    choosing the same leaf can share its block instead: batches of at least ``C`` users are sorted by leaf into
-    groups of :func:`leaf_group_size` users (the last group of a leaf padded), each group's block is gathered once and
-    multiplied as one matrix. That is at most ``B / group + C`` blocks, and plain matrix products.
+    and backward, a cost that cache-sized blocks reduce but do not remove. Users choosing the same leaf can share
+    its block instead: batches of at least ``C`` users are sorted by leaf into groups of :func:`leaf_group_size`
+    users (the last group of a leaf padded), each group's block is gathered once and multiplied as one matrix.
+    That is at most ``B / group + C`` blocks, and plain matrix products.
     Smaller batches (one user, under ``vmap``) gather per user, in blocks.
     """
     size = leaves.shape[0]

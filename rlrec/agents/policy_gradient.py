@@ -45,9 +45,9 @@ class PolicyGradient(DeepAgent):
 
     learns_from_rollouts = True  # rlrec.run's per-step updates do not fit; rlrec.train collects rollouts
 
-    # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one epoch of 8
-    # minibatches at learning rate 2e-3 learnt as much per env step as 4 epochs x 4 minibatches at 3e-4, over 6
-    # seeds, with a quarter of the update's passes over the rollout (the update was 2/3 of PPO's training time).
+    # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one pass of 8
+    # minibatches at a higher learning rate learns as much per env step as several passes at a lower one, for
+    # a fraction of the update's cost.
     rollout_length: int = hyperparameter(16, "steps of every user collected before each update", low=1, high=1e6)
     epochs: int = hyperparameter(1, "passes over each rollout", low=1, high=1e4)
     minibatches: int = hyperparameter(8, "minibatches per pass", low=1, high=1e7)
