@@ -19,8 +19,8 @@ from pathlib import Path
 
 OPT_OUT_ENV_VAR = "RLREC_COMPILATION_CACHE"  # "0" turns the cache off for the rlrec commands
 JAX_DIR_ENV_VAR = "JAX_COMPILATION_CACHE_DIR"
-# Programs that compile faster than this are not worth a file (JAX's default is 1 s; rlrec's init programs
-# take 0.2-3 s on a 2-core CPU and are worth keeping).
+# Programs that compile faster than this are not worth a file (JAX's default is 1 s, which would leave out
+# rlrec's quicker init programs, worth keeping all the same).
 MIN_COMPILE_SECONDS = 0.2
 
 

@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 
 from rlrec._lazy import attach
-from rlrec.agents import networks
+from rlrec.agents import item_tree, networks
 from rlrec.agents.base import Agent, hyperparameter, internal
 
 
@@ -50,7 +50,7 @@ class DeepAgent(Agent):
             return one(obs)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), obs)
         # In blocks (XLA's CPU backend materialises whole gathers; in blocks the gathered histories stay in cache).
-        features, memory = networks.in_blocks(one, flat, FEATURE_CHUNK)
+        features, memory = item_tree.in_blocks(one, flat, FEATURE_CHUNK)
         return jax.tree.map(lambda x: x.reshape(batch_shape + x.shape[1:]), (features, memory))
 
     def tower(self, params: nnx.State, obs: dict, env_params) -> tuple[dict, jax.Array]:
@@ -66,16 +66,16 @@ class DeepAgent(Agent):
         raise NotImplementedError(f"{type(self).__name__} must define act_with_extras (DeepAgent.act calls it).")
 
 
-# Observations featurised per block by DeepAgent.features: on a 2-core CPU, 1.4 us per observation at once
-# for 16k observations, 0.4 us in blocks of 256.
+# Observations featurised per block by DeepAgent.features: in blocks, the gathered histories stay in the CPU
+# caches.
 FEATURE_CHUNK = 256
 
 
 def sample_by_cdf(uniform: jax.Array, logits: jax.Array) -> jax.Array:
     """One draw per row of ``softmax(logits)`` (``(B, M)``) by the inverse CDF of ``uniform`` ``(B,)`` in [0, 1).
 
-    Why not ``jax.random.categorical``: it draws a Gumbel per option, and threefry on a CPU spends 2.3 us
-    per user on the 199 options of a 9k-item tree, a third of PPO's acting time; this needs one uniform.
+    Why not ``jax.random.categorical``: it draws a Gumbel per option (threefry's rounds for each of the 199
+    options of a 9k-item tree, costly on a CPU); this needs one uniform.
     The first option whose CDF exceeds ``uniform`` times the total mass: never one of probability 0.
     """
     cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
@@ -87,7 +87,7 @@ def log_softmax_entropy(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
 
     Same values as ``jax.nn.log_softmax`` and ``-sum(exp(log_p) * log_p)``, which evaluate ``exp`` twice over the
     whole array, forward and again in the backward pass (XLA does not merge them); PPO's update does this for
-    every leaf and item logit of every minibatch. Masked logits (``networks.MASKED``) get probability 0 and add
+    every leaf and item logit of every minibatch. Masked logits (``item_tree.MASKED``) get probability 0 and add
     nothing to the entropy or its gradient.
     """
     shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
@@ -102,16 +102,15 @@ def shuffled(key: jax.Array, size: int) -> jax.Array:
     """A random ordering of ``range(size)`` from one sort of ``uint32`` keys: random high bits, the index below.
 
     Why not ``jax.random.permutation``: on XLA's CPU backend it sorts (key, value) pairs in several rounds,
-    9 ms for 16k indices on a 2-core CPU against 1 ms for :func:`~rlrec.agents.networks.packed_argsort`, and
-    PPO shuffles every epoch. Indices whose random bits tie (about ``size^2 / 2^(33 - log2 size)`` pairs, e.g.
-    500 of 16k) keep their relative order; they are neighbours in the result, so they share a minibatch
-    either way.
+    far slower than the one sort of :func:`~rlrec.agents.item_tree.packed_argsort`, and PPO shuffles every
+    epoch. Indices whose random bits tie (about ``size^2 / 2^(33 - log2 size)`` pairs, e.g. 500 of 16k) keep
+    their relative order; they are neighbours in the result, so they share a minibatch either way.
     """
     index_bits = max(size - 1, 1).bit_length()
     if index_bits > 24:  # too few random bits left
         return jax.random.permutation(key, size)
     random_bits = 32 - index_bits
-    return networks.packed_argsort(jax.random.bits(key, (size,), jnp.uint32) >> index_bits, random_bits)
+    return item_tree.packed_argsort(jax.random.bits(key, (size,), jnp.uint32) >> index_bits, random_bits)
 
 
 def flatten_leading(tree, leading: int):

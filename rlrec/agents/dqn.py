@@ -16,7 +16,7 @@ import optax
 from flax import nnx, struct
 
 from rlrec import _repr
-from rlrec.agents import networks, returns
+from rlrec.agents import item_tree, networks, returns
 from rlrec.agents.base import Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 from rlrec.agents.deep import DeepAgent, flatten_leading
 from rlrec.envs.recsys import blank_observation
@@ -29,7 +29,7 @@ class DQNState(struct.PyTreeNode):
     buffer: Any  # flashbax item buffer state
     env_steps: jax.Array  # transitions seen (drives the epsilon schedule)
     updates: jax.Array  # gradient steps taken
-    tree: networks.ItemTree  # for the beam-search argmax
+    tree: item_tree.ItemTree  # for the beam-search argmax
 
     def __repr__(self) -> str:
         return _repr.fields_repr(self)
@@ -124,7 +124,7 @@ class DQN(DeepAgent):
             buffer=self._buffer().init(example),
             env_steps=jnp.zeros((), jnp.int32),
             updates=jnp.zeros((), jnp.int32),
-            tree=networks.build_item_tree(env_params, min_leaf_size=self.slate_size),
+            tree=item_tree.build_item_tree(env_params, min_leaf_size=self.slate_size),
         )
 
     def _example_item(self, env_params):

@@ -13,7 +13,7 @@ import optax
 from flax import nnx, struct
 
 from rlrec import _repr
-from rlrec.agents import networks, returns
+from rlrec.agents import item_tree, networks, returns
 from rlrec.agents.base import Transition, as_slate, hyperparameter
 from rlrec.agents.deep import DeepAgent, flatten_leading, log_softmax_entropy, sample_by_cdf, shuffled
 
@@ -21,7 +21,7 @@ from rlrec.agents.deep import DeepAgent, flatten_leading, log_softmax_entropy, s
 class PGState(struct.PyTreeNode):
     params: nnx.State
     opt_state: Any
-    tree: networks.ItemTree
+    tree: item_tree.ItemTree
     updates: jax.Array
 
     def __repr__(self) -> str:
@@ -31,7 +31,7 @@ class PGState(struct.PyTreeNode):
 class PolicyGradient(DeepAgent):
     """Actor-critic policy gradient over a hierarchical item policy: PPO, or REINFORCE with a baseline.
 
-    The policy picks a leaf of the item tree (:func:`~rlrec.agents.networks.build_item_tree`) by its
+    The policy picks a leaf of the item tree (:func:`~rlrec.agents.item_tree.build_item_tree`) by its
     centroid's score, then an item within the leaf (a slate: ``k`` items of that leaf without replacement,
     Plackett-Luce), all scored by the same user tower; the tower's value output is the critic (baseline).
     Advantages are generalised advantage estimates over each rollout (bootstrapped from the critic where a
@@ -45,9 +45,9 @@ class PolicyGradient(DeepAgent):
 
     learns_from_rollouts = True  # rlrec.run's per-step updates do not fit; rlrec.train collects rollouts
 
-    # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one epoch of 8
-    # minibatches at learning rate 2e-3 learnt as much per env step as 4 epochs x 4 minibatches at 3e-4, over 6
-    # seeds, with a quarter of the update's passes over the rollout (the update was 2/3 of PPO's training time).
+    # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one pass of 8
+    # minibatches at a higher learning rate learns as much per env step as several passes at a lower one, for
+    # a fraction of the update's cost.
     rollout_length: int = hyperparameter(16, "steps of every user collected before each update", low=1, high=1e6)
     epochs: int = hyperparameter(1, "passes over each rollout", low=1, high=1e4)
     minibatches: int = hyperparameter(8, "minibatches per pass", low=1, high=1e7)
@@ -73,7 +73,7 @@ class PolicyGradient(DeepAgent):
         return PGState(
             params=params,
             opt_state=self.optimiser().init(params),
-            tree=networks.build_item_tree(env_params, min_leaf_size=self.slate_size, num_leaves=self.tree_leaves),
+            tree=item_tree.build_item_tree(env_params, min_leaf_size=self.slate_size, num_leaves=self.tree_leaves),
             updates=jnp.zeros((), jnp.int32),
         )
 
@@ -84,7 +84,7 @@ class PolicyGradient(DeepAgent):
         log_prob = item_log_probs[slots[0]]
         log_probs = item_log_probs
         for slot in range(1, self.slate_size):
-            log_probs = jax.nn.log_softmax(log_probs.at[slots[slot - 1]].set(networks.MASKED))
+            log_probs = jax.nn.log_softmax(log_probs.at[slots[slot - 1]].set(item_tree.MASKED))
             log_prob = log_prob + log_probs[slots[slot]]
         return log_prob
 
@@ -93,11 +93,11 @@ class PolicyGradient(DeepAgent):
         outputs, memory = self.tower(state.params, obs, env_params)
         head = networks.select_head(outputs, 0)
         tree = state.tree
-        leaf_probs = jax.nn.softmax(networks.centroid_scores(tree, head, networks.centroid_similarity(tree, memory)))
+        leaf_probs = jax.nn.softmax(item_tree.centroid_scores(tree, head, item_tree.centroid_similarity(tree, memory)))
         leaves = jnp.arange(tree.leaves.shape[0])
         every_leaf = jax.tree.map(lambda x: jnp.broadcast_to(x, leaves.shape + x.shape), (head, memory))
-        similarity = networks.leaf_item_similarity(tree, every_leaf[1], leaves)
-        item_probs = jax.nn.softmax(networks.leaf_item_scores(tree, every_leaf[0], similarity, leaves), axis=-1)
+        similarity = item_tree.leaf_item_similarity(tree, every_leaf[1], leaves)
+        item_probs = jax.nn.softmax(item_tree.leaf_item_scores(tree, every_leaf[0], similarity, leaves), axis=-1)
         joint = leaf_probs[:, None] * item_probs
         return jnp.zeros(env_params.item_features.shape[0]).at[tree.leaves].add(
             jnp.where(tree.leaves >= 0, joint, 0.0), mode="drop"
@@ -125,14 +125,14 @@ class PolicyGradient(DeepAgent):
         head = networks.select_head(outputs, 0)
         tree = state.tree
         uniform = jax.vmap(lambda key: jax.random.uniform(key, (2,)))(keys)  # (B, 2): leaf, item
-        leaf_similarity = networks.centroid_similarity(tree, memory)
-        leaf_logits = networks.centroid_scores(tree, head, leaf_similarity)  # (B, C)
+        leaf_similarity = item_tree.centroid_similarity(tree, memory)
+        leaf_logits = item_tree.centroid_scores(tree, head, leaf_similarity)  # (B, C)
         if self.deterministic:
             leaf = jnp.argmax(leaf_logits, axis=-1)
         else:
             leaf = sample_by_cdf(uniform[:, 0], leaf_logits)
-        item_similarity = networks.leaf_item_similarity(tree, memory, leaf)
-        item_logits = networks.leaf_item_scores(tree, head, item_similarity, leaf)  # (B, L)
+        item_similarity = item_tree.leaf_item_similarity(tree, memory, leaf)
+        item_logits = item_tree.leaf_item_scores(tree, head, item_similarity, leaf)  # (B, L)
         if self.deterministic:
             _, slots = jax.lax.top_k(item_logits, self.slate_size)  # (B, k)
         elif self.slate_size == 1:
@@ -160,9 +160,9 @@ class PolicyGradient(DeepAgent):
         actions = batch["action"]
         leaf = tree.leaf_of[actions[:, 0]]
         leaf_log_probs, leaf_entropy = log_softmax_entropy(
-            networks.centroid_scores(tree, head, batch["leaf_similarity"])
+            item_tree.centroid_scores(tree, head, batch["leaf_similarity"])
         )  # (B, C), (B,)
-        item_logits = networks.leaf_item_scores(tree, head, batch["item_similarity"], leaf)  # (B, L)
+        item_logits = item_tree.leaf_item_scores(tree, head, batch["item_similarity"], leaf)  # (B, L)
         item_log_probs, item_entropy = log_softmax_entropy(item_logits)
         slots = tree.slot_of[actions]
         log_prob = jnp.take_along_axis(leaf_log_probs, leaf[:, None], axis=-1)[:, 0] + jax.vmap(
@@ -175,10 +175,10 @@ class PolicyGradient(DeepAgent):
         """The parameter-free inputs of :meth:`_evaluate` for ``(T, B)`` observations and taken slates."""
         features, memory = self.features(obs, env_params)
         flat_memory, leaves = memory.reshape(-1, memory.shape[-1]), tree.leaf_of[actions[..., 0]].reshape(-1)
-        item_similarity = networks.leaf_item_similarity(tree, flat_memory, leaves)
+        item_similarity = item_tree.leaf_item_similarity(tree, flat_memory, leaves)
         return {
             "features": features,
-            "leaf_similarity": networks.centroid_similarity(tree, memory),
+            "leaf_similarity": item_tree.centroid_similarity(tree, memory),
             "item_similarity": item_similarity.reshape(memory.shape[:-1] + item_similarity.shape[-1:]),
         }
 

@@ -223,8 +223,7 @@ def _compile_ahead_pool():
     """Two compiling threads on a machine with two or more cores and one process; else ``None``.
 
     XLA compiles one program with about 1.5 of 2 cores (its LLVM code generation is partly parallel) and tracing
-    holds the GIL, so two programs at a time is what a 2-core CPU gains from: the quick suite, cold, took 76-79 s
-    against 87-92 s one program at a time (alternating runs, the same numbers); more threads would only contend.
+    holds the GIL, so two programs at a time is what a 2-core CPU gains from; more threads would only contend.
     With ``jax.distributed`` every process must compile the same programs in the same order, so the suite then
     compiles as it goes.
     """

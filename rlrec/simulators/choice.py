@@ -77,13 +77,12 @@ def top_k(values: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     """``(values, indices)`` of the ``k`` largest of ``(N,)`` ``values``, largest first: ``jax.lax.top_k``'s
     result, computed in two levels for large ``N``.
 
-    ``lax.top_k`` on XLA's CPU backend costs about 2 ns per item (16 us for 9,066 items on a 2-core CPU, twice per
-    simulated step: the agent's slate and the oracle's), while a plain ``max`` vectorises at ~0.1 ns per item. So
-    the items are laid out as a ``(N // C, C)`` grid (``C = 128``, the remainder kept aside), each column's
-    maximum is taken (vectorised across rows), and the exact top ``k`` is chosen among the items of the ``k``
-    columns with the largest maxima plus the remainder: a column holding one of the top ``k`` items has a maximum
-    no smaller than that item, and at most ``k - 1`` other columns can have a larger one. 2-2.5x faster for
-    ``k`` of 1-10 on 9,066 items. Among exactly equal values the one taken may differ from ``lax.top_k``'s
+    ``lax.top_k`` on XLA's CPU backend is slow per item (and runs twice per simulated step: the agent's slate and
+    the oracle's), while a plain ``max`` vectorises. So the items are laid out as a ``(N // C, C)`` grid
+    (``C = 128``, the remainder kept aside), each column's maximum is taken (vectorised across rows), and the
+    exact top ``k`` is chosen among the items of the ``k`` columns with the largest maxima plus the remainder: a
+    column holding one of the top ``k`` items has a maximum no smaller than that item, and at most ``k - 1`` other
+    columns can have a larger one. Among exactly equal values the one taken may differ from ``lax.top_k``'s
     (lowest index first); the values are the same.
     """
     count = values.shape[-1]
