@@ -82,20 +82,17 @@ def movielens_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     return movies, ratings
 
 
+def _film_catalog(table: pd.DataFrame, name: str, popularity_column: str, encoder, dim) -> Catalog:
+    """A built-in film table (``movie_id``, ``text``, ``genres``, ``bayesian_rating``) as a catalog."""
+    return Catalog.from_dataframe(table, id_column="movie_id", text_column="text", name=name,
+                                  popularity_column=popularity_column, quality_column="bayesian_rating",
+                                  genres_column="genres", encoder=encoder, dim=dim)
+
+
 def load_movielens(*, dim: int | None = None, encoder: lm.TextEncoder | None = None) -> Catalog:
     """The MovieLens latest-small catalog (9,066 movies) with its 100,004 ratings as interactions."""
     movies, ratings = movielens_tables()
-    catalog = Catalog.from_dataframe(
-        movies,
-        id_column="movie_id",
-        text_column="text",
-        name="movielens",
-        popularity_column="num_ratings",
-        quality_column="bayesian_rating",
-        genres_column="genres",
-        encoder=encoder,
-        dim=dim,
-    )
+    catalog = _film_catalog(movies, "movielens", "num_ratings", encoder, dim)
     interactions = pd.DataFrame(
         {
             "user_id": ratings["user_id"].to_numpy(),
@@ -124,17 +121,7 @@ def ggplot2movies_table() -> pd.DataFrame:
 
 def load_ggplot2movies(*, dim: int | None = None, encoder: lm.TextEncoder | None = None) -> Catalog:
     """The 58,788-title ggplot2movies catalog (IMDB ratings and votes; no per-user interactions)."""
-    return Catalog.from_dataframe(
-        ggplot2movies_table(),
-        id_column="movie_id",
-        text_column="text",
-        name="ggplot2movies",
-        popularity_column="votes",
-        quality_column="bayesian_rating",
-        genres_column="genres",
-        encoder=encoder,
-        dim=dim,
-    )
+    return _film_catalog(ggplot2movies_table(), "ggplot2movies", "votes", encoder, dim)
 
 
 BUILTIN_CATALOGS: dict[str, Callable[..., Catalog]] = {

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, empty_history
+from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, empty_history, step_info
 from rlrec.envs.registry import NUMERIC_OVERRIDES
 from rlrec.simulators import choice
 
@@ -224,22 +224,12 @@ class ProbeEnv(RecEnv):
         next_state = state.replace(
             budget=budget,
             step=step,
-            history_items=jnp.concatenate([state.history_items[1:], slate[None]], axis=0),
-            history_clicks=jnp.concatenate([state.history_clicks[1:], clicked_slot[None]]),
-            history_feedback=jnp.concatenate([state.history_feedback[1:], feedback[None]]),
+            **state.pushed_history(slate, clicked_slot, feedback),
         )
         terminated = step >= self.episode_length
         truncated = jnp.logical_and(step >= params.max_steps, ~terminated)
-        info = {
-            "expected_reward": reward,
-            "oracle_expected_reward": oracle_expected_reward,
-            "regret": regret,
-            "oracle_slate": best,
-            "clicked_slot": clicked_slot,
-            "clicked_item": jnp.where(clicked, slate[paying_slot], -1),
-            "satisfaction": feedback,
-            "budget": budget,
-        }
+        info = step_info(reward, oracle_expected_reward, regret, best, clicked_slot,
+                         jnp.where(clicked, slate[paying_slot], -1), feedback, budget)
         return self.get_obs(next_state, params), next_state, reward, terminated, truncated, info
 
     def optimal_values(self, params: EnvParams, gamma: float) -> ProbeValues:

@@ -6,7 +6,7 @@ Reads top to bottom like the model in docs/design.md section 4.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypedDict
 
 import chex
 import jax
@@ -87,6 +87,38 @@ class EnvState:
 
     def __repr__(self) -> str:
         return _repr.fields_repr(self)
+
+    def pushed_history(self, slate: jax.Array, clicked_slot: jax.Array, feedback: jax.Array) -> dict[str, jax.Array]:
+        """The ``history_*`` fields after one more step (the oldest entry dropped), for ``state.replace``."""
+        return {
+            "history_items": jnp.concatenate([self.history_items[1:], slate[None]], axis=0),
+            "history_clicks": jnp.concatenate([self.history_clicks[1:], clicked_slot[None]]),
+            "history_feedback": jnp.concatenate([self.history_feedback[1:], feedback[None].astype(jnp.float32)]),
+        }
+
+
+class StepInfo(TypedDict):
+    """The ``info`` of :meth:`RecEnv.step_env` (every env of rlrec, the probes included), one user.
+
+    ``step`` adds ``final_observation``. Regret terms are NaN and ``oracle_slate`` -1 when ``track_regret`` is off.
+    """
+
+    expected_reward: jax.Array  # () expected clicks of the slate shown
+    oracle_expected_reward: jax.Array  # () expected clicks of the best slate
+    regret: jax.Array  # () their difference
+    oracle_slate: jax.Array  # (k,) the best slate
+    clicked_slot: jax.Array  # () slot clicked, k for none
+    clicked_item: jax.Array  # () item clicked, -1 for none
+    satisfaction: jax.Array  # () satisfaction with the clicked item, 0 without a click
+    budget: jax.Array  # () the user's budget after the step
+
+
+def step_info(expected_reward, oracle_expected_reward, regret, oracle_slate, clicked_slot, clicked_item,
+              satisfaction, budget) -> StepInfo:
+    """A :class:`StepInfo`, its fields in their order."""
+    return StepInfo(expected_reward=expected_reward, oracle_expected_reward=oracle_expected_reward, regret=regret,
+                    oracle_slate=oracle_slate, clicked_slot=clicked_slot, clicked_item=clicked_item,
+                    satisfaction=satisfaction, budget=budget)
 
 
 def progress(step: jax.Array, max_steps: jax.Array) -> jax.Array:
@@ -294,23 +326,13 @@ class RecEnv:
             memory=dynamics.update_memory(state.memory, consumed, params.boredom_decay, clicked),
             budget=budget,
             step=step,
-            history_items=jnp.concatenate([state.history_items[1:], slate[None]], axis=0),
-            history_clicks=jnp.concatenate([state.history_clicks[1:], clicked_slot[None]]),
-            history_feedback=jnp.concatenate([state.history_feedback[1:], feedback[None].astype(jnp.float32)]),
+            **state.pushed_history(slate, clicked_slot, feedback),
         )
         reward = clicked.astype(jnp.float32)
         terminated = budget <= 0.0
         truncated = jnp.logical_and(step >= params.max_steps, ~terminated)
-        info = {
-            "expected_reward": expected_reward,
-            "oracle_expected_reward": oracle_expected_reward,
-            "regret": regret,
-            "oracle_slate": best,
-            "clicked_slot": clicked_slot,
-            "clicked_item": jnp.where(clicked, item, -1),
-            "satisfaction": feedback,
-            "budget": budget,
-        }
+        info = step_info(expected_reward, oracle_expected_reward, regret, best, clicked_slot,
+                         jnp.where(clicked, item, -1), feedback, budget)
         return self.get_obs(next_state, params), next_state, reward, terminated, truncated, info
 
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -224,28 +226,21 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
                      placement.devices, time.perf_counter() - started)
 
 
-def compile_run(
-    env: RecEnv,
-    params: EnvParams,
-    agent: Agent,
-    *,
-    num_seeds: int = 8,
-    num_steps: int = 200,
-    seed: int = 0,
-    mode: str = PERSONAL,
-    num_users: int = 64,
-    accuracy_k: int = 10,
-    chunk_size: int | None = None,
-    users: Sequence[int] | str | None = None,
-) -> float:
+def compile_run(env: RecEnv, params: EnvParams, agent: Agent, **settings: Any) -> float:
     """Compiles what :func:`run` with the same arguments would compile, without running it; returns the seconds.
 
-    A later :func:`run` of the same configuration in this process then compiles nothing. Safe to call from
-    another thread while a run goes on: the benchmark suites compile the next cells' programs this way
+    ``settings``: :func:`run`'s keyword arguments (``num_seeds``, ``num_steps``, ``mode``, ...; ``progress`` is
+    ignored). A later :func:`run` of the same configuration in this process then compiles nothing. Safe to call
+    from another thread while a run goes on: the benchmark suites compile the next cells' programs this way
     (``rlrec.bench.run_suite(compile_ahead=True)``).
     """
-    return _compile(env, params, agent, num_seeds=num_seeds, num_steps=num_steps, seed=seed, mode=mode,
-                    num_users=num_users, accuracy_k=accuracy_k, chunk_size=chunk_size, users=users).compile_time
+    settings.pop("progress", None)
+    defaults = {name: parameter.default for name, parameter in inspect.signature(run).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "progress"}
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise TypeError(f"compile_run got unknown setting(s) {unknown}; it takes run's: {sorted(defaults)}.")
+    return _compile(env, params, agent, **{**defaults, **settings}).compile_time
 
 
 def run(
