@@ -395,3 +395,22 @@ def _snapshot_round_trip(tmp_path):
 def test_no_default_observation_equals_the_hidden_state(build, tmp_path):
     env, params = build(tmp_path)
     assert_observation_is_not_the_hidden_taste(env, params)
+
+
+def test_make_keeps_its_catalog_outside_the_envs_identity(tmp_path):
+    # rlrec.make keeps the Catalog it resolved (metrics read its popularity and genres), without making it part
+    # of the env's equality or hash (compiled programs are keyed on those) or of snapshots.
+    from synthetic import synthetic_catalog, synthetic_env
+
+    from rlrec.bench.suite_run import catalog_extras
+    from rlrec.envs.snapshot import load_env, save_env
+
+    env, params = synthetic_env("MovieLens-Bandit-v0")
+    assert env.catalog is not None and env.catalog.name == synthetic_catalog().name
+    popularity, _ = catalog_extras(env)
+    np.testing.assert_array_equal(popularity, env.catalog.popularity)
+    bare = dataclasses.replace(env, catalog=None)
+    assert bare == env and hash(bare) == hash(env) and "catalog" not in repr(env)
+    assert catalog_extras(bare) == (None, None)
+    loaded, _ = load_env(save_env(tmp_path / "env.npz", env, params))
+    assert loaded == env and loaded.catalog is None

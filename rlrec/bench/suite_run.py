@@ -45,17 +45,11 @@ def _cell_path(out: Path, env: str, agent: str) -> Path:
     return out / "cells" / f"{env}__{agent}.npz"
 
 
-def catalog_extras(env_id: str, overrides: dict[str, Any]):
-    """Popularity and genres of the env's catalog (for novelty and genre entropy), when it has them."""
-    from rlrec.data import Catalog, load_catalog
-    from rlrec.envs.registry import DEFAULT_DIM, REGISTRY
-
-    catalog = overrides.get("catalog", REGISTRY[env_id].catalog)
-    if isinstance(catalog, str):
-        catalog = load_catalog(catalog, dim=overrides.get("dim", DEFAULT_DIM), model_path=overrides.get("model_path"))
-    if not isinstance(catalog, Catalog):
-        return None, None
-    return catalog.popularity, catalog.genres
+def catalog_extras(env) -> tuple:
+    """``(popularity, genres)`` of the catalog ``rlrec.make`` built ``env`` from (for novelty and genre entropy);
+    ``(None, None)`` for an env without one."""
+    catalog = getattr(env, "catalog", None)  # an env class of your own may not have the field
+    return (None, None) if catalog is None else (catalog.popularity, catalog.genres)
 
 
 def _cell_run_arguments(suite: Suite, env, agent_name: str) -> dict:
@@ -326,7 +320,7 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool | None, on_
                     raise SuiteError(f"Cannot build {env_id} for suite {suite.name!r}: {error}") from None
                 if suite.accuracy_k > env.num_items(params):
                     raise SuiteError(f"accuracy_k={suite.accuracy_k} is larger than {env_id}'s catalog.")
-                extras = catalog_extras(env_id, overrides)
+                extras = catalog_extras(env)
             # The cells' programs are compiled by worker threads, in order, while earlier cells compile and run;
             # a cell waits for its own before it runs (so nothing is compiled twice).
             ahead = [pool.submit(_compile_cell, suite, env, params, agent) for agent in todo] if pool else None

@@ -134,7 +134,7 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
     seeds, steps, mode = settings["seeds"], settings["steps"], settings["mode"]
     env, params = make(env_id, **overrides)
     built = [make_agent(name, env, **hyper[name]) for name in agents]
-    popularity, genres = catalog_extras(env_id.removeprefix("rlrec/"), overrides)
+    popularity, genres = catalog_extras(env)
 
     results, summaries = [], {}
     for agent in built:

@@ -178,6 +178,10 @@ class RecEnv:
     choice_model: str = choice.MNL
     name: str = "RecEnv"
     track_regret: bool = True
+    # The Catalog rlrec.make built the env from (None for params of your own): its popularity and genres feed
+    # novelty and genre entropy. Not part of the env's identity (left out of ==, hash and snapshots), so
+    # compiled programs never depend on it.
+    catalog: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.slate_size < 1:

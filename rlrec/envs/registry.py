@@ -274,6 +274,7 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
         choice_model=choice_model,
         name=env_id,
         track_regret=track_regret,
+        catalog=catalog,
     )
     params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
     return env, params

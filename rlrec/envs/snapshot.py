@@ -25,7 +25,8 @@ def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"Environment snapshots are .npz files; got {path}.")
-    config = {"format": FORMAT, "env": dataclasses.asdict(env)}
+    # The env's settings (its catalog reference is not one: the params hold what the env needs of it).
+    config = {"format": FORMAT, "env": {f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.compare}}
     arrays = {f"params.{field.name}": np.asarray(getattr(params, field.name)) for field in dataclasses.fields(params)}
     atomic_save_npz(path, config=np.asarray(json.dumps(config)), **arrays)
     return path
