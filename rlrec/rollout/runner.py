@@ -134,7 +134,7 @@ def _run_chunk(carry, seed_keys, start, params, agent, row_weights, *, env, mode
     return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys, row_weights), seed_block)
 
 
-def _unnamed(thing):
+def unnamed(thing):
     """``thing`` without its display name (an env's ``name``, an agent's ``label``), where it has one."""
     for field in ("name", "label"):
         if dataclasses.is_dataclass(thing) and field in {f.name for f in dataclasses.fields(thing)}:
@@ -212,8 +212,8 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
     # second run of the same configuration compiles nothing. Names are display-only and left out of the
     # programs, so "linucb" and "lm-linucb" (the same class, other numbers), or the Bandit and Drift settings
     # (the same shapes, other parameters), share one compilation.
-    program_env = _unnamed(env)
-    program_agent = _unnamed(agent)
+    program_env = unnamed(env)
+    program_agent = unnamed(agent)
     init = _init_seeds.lower(seed_keys, params, program_agent, row_weights, env=program_env, mode=mode,
                              users=batch).compile()
     carry = placement.shard(init(seed_keys, params, program_agent, row_weights))
