@@ -321,6 +321,9 @@ class Agent(struct.PyTreeNode):
     learns_from_rollouts: ClassVar[bool] = False
     # Steps of every user a training loop collects before each update (deep agents make it a hyperparameter).
     rollout_length = 1
+    # Agents with a ``deterministic`` switch: whether rlrec.train.evaluate acts greedily by default (None: no
+    # switch, the agent acts as it always does).
+    evaluate_greedily: ClassVar[bool | None] = None
 
     @classmethod
     def env_defaults(cls, env: Any) -> dict[str, Any]:
@@ -366,7 +369,7 @@ class Frozen(Agent):
     @classmethod
     def of(cls, agent: Agent, state: Any, deterministic: bool | None = None) -> "Frozen":
         """Freezes ``agent`` at ``state``; ``deterministic`` overrides its action noise when it has one."""
-        if deterministic is not None and hasattr(agent, "deterministic"):
+        if deterministic is not None and agent.evaluate_greedily is not None:
             agent = agent.replace(deterministic=deterministic)
         return cls(slate_size=agent.slate_size, label=agent.name, agent=agent, state=state)
 

@@ -97,6 +97,8 @@ class DQN(DeepAgent):
                 "(decomposed=True, the default of the 'slateq' agent)."
             )
 
+    evaluate_greedily = True  # its exploration is epsilon-greedy: evaluation shows what it learnt, greedily
+
     @classmethod
     def env_defaults(cls, env) -> dict:
         return {"decomposed": True} if env.slate_size > 1 else {}  # slates need SlateQ

@@ -92,8 +92,7 @@ class Suite:
         if unknown_agents:
             problems.append(f"unknown agent(s) {unknown_agents}; choose from {', '.join(AGENTS)}")
         for agent in self.agents:
-            cls = AGENTS.get(agent, (None,))[0]
-            if getattr(cls, "learns_from_rollouts", False):
+            if agent in AGENTS and AGENTS[agent][0].learns_from_rollouts:
                 problems.append(f"{agent} learns from whole rollouts: train it with `rlrec train`, not in a suite")
         for env, overrides in self.env_overrides.items():
             if env not in self.envs:

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from rlrec import _progress
-from rlrec.agents import DEEP_AGENTS, make_agent
+from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
 from rlrec.files import FolderLock, atomic_write_text, package_versions
@@ -300,11 +300,11 @@ def evaluate(
             step = checkpointer.latest_step()
     config, env, params, agent, states = load_trained(out_dir, step)
     if deterministic is None:
-        deterministic = config.agent in ("dqn", "slateq")
+        deterministic = bool(agent.evaluate_greedily)
     rows = []
     for index in range(config.seeds):
         state = jax.tree.map(lambda x: x[index], states)
-        frozen = Frozen.of(agent, state, deterministic=deterministic if config.agent in DEEP_AGENTS else None)
+        frozen = Frozen.of(agent, state, deterministic=deterministic)
         result = run(env, params, frozen, num_seeds=num_seeds, num_steps=num_steps, seed=seed)
         returns = np.concatenate([episode_returns(r, d) for r, d in zip(result.reward, result.done)])
         rows.append(
