@@ -28,3 +28,35 @@ def movielens():
     from rlrec.data import load_catalog
 
     return load_catalog("movielens")
+
+
+# Synthetic stand-ins for the MovieLens envs (tests/synthetic.py: the sizes UNIT, built in milliseconds, no language
+# model): the unit tests of envs, agents, runner and trainer use these; tests of MovieLens itself use `movielens`.
+def _unit_env(env_id: str):
+    from synthetic import UNIT, synthetic_env
+
+    return synthetic_env(env_id, **UNIT)
+
+
+@pytest.fixture(scope="session")
+def bandit_env():
+    """``MovieLens-Bandit-v0`` on the synthetic unit world."""
+    return _unit_env("MovieLens-Bandit-v0")
+
+
+@pytest.fixture(scope="session")
+def slate_bandit():
+    """``MovieLens-BanditSlate-v0`` (slates of 5) on the synthetic unit world."""
+    return _unit_env("MovieLens-BanditSlate-v0")
+
+
+@pytest.fixture(scope="session")
+def session_env():
+    """``MovieLens-Session-v0`` on the synthetic unit world."""
+    return _unit_env("MovieLens-Session-v0")
+
+
+@pytest.fixture(scope="session")
+def session_slate_env():
+    """``MovieLens-SessionSlate-v0`` (slates of 5) on the synthetic unit world."""
+    return _unit_env("MovieLens-SessionSlate-v0")

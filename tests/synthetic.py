@@ -28,12 +28,19 @@ def synthetic_population(users: int = 6, dim: int = 8, seed: int = 0) -> Populat
     return Population.from_arrays(rng.normal(size=(users, dim)), request_noise=0.7, seed=seed, name="synthetic-users")
 
 
+def synthetic_world(items: int = 40, dim: int = 8, users: int = 6, seed: int = 0) -> dict:
+    """``catalog=`` and ``population=`` overrides (for ``rlrec.make``, ``gymnasium.make`` and ``make_vec``)."""
+    return {"catalog": synthetic_catalog(items, dim, seed), "population": synthetic_population(users, dim, seed)}
+
+
 def synthetic_env(env_id: str = "MovieLens-Bandit-v0", *, items: int = 40, dim: int = 8, users: int = 6,
                   seed: int = 0, **overrides):
     """``rlrec.make(env_id)`` with a synthetic catalog and population in place of MovieLens."""
-    return rlrec.make(
-        env_id,
-        catalog=synthetic_catalog(items, dim, seed),
-        population=synthetic_population(users, dim, seed),
-        **overrides,
-    )
+    return rlrec.make(env_id, **{**synthetic_world(items, dim, users, seed), **overrides})
+
+
+# The world of the env, agent, runner and trainer unit tests (the session fixtures of conftest.py) in place of
+# MovieLens's 9,066 items in 32-d and 671 users. In it the linear bandits of test_agents.py lead as clearly as on
+# MovieLens (256 users x 200 steps, seed 0: LinUCB's lead over epsilon-greedy 9.6 standard errors, LinTS's 6.3;
+# on MovieLens 8.5 and 3.8); in 32-d, 200 items, LinTS's lead was 4.0 and its regret 0.47 of random's (< 0.5 asserted).
+UNIT = {"items": 200, "dim": 16, "users": 32}

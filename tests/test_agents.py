@@ -17,15 +17,19 @@ from rlrec.simulators.population import Population
 
 
 @pytest.fixture(scope="module")
-def slate_bandit():
+def movielens_slate_bandit():
+    """The LM-prior test's env: the prior is the LM's embedding of what real MovieLens users say they want."""
     return rlrec.make("MovieLens-BanditSlate-v0")
 
 
 @pytest.fixture(scope="module")
 def bandit_runs(slate_bandit):
-    """Fixed seeds: 256 cold-start users x 200 steps on the MovieLens slate bandit (paired: every agent meets the
-    same users). 16 users were too few to tell LinTS from epsilon-greedy (its lead is ~7 of ~58 expected clicks
-    over 200 steps, with a per-user spread of ~23)."""
+    """Fixed seeds: 256 cold-start users x 200 steps on the synthetic slate bandit of conftest.py (paired: every
+    agent meets the same users). 16 users are too few to tell LinTS from epsilon-greedy (its lead is ~6 expected
+    clicks over 200 steps, with a per-user spread of ~16; on MovieLens ~5 and ~23).
+
+    Margins measured here and on MovieLens (where these tests ran before): regret's second half over its first
+    0.46 / 0.44 (MovieLens 0.48 / 0.48) for LinUCB / LinTS, their total 0.24 / 0.27 of random's (0.37 / 0.43)."""
     env, params = slate_bandit
     names = ["random", "epsilon-greedy", "linucb", "lints", "oracle"]
     return {name: run(env, params, make_agent(name, env), num_seeds=256, num_steps=200, seed=0) for name in names}
@@ -46,18 +50,19 @@ def test_random_regret_grows_linearly(bandit_runs):
 def test_linear_bandits_learn_sublinearly_and_beat_baselines(bandit_runs, name):
     regret = bandit_runs[name].regret
     first, second = regret[:, :100].sum(axis=1).mean(), regret[:, 100:].sum(axis=1).mean()
-    assert second < 0.6 * first  # measured 0.48: regret flattens as the user is learnt
+    assert second < 0.6 * first  # measured 0.46 (LinUCB), 0.44 (LinTS): regret flattens as the user is learnt
     total = regret.sum(axis=1)
     # Paired over the same 256 users: epsilon-greedy's regret minus this agent's, positive by 2 standard errors
-    # (measured: LinUCB 12.0 +- 1.4, LinTS 5.4 +- 1.4 expected clicks; 3.8 sigma for LinTS).
+    # (measured: LinUCB 9.5 +- 1.0, LinTS 6.2 +- 1.0 expected clicks, 6.3 sigma; on MovieLens 12.0 +- 1.4 and
+    # 5.4 +- 1.4, 3.8 sigma for LinTS).
     lead = bandit_runs["epsilon-greedy"].regret.sum(axis=1) - total
     assert lead.mean() > 2 * lead.std(ddof=1) / np.sqrt(len(lead)), (lead.mean(), lead.std(ddof=1))
     assert total.mean() < 0.5 * bandit_runs["random"].regret.sum(axis=1).mean()
 
 
-def test_lm_prior_lowers_cold_start_regret(slate_bandit):
+def test_lm_prior_lowers_cold_start_regret(movielens_slate_bandit):
     """Same agent, same ridge, with and without the request-embedding prior: paired over 128 users."""
-    env, params = slate_bandit
+    env, params = movielens_slate_bandit
     for name, plain in (("lm-lints", "lints"), ("lm-linucb", "linucb")):
         prior = make_agent(name, env)
         baseline = make_agent(plain, env, regulariser=prior.regulariser)
@@ -224,9 +229,8 @@ def test_hyperparameters_are_leaves_so_configurations_vmap(slate_bandit):
     # Deep agents compile slowly on 2 cores and are covered by test_deep_agents.py: their case runs in the slow step.
     [pytest.param(name, marks=pytest.mark.slow) if name in DEEP_AGENTS else name for name in sorted(AGENTS)],
 )
-def test_every_agent_runs_on_single_item_and_slate_envs(name):
-    for env_id in ("MovieLens-Session-v0", "MovieLens-SessionSlate-v0"):
-        env, params = rlrec.make(env_id)
+def test_every_agent_runs_on_single_item_and_slate_envs(name, session_env, session_slate_env):
+    for env, params in (session_env, session_slate_env):
         agent = make_agent(name, env)
         if getattr(agent, "learns_from_rollouts", False):
             # Policy-gradient agents learn from whole rollouts: the per-step runner refuses them clearly, and

@@ -9,8 +9,13 @@ from rlrec.agents import make_agent
 from rlrec.agents import networks
 from rlrec.envs.probes import ITEM_A, ITEM_B, make_probe
 from rlrec.train.trainer import train
+from synthetic import UNIT, synthetic_env
 
 GAMMA = 0.9
+# Synthetic worlds (no language model): UNIT (conftest.py's; PPO's item tree has 16 leaves of 13 slots, the last
+# padded), and one of MovieLens's size, whose tree has MovieLens's 128 leaves of 71 slots, which the group sizes
+# (users per leaf) of test_leaf_products_equal_the_direct_gather are written for.
+MOVIELENS_SIZED = {"items": 9066, "dim": 32, "users": 64}
 # Small, fast learners for 4-item worlds.
 DQN_PROBE = dict(
     gamma=GAMMA, learning_rate=3e-3, buffer_size=2048, batch_size=64, learning_starts=64, target_period=20,
@@ -242,9 +247,7 @@ def test_batched_policy_matches_its_parts(env_id):
     """PPO's batched acting (users grouped by leaf) agrees with the per-user definition: each user's item
     scores within a leaf equal the direct gather, and the returned log-probability is that of the chosen slate
     under the leaf softmax and Plackett-Luce."""
-    from rlrec.envs import make
-
-    env, params = make(env_id, track_regret=False)
+    env, params = synthetic_env(env_id, **UNIT, track_regret=False)
     agent = make_agent("ppo", env)
     slate_size = env.slate_size
     state = agent.init(jax.random.key(0), params)
@@ -291,9 +294,7 @@ def test_leaf_products_equal_the_direct_gather(users, group):
     """Scores of a leaf's items, computed per user in blocks (fewer users than leaves) or for users grouped by
     leaf (groups of 4, 8 or 16 users by batch size; crowded leaves spanning several groups, empty leaves, the
     padded last leaf), equal the direct per-user gather, and so do their gradients."""
-    from rlrec.envs import make
-
-    env, params = make("MovieLens-Session-v0", track_regret=False)
+    env, params = synthetic_env("MovieLens-Session-v0", **MOVIELENS_SIZED, track_regret=False)
     tree = networks.build_item_tree(params)
     num_leaves = tree.leaves.shape[0]
     if group is not None:
@@ -338,9 +339,8 @@ def test_next_values_reuse_the_rollout_exactly():
     was cut or an episode truncated, equal the critic run on every next observation. A tiny max_steps makes
     truncations happen inside the rollout; a max_steps shorter than the rollout takes the full branch."""
     from rlrec.bench.runner import batch_step
-    from rlrec.envs import make
 
-    env, params = make("MovieLens-Session-v0", track_regret=False)
+    env, params = synthetic_env("MovieLens-Session-v0", **UNIT, track_regret=False)
     agent = make_agent("ppo", env, rollout_length=3)
     state = agent.init(jax.random.key(0), params)
     users = 64

@@ -4,19 +4,17 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import rlrec
 from rlrec.agents import make_agent
 from rlrec.bench import report
 from rlrec.rollout import run
+from synthetic import UNIT, synthetic_catalog, synthetic_env
 
-
-@pytest.fixture(scope="module")
-def slate_bandit():
-    return rlrec.make("MovieLens-BanditSlate-v0")
+# slate_bandit and bandit_env: the synthetic stand-ins of conftest.py (no language model).
 
 
 def test_result_shapes_and_chunking_invariance(slate_bandit):
@@ -32,15 +30,15 @@ def test_result_shapes_and_chunking_invariance(slate_bandit):
 
 
 def test_personal_mode_resets_the_learner_with_each_new_user():
-    env, params = rlrec.make("MovieLens-Bandit-v0", max_steps=10)
+    env, params = synthetic_env("MovieLens-Bandit-v0", **UNIT, max_steps=10)
     result = run(env, params, make_agent("linucb", env), num_seeds=2, num_steps=30)
     assert result.done.sum(axis=1).tolist() == [3, 3]
     # each new cold-start user starts from the same prior, so the first action only depends on the request
     assert np.isfinite(report.per_seed_metrics(result, env.num_items(params))["episode_return"]).all()
 
 
-def test_shared_mode_learns_from_a_batch_of_users():
-    env, params = rlrec.make("MovieLens-BanditSlate-v0")
+def test_shared_mode_learns_from_a_batch_of_users(slate_bandit):
+    env, params = slate_bandit
     agent = make_agent("linucb", env, context="request-item")
     result = run(env, params, agent, num_seeds=2, num_steps=60, mode="shared", num_users=32)
     assert result.regret.shape == (2, 60) and result.slates.shape == (2, 60, 32, 5)
@@ -49,9 +47,9 @@ def test_shared_mode_learns_from_a_batch_of_users():
     assert result.regret.mean() < baseline.regret.mean()
 
 
-def test_runner_rejects_bad_input(slate_bandit):
+def test_runner_rejects_bad_input(slate_bandit, bandit_env):
     env, params = slate_bandit
-    single = make_agent("random", rlrec.make("MovieLens-Bandit-v0")[0])
+    single = make_agent("random", bandit_env[0])
     with pytest.raises(ValueError, match="slates of 1 but the env expects 5"):
         run(env, params, single)
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -67,16 +65,17 @@ def test_one_device_equals_eight_forced_cpu_devices(slate_bandit):
         """
         import json, os, sys
         import jax
-        import rlrec
         from rlrec.agents import make_agent
         from rlrec.bench.runner import run
+        sys.path.insert(0, TESTS)
+        from synthetic import UNIT, synthetic_env
         assert len(jax.devices()) == 8, jax.devices()
-        env, params = rlrec.make("MovieLens-BanditSlate-v0")
+        env, params = synthetic_env("MovieLens-BanditSlate-v0", **UNIT)
         result = run(env, params, make_agent("lints", env), num_seeds=8, num_steps=25, seed=2)
         print(json.dumps({"devices": result.devices, "slates": result.slates.tolist(),
                           "regret": result.regret.tolist()}))
         """
-    )
+    ).replace("TESTS", repr(str(Path(__file__).resolve().parent)))
     import os
 
     environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
@@ -89,10 +88,12 @@ def test_one_device_equals_eight_forced_cpu_devices(slate_bandit):
     np.testing.assert_allclose(np.array(sharded["regret"]), reference.regret, rtol=1e-5, atol=1e-6)
 
 
-def test_summary_and_plot(tmp_path, slate_bandit, movielens):
+def test_summary_and_plot(tmp_path, slate_bandit):
     env, params = slate_bandit
     results = [run(env, params, make_agent(name, env), num_seeds=4, num_steps=30) for name in ("random", "oracle")]
-    summary = report.summarise(results[1], env.num_items(params), movielens.popularity, movielens.genres)
+    popularity = synthetic_catalog(UNIT["items"], UNIT["dim"]).popularity  # the catalog of slate_bandit
+    genres = np.random.default_rng(0).random((env.num_items(params), 6)) < 0.3  # multi-hot, as MovieLens's
+    summary = report.summarise(results[1], env.num_items(params), popularity, genres)
     assert summary["cumulative_regret"] == (0.0, 0.0)
     assert summary["precision"][0] == 1.0
     assert set(report.SUMMARY_METRICS) == set(summary)
@@ -103,7 +104,6 @@ def test_summary_and_plot(tmp_path, slate_bandit, movielens):
 
 def test_non_finite_results_stop_the_run_naming_seed_and_step():
     import jax.numpy as jnp
-    from synthetic import synthetic_env
 
     from rlrec.metrics import NonFiniteResultError
 
@@ -119,8 +119,6 @@ def test_seed_blocks_give_the_same_numbers(monkeypatch):
     # On one CPU device the runner steps seeds in cache-sized blocks (lax.scan over blocks, vmap within): the
     # per-seed computation is unchanged, so every number must equal one vmap over all seeds. (Blocks of at least
     # 8 seeds: with 4, XLA vectorised some float reductions differently and the last bit of regret changed.)
-    from synthetic import synthetic_env
-
     from rlrec.rollout import runner
 
     env, params = synthetic_env("MovieLens-BanditSlate-v0", slate_size=3)

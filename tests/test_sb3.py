@@ -11,12 +11,14 @@ import pytest
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import VecMonitor
-from synthetic import synthetic_env
+from synthetic import UNIT, synthetic_env, synthetic_world
 
 import rlrec
 from rlrec.envs.gym import RecVectorEnv
 from rlrec.envs.sb3 import SB3VecEnv
 
+# Every MovieLens id with the synthetic catalog and users of conftest.py (no language model), passed as overrides.
+WORLD = synthetic_world(**UNIT)
 MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
 SINGLE_ITEM_IDS = [env_id for env_id in MOVIELENS_IDS if "Slate" not in env_id]
 # A small PPO: one 64-step rollout per update, 2 epochs of 32-step minibatches.
@@ -26,7 +28,7 @@ SMALL_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "seed": 0, "device"
 @pytest.mark.filterwarnings("ignore::UserWarning")  # SB3 suggests flattening the (H, k) history: a suggestion
 @pytest.mark.parametrize("env_id", MOVIELENS_IDS)
 def test_sb3_check_env_and_ppo_train_on_every_movielens_id(env_id):
-    env = gymnasium.make(f"rlrec/{env_id}", max_steps=40)
+    env = gymnasium.make(f"rlrec/{env_id}", max_steps=40, **WORLD)
     check_env(env.unwrapped)  # raises on any API problem (it was the 0-d "step" box)
     model = PPO("MultiInputPolicy", env, **SMALL_PPO).learn(128)
     assert model.num_timesteps == 128
@@ -39,7 +41,7 @@ def test_sb3_check_env_and_ppo_train_on_every_movielens_id(env_id):
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("env_id", SINGLE_ITEM_IDS)
 def test_sb3_dqn_trains_on_the_single_item_ids(env_id):
-    env = gymnasium.make(f"rlrec/{env_id}", max_steps=40)
+    env = gymnasium.make(f"rlrec/{env_id}", max_steps=40, **WORLD)
     model = DQN("MultiInputPolicy", env, learning_starts=32, buffer_size=1_000, batch_size=16, train_freq=4,
                 target_update_interval=50, seed=0, device="cpu").learn(128)
     assert model.num_timesteps == 128 and model._n_updates > 0
@@ -77,7 +79,7 @@ def test_sb3_vec_env_steps_exactly_as_the_gymnasium_vector_env():
 
 
 def test_sb3_ppo_on_the_vec_env_logs_episodes():
-    envs = VecMonitor(SB3VecEnv.make("MovieLens-SessionSlate-v0", num_envs=16, max_steps=8))
+    envs = VecMonitor(SB3VecEnv.make("MovieLens-SessionSlate-v0", num_envs=16, max_steps=8, **WORLD))
     model = PPO("MultiInputPolicy", envs, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(2 * 16 * 16)
     assert model.num_timesteps == 512
@@ -87,7 +89,7 @@ def test_sb3_ppo_on_the_vec_env_logs_episodes():
 
 def test_sb3_vec_env_refuses_what_it_cannot_wrap():
     with pytest.raises(TypeError, match="DummyVecEnv"):
-        SB3VecEnv(gymnasium.make("rlrec/MovieLens-Bandit-v0"))
+        SB3VecEnv(gymnasium.make("rlrec/MovieLens-Bandit-v0", **WORLD))
     functional = synthetic_env("MovieLens-Bandit-v0")
     wrapped = gymnasium.wrappers.vector.RecordEpisodeStatistics(RecVectorEnv(functional=functional, num_envs=2))
     with pytest.raises(TypeError, match="VecMonitor"):

@@ -31,6 +31,19 @@ def config(**changes):
     return TrainConfig(**{**TINY, "iterations": 4, **changes})
 
 
+def _synthetic_make(env_id, **overrides):
+    from synthetic import UNIT, synthetic_env
+
+    return synthetic_env(env_id, **UNIT, **overrides)
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    """Training runs build TINY's env on the synthetic world of conftest.py (no language model): a run folder
+    records the env by name, so its builder (``rlrec.train.run.make``) is swapped while the test runs."""
+    monkeypatch.setattr(train_run, "make", _synthetic_make)
+
+
 def final_params(out_dir):
     return load_trained(out_dir)[4].params
 
@@ -38,10 +51,13 @@ def final_params(out_dir):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("whole") / "run"
-    run_training(config(), out, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_run, "make", _synthetic_make)
+        run_training(config(), out, progress=False)
     return out
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_run_writes_config_metrics_and_checkpoints(uninterrupted):
     saved = json.loads((uninterrupted / "config.json").read_text())
     assert saved["agent"] == "ppo" and saved["iterations"] == 4 and "jax" in saved["versions"]
@@ -52,6 +68,7 @@ def test_run_writes_config_metrics_and_checkpoints(uninterrupted):
     assert Checkpointer(uninterrupted).all_steps() == [2, 4]
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_resume_gives_the_same_parameters(uninterrupted, tmp_path):
     out = tmp_path / "run"
     run_training(config(iterations=2), out, progress=False)
@@ -61,6 +78,7 @@ def test_resume_gives_the_same_parameters(uninterrupted, tmp_path):
         assert [int(row["iteration"]) for row in csv.DictReader(handle)] == [2, 4]  # no duplicated rows
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_ctrl_c_keeps_the_last_complete_checkpoint(uninterrupted, tmp_path, monkeypatch):
     out = tmp_path / "run"
     calls = {"n": 0}
@@ -81,6 +99,7 @@ def test_ctrl_c_keeps_the_last_complete_checkpoint(uninterrupted, tmp_path, monk
     jax.tree.map(np.testing.assert_array_equal, final_params(uninterrupted), final_params(out))
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_clear_errors(uninterrupted, tmp_path):
     with pytest.raises(FileExistsError, match="--resume"):
         run_training(config(), uninterrupted, progress=False)
@@ -111,6 +130,7 @@ def test_clear_errors(uninterrupted, tmp_path):
         load_trained(mismatched)
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_relative_out_trains_checkpoints_and_evaluates(uninterrupted, tmp_path, monkeypatch):
     # The CLI's default --out is relative (runs/train): it used to fail at the first checkpoint (orbax needs
     # absolute paths), and `rlrec evaluate RELDIR` then called the good checkpoint corrupt.
@@ -121,6 +141,7 @@ def test_relative_out_trains_checkpoints_and_evaluates(uninterrupted, tmp_path, 
     assert len(evaluate("relative", num_seeds=1, num_steps=5)["seeds"]) == 2
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_a_run_folder_in_use_is_refused(tmp_path):
     from test_files import hold_folder_lock
 
@@ -136,6 +157,7 @@ def test_a_run_folder_in_use_is_refused(tmp_path):
         holder.wait()
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_a_non_finite_loss_stops_training_before_it_is_saved(tmp_path, monkeypatch):
     advance = Trainer.advance
     calls = {"n": 0}
@@ -154,6 +176,7 @@ def test_a_non_finite_loss_stops_training_before_it_is_saved(tmp_path, monkeypat
     assert Checkpointer(tmp_path / "run").all_steps() == [2]  # the last good checkpoint stays the latest
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_evaluate_a_checkpoint(uninterrupted):
     summary = evaluate(uninterrupted, num_seeds=2, num_steps=20)
     assert summary["deterministic"] is False  # policy-gradient agents sample by default
@@ -188,6 +211,7 @@ def test_cli_train_and_evaluate(tmp_path):
     assert train_run.FORMAT in (out / "config.json").read_text()
 
 
+@pytest.mark.usefixtures("synthetic")
 def test_cli_evaluate_prints_what_evaluate_returns(uninterrupted, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(app, ["evaluate", str(uninterrupted), "--seeds", "2", "--steps", "20"],

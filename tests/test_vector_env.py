@@ -12,13 +12,14 @@ import pytest
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
-from synthetic import synthetic_env
+from synthetic import UNIT, synthetic_env, synthetic_world
 
 import rlrec
 from rlrec.envs.gym import RecVectorEnv
 
 MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
 NUM_ENVS = 4
+WORLD = synthetic_world(**UNIT)  # the synthetic catalog and users of conftest.py, as make_vec overrides (no LM)
 
 
 def _check_observations(space: gymnasium.spaces.Dict, obs: dict) -> None:
@@ -30,7 +31,7 @@ def _check_observations(space: gymnasium.spaces.Dict, obs: dict) -> None:
 
 @pytest.mark.parametrize("env_id", MOVIELENS_IDS)
 def test_make_vec_follows_the_vector_env_contract(env_id):
-    envs = gymnasium.make_vec(f"rlrec/{env_id}", num_envs=NUM_ENVS, max_steps=3)
+    envs = gymnasium.make_vec(f"rlrec/{env_id}", num_envs=NUM_ENVS, max_steps=3, **WORLD)
     assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     assert envs.num_envs == NUM_ENVS
     assert envs.observation_space == batch_space(envs.single_observation_space, NUM_ENVS)
@@ -58,7 +59,7 @@ def test_make_vec_follows_the_vector_env_contract(env_id):
             assert "final_obs" not in info
         trace.append(obs)
     envs.close()
-    again = gymnasium.make_vec(f"rlrec/{env_id}", num_envs=NUM_ENVS, max_steps=3)
+    again = gymnasium.make_vec(f"rlrec/{env_id}", num_envs=NUM_ENVS, max_steps=3, **WORLD)
     again.action_space.seed(0)
     replay = [again.reset(seed=0)[0]] + [again.step(again.action_space.sample())[0] for _ in range(4)]
     assert data_equivalence(trace, replay)  # same seeds, same users and clicks
@@ -91,7 +92,8 @@ def test_gymnasium_record_episode_statistics_sums_each_episode():
 
 
 def test_sync_vectorisation_of_the_single_env_also_works():
-    envs = gymnasium.make_vec("rlrec/MovieLens-BanditSlate-v0", num_envs=2, vectorization_mode="sync", max_steps=2)
+    envs = gymnasium.make_vec("rlrec/MovieLens-BanditSlate-v0", num_envs=2, vectorization_mode="sync", max_steps=2,
+                              **WORLD)
     obs, _ = envs.reset(seed=0)
     _check_observations(envs.observation_space, obs)
     for _ in range(3):
