@@ -33,7 +33,9 @@ _LAZY = {
     "enable_compilation_cache": "rlrec.compilation",
     "make": "rlrec.envs.registry",
 }
-_SUBPACKAGES = ("agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "rollout", "simulators", "train")
+_SUBPACKAGES = (
+    "agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "rollout", "simulators", "train"
+)
 
 # The public names and subpackages load on first use.
 __getattr__, __dir__ = attach(__name__, _LAZY, globals(), [*__all__, *_SUBPACKAGES])

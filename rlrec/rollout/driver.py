@@ -74,5 +74,8 @@ def run_chunks(
 
 def join(pieces: list, length: int | None = None):
     """The chunks' outputs as one tree of host arrays, joined along the step axis (axis 1, after seeds)."""
-    joined = jax.tree.map(lambda *chunks: np.concatenate([fetch(c) if isinstance(c, jax.Array) else np.asarray(c) for c in chunks], axis=1), *pieces)
+    def host(chunk):  # the trainer's chunks are host arrays already; the runner's may be sharded
+        return fetch(chunk) if isinstance(chunk, jax.Array) else np.asarray(chunk)
+
+    joined = jax.tree.map(lambda *chunks: np.concatenate([host(c) for c in chunks], axis=1), *pieces)
     return joined if length is None else jax.tree.map(lambda x: x[:, :length], joined)
