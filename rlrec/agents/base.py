@@ -208,8 +208,11 @@ class Transition:
     extras: dict = struct.field(default_factory=dict)
 
 
-def as_slate(action: jax.Array) -> jax.Array:
-    """An item index or a slate as a ``(k,)`` int32 slate."""
+def as_slate(action: jax.Array | dict) -> jax.Array:
+    """An item index or a slate as a ``(k,)`` int32 slate (of a conversational action ``{"slate", "question"}``,
+    its slate)."""
+    if isinstance(action, dict):
+        action = action["slate"]
     return jnp.atleast_1d(jnp.asarray(action, jnp.int32))
 
 

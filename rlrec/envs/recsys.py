@@ -256,7 +256,12 @@ class RecEnv:
         return jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (self.slate_size,))
 
     def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:
-        """A fresh cold-start user drawn from the population."""
+        """A fresh cold-start user drawn from the population: ``(obs, state)``."""
+        state = self.initial_state(key, params)
+        return self.get_obs(state, params), state
+
+    def initial_state(self, key: chex.PRNGKey, params: EnvParams) -> EnvState:
+        """The hidden state of a fresh cold-start user drawn from the population."""
         interest, request, prototype = population.sample_user(
             key,
             params.prototype_interests,
@@ -265,7 +270,7 @@ class RecEnv:
             params.interest_noise,
         )
         dim = params.item_features.shape[1]
-        state = EnvState(
+        return EnvState(
             interest=interest,
             request=request,
             prototype=prototype.astype(jnp.int32),
@@ -274,7 +279,6 @@ class RecEnv:
             step=jnp.zeros((), jnp.int32),
             **empty_history(self.history_length, self.slate_size),
         )
-        return self.get_obs(state, params), state
 
     def step_env(
         self, key: chex.PRNGKey, state: EnvState, action: jax.Array, params: EnvParams

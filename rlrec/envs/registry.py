@@ -12,15 +12,25 @@ Three settings, each as a single-item and a slate environment:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
+from rlrec.agents.base import bandit_features
 from rlrec.data import Catalog, load_catalog
+from rlrec.data.key_terms import Critiques, KeyTerms
 from rlrec.data.preprocessing import standardise
+from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
 from rlrec.envs.recsys import EnvParams, RecEnv
-from rlrec.envs.specs import REGISTRY, SETTINGS, EnvSpec, registered_envs  # noqa: F401  (re-exported)
+from rlrec.envs.specs import (  # noqa: F401  (re-exported)
+    CONVERSATION_SETTINGS,
+    REGISTRY,
+    SETTINGS,
+    EnvSpec,
+    registered_envs,
+)
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population, default_population
 
@@ -40,6 +50,11 @@ NUMERIC_OVERRIDES = tuple(
 
 _NUMERIC_DEFAULTS = {
     field.name: field.default for field in dataclasses.fields(EnvParams) if field.name in NUMERIC_OVERRIDES
+}
+
+_CONVERSATION_DEFAULTS = {
+    field.name: field.default for field in dataclasses.fields(ConversationalParams)
+    if field.name not in {f.name for f in dataclasses.fields(EnvParams)} and not field.name.startswith(("key_term", "critique_f"))
 }
 
 DEFAULT_DIM = 32
@@ -114,20 +129,44 @@ KNOBS: dict[str, Knob] = {
 }
 assert set(KNOBS) == set(NUMERIC_OVERRIDES) | {"position_decay"}, "every numeric EnvParams field needs a Knob"
 
+# The conversational envs' own knobs (rlrec.envs.conversation.ConversationalParams) and data.
+CONVERSATION_KNOBS: dict[str, Knob] = {
+    knob.name: knob
+    for knob in (
+        Knob("answer_beta", -_WEIGHT, _WEIGHT, "P(yes) = sigmoid(answer_beta <u, k> + answer_bias): how clearly "
+             "answers follow the taste"),
+        Knob("answer_bias", -_WEIGHT, _WEIGHT, "the yes-leaning of answers (see answer_beta)"),
+        Knob("answer_noise", 0.0, 1.0, "probability that an answer is a coin flip instead"),
+        Knob("no_answer_rate", 0.0, 1.0, "probability that a question gets no answer"),
+        Knob("critique_rate", 0.0, 1.0, "probability of a critique after a slate with no click"),
+        Knob("critique_noise", 0.0, _WEIGHT, "scale of the Gumbel noise on the choice of critique"),
+        Knob("question_cost", 0.0, 1e6, "budget (patience) each question costs"),
+    )
+}
+CONVERSATION_DATA = ("key_terms", "critiques")
+assert set(CONVERSATION_KNOBS) == set(_CONVERSATION_DEFAULTS), "every conversation knob needs a Knob"
+
 
 def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     """Checks override names and numeric values without building anything; raises ``ValueError`` naming the
     field and what it takes (used by :func:`make`, suites and the command line)."""
     valid = set(STATIC_OVERRIDES) | set(DATA_OVERRIDES) | set(NUMERIC_OVERRIDES)
+    conversational = REGISTRY.get(env_id.removeprefix("rlrec/"), None)
+    if conversational is not None and conversational.conversational:
+        valid |= set(CONVERSATION_KNOBS) | set(CONVERSATION_DATA)
     unknown = sorted(set(overrides) - valid)
     if unknown:
+        talking = set(unknown) & (set(CONVERSATION_KNOBS) | set(CONVERSATION_DATA))
+        hint = f"; {sorted(talking)} belong to the Conversational envs" if talking else ""
         raise ValueError(
-            f"Unknown override(s) {unknown} for {env_id}; valid overrides are {sorted(valid)} "
+            f"Unknown override(s) {unknown} for {env_id}{hint}; valid overrides are {sorted(valid)} "
             f"(`rlrec envs --knobs {env_id}` describes each)."
         )
     for name, value in overrides.items():
         if name in KNOBS:
             KNOBS[name].check(value)
+        elif name in CONVERSATION_KNOBS:
+            CONVERSATION_KNOBS[name].check(value)
     for name in ("slate_size", "history_length"):
         value = overrides.get(name, 1)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -172,6 +211,16 @@ def overrides_of(env_id: str) -> list[Override]:
     for name, knob in KNOBS.items():
         default = "from position_decay" if name == "position_bias" else defaults[name]
         rows.append(Override(name, default, knob.range_text(), knob.meaning))
+    if spec.conversational:
+        rows += [
+            Override("key_terms", "from the catalog", "a list of texts (Python: a KeyTerms)",
+                     "what the recommender may ask about (genres, decades, films like a title)"),
+            Override("critiques", "28 built-in", "a list of texts (Python: a Critiques)",
+                     "what users may say after a slate with no click"),
+        ]
+        talking = dict(_CONVERSATION_DEFAULTS, **CONVERSATION_SETTINGS[spec.setting])
+        rows += [Override(name, talking[name], knob.range_text(), knob.meaning)
+                 for name, knob in CONVERSATION_KNOBS.items()]
     return rows
 
 
@@ -217,6 +266,61 @@ def build_params(
     )
 
 
+def build_conversational_params(
+    catalog: Catalog, population: Population, key_terms: Any = None, critiques: Any = None, *, slate_size: int,
+    position_decay: float, **numeric: Any
+) -> ConversationalParams:
+    """:func:`build_params` plus key-terms and critiques (a bank, a list of texts, or ``None``: the catalog's
+    default) and the conversation's knobs (``answer_beta``, ..., see :data:`CONVERSATION_KNOBS`)."""
+    talking = {name: numeric.pop(name) for name in list(numeric) if name in CONVERSATION_KNOBS}
+    base = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
+    key_terms = _key_term_bank(catalog, key_terms)
+    critiques = _critique_bank(catalog, critiques)
+    items, key_term_ids = key_terms.relation()
+    fields = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
+    knobs = {name: jnp.asarray(CONVERSATION_KNOBS[name].check(talking.get(name, default)), jnp.float32)
+             for name, default in _CONVERSATION_DEFAULTS.items()}
+    return ConversationalParams(
+        **fields,
+        key_term_features=jnp.asarray(key_terms.features),
+        key_term_centroids=jnp.asarray(key_terms.centroids(np.asarray(bandit_features(base)))),
+        key_term_items=jnp.asarray(items),
+        key_term_ids=jnp.asarray(key_term_ids),
+        critique_features=jnp.asarray(critiques.features),
+        **knobs,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _default_key_terms(catalog: Catalog) -> KeyTerms:
+    return KeyTerms.for_catalog(catalog)
+
+
+@functools.lru_cache(maxsize=4)
+def _default_critiques(catalog: Catalog) -> Critiques:
+    return Critiques.for_catalog(catalog)
+
+
+def _key_term_bank(catalog: Catalog, key_terms: Any) -> KeyTerms:
+    if key_terms is None:
+        return _default_key_terms(catalog)
+    if isinstance(key_terms, KeyTerms):
+        return key_terms.check_catalog(catalog)
+    if isinstance(key_terms, (list, tuple)):
+        return KeyTerms.from_texts(catalog, key_terms)
+    raise ValueError(f"key_terms must be a list of texts or a KeyTerms, got {type(key_terms).__name__}.")
+
+
+def _critique_bank(catalog: Catalog, critiques: Any) -> Critiques:
+    if critiques is None:
+        return _default_critiques(catalog)
+    if isinstance(critiques, Critiques):
+        return critiques.check_catalog(catalog)
+    if isinstance(critiques, (list, tuple)):
+        return Critiques.from_texts(catalog, critiques)
+    raise ValueError(f"critiques must be a list of texts or a Critiques, got {type(critiques).__name__}.")
+
+
 def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     """Builds a registered environment and its default parameters.
 
@@ -252,8 +356,12 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     position_decay = float(KNOBS["position_decay"].check(overrides.pop("position_decay", DEFAULT_POSITION_DECAY)))
     catalog = overrides.pop("catalog", spec.catalog)
     population = overrides.pop("population", None)
+    key_terms = overrides.pop("key_terms", None)
+    critiques = overrides.pop("critiques", None)
 
     numeric = dict(SETTINGS[spec.setting])
+    if spec.conversational:
+        numeric.update(CONVERSATION_SETTINGS[spec.setting])
     numeric.update(overrides)
 
     if isinstance(catalog, str):
@@ -268,7 +376,7 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     elif not isinstance(population, Population):
         raise ValueError(f"population must be a Population, got {type(population).__name__}.")
 
-    env = RecEnv(
+    env = (ConversationalEnv if spec.conversational else RecEnv)(
         slate_size=slate_size,
         history_length=history_length,
         choice_model=choice_model,
@@ -276,5 +384,9 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
         track_regret=track_regret,
         catalog=catalog,
     )
-    params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
+    if spec.conversational:
+        params = build_conversational_params(catalog, population, key_terms, critiques, slate_size=slate_size,
+                                             position_decay=position_decay, **numeric)
+    else:
+        params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
     return env, params

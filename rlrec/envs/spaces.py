@@ -15,24 +15,25 @@ from gymnasium.vector.utils import batch_space
 
 @dataclasses.dataclass(frozen=True)
 class Discrete:
-    """Integers ``0 .. n-1`` (one item index)."""
+    """Integers ``start .. start + n - 1`` (one item index; a question, ``-1`` for none, starts at -1)."""
 
     n: int
     dtype: Any = jnp.int32
+    start: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
         return ()
 
     def sample(self, key: chex.PRNGKey) -> jax.Array:
-        return jax.random.randint(key, (), 0, self.n, dtype=self.dtype)
+        return jax.random.randint(key, (), self.start, self.start + self.n, dtype=self.dtype)
 
     def contains(self, x: jax.Array) -> jax.Array:
         x = jnp.asarray(x)
-        return jnp.logical_and(x >= 0, x < self.n) & (x.shape == ())
+        return jnp.logical_and(x >= self.start, x < self.start + self.n) & (x.shape == ())
 
     def to_gymnasium(self) -> gymnasium.spaces.Space:
-        return gymnasium.spaces.Discrete(self.n)
+        return gymnasium.spaces.Discrete(self.n, start=self.start)
 
 
 @dataclasses.dataclass(frozen=True)

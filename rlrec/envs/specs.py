@@ -34,6 +34,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# The conversation's knobs per setting (rlrec.envs.conversation.ConversationalParams): in the session setting a
+# question costs half a step of patience, so a recommender that asks at every step loses users sooner.
+CONVERSATION_SETTINGS: dict[str, dict[str, Any]] = {"bandit": {}, "session": {"question_cost": 0.5}}
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     """How to build a registered environment."""
@@ -43,6 +48,7 @@ class EnvSpec:
     catalog: str
     slate_size: int
     description: str
+    conversational: bool = False  # the recommender may ask about key-terms (rlrec.envs.conversation)
 
 
 CATALOG_PREFIXES = {"MovieLens": "movielens", "IMDB": "ggplot2movies"}  # id prefix -> built-in catalog
@@ -50,8 +56,11 @@ SLATES = {"": 1, "Slate": 5}  # setting suffix -> slate size
 
 
 def setting_names() -> list[str]:
-    """The middle part of the ids: ``Bandit``, ``BanditSlate``, ``Drift``, ..."""
-    return [f"{setting.capitalize()}{suffix}" for setting in SETTINGS for suffix in SLATES]
+    """The middle part of the ids: ``Bandit``, ``BanditSlate``, ``Drift``, ..., ``ConversationalSessionSlate``."""
+    plain = [f"{setting.capitalize()}{suffix}" for setting in SETTINGS for suffix in SLATES]
+    talking = [f"Conversational{'' if setting == 'bandit' else setting.capitalize()}{suffix}"
+               for setting in CONVERSATION_SETTINGS for suffix in SLATES]
+    return plain + talking
 
 
 def _specs() -> dict[str, EnvSpec]:
@@ -64,6 +73,13 @@ def _specs() -> dict[str, EnvSpec]:
                 specs[env_id] = EnvSpec(
                     env_id, setting, catalog, slate, f"{setting} setting on the {catalog} catalog, {what} per step"
                 )
+        for setting in CONVERSATION_SETTINGS:
+            for suffix, slate in SLATES.items():
+                middle = "" if setting == "bandit" else setting.capitalize()
+                env_id = f"{prefix}-Conversational{middle}{suffix}-v0"
+                what = "a slate of 5" if slate > 1 else "one item"
+                specs[env_id] = EnvSpec(env_id, setting, catalog, slate, f"{setting} setting on the {catalog} "
+                                        f"catalog, {what} per step, and a question about a key-term", True)
     return specs
 
 

@@ -41,7 +41,8 @@ class RunResult:
     ``reward``, ``regret``, ``expected_reward``, ``oracle_expected_reward``, ``precision``, ``recall``,
     ``ndcg`` and ``diversity`` (intra-list, NaN for single items) are ``(S, T)`` (shared mode: means over the
     batch of users); ``done`` is ``(S, T)`` (shared: number of users whose episode ended); ``slates`` are
-    ``(S, T, k)`` or ``(S, T, B, k)`` item ids shown. With pinned users (``run(users=...)``) the rows are
+    ``(S, T, k)`` or ``(S, T, B, k)`` item ids shown. On conversational envs ``questions`` is ``(S, T)``, 1 where
+    a question was asked (shared mode: the share of users asked), else ``None``. With pinned users (``run(users=...)``) the rows are
     user-major: row ``u * seeds + s`` is user ``pinned[u * seeds + s]`` with seed ``s`` (:meth:`by_user`).
     """
 
@@ -63,6 +64,7 @@ class RunResult:
     devices: list[str]
     compile_time: float = 0.0  # of wall_time, seconds spent compiling (0 when the programs were cached)
     pinned: np.ndarray | None = None  # (S,) the population user (prototype) of each row; None: drawn at random
+    questions: np.ndarray | None = None  # (S, T) questions asked (conversational envs; shared: per user); else None
 
     @property
     def num_seeds(self) -> int:

@@ -63,7 +63,9 @@ def step_outputs(env: RecEnv, params: EnvParams, env_state, slate, info, accurac
         diversity = metrics.intra_list_diversity(params.item_features[slate])
     else:
         diversity = jnp.asarray(jnp.nan, jnp.float32)
+    talking = {"questions": info["asked"]} if "asked" in info else {}  # conversational envs: questions asked
     return {
+        **talking,
         "regret": info["regret"],
         "expected_reward": info["expected_reward"],
         "oracle_expected_reward": info["oracle_expected_reward"],
