@@ -19,7 +19,10 @@ from rlrec.envs.sb3 import SB3VecEnv
 
 # Every MovieLens id with the synthetic catalog and users of conftest.py (no language model), passed as overrides.
 WORLD = synthetic_world(**UNIT)
-MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
+# SB3 takes no Dict action spaces, so the conversational envs (a slate and a question) are left out but for the
+# clear error of SB3VecEnv (test below).
+MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs()
+                 if env_id.startswith("MovieLens") and "Conversational" not in env_id]
 SINGLE_ITEM_IDS = [env_id for env_id in MOVIELENS_IDS if "Slate" not in env_id]
 # A small PPO: one 64-step rollout per update, 2 epochs of 32-step minibatches.
 SMALL_PPO = {"n_steps": 64, "batch_size": 32, "n_epochs": 2, "seed": 0, "device": "cpu"}
@@ -94,3 +97,8 @@ def test_sb3_vec_env_refuses_what_it_cannot_wrap():
     wrapped = gymnasium.wrappers.vector.RecordEpisodeStatistics(RecVectorEnv(functional=functional, num_envs=2))
     with pytest.raises(TypeError, match="VecMonitor"):
         SB3VecEnv(wrapped)
+
+
+def test_sb3_vec_env_refuses_a_conversational_env_clearly():
+    with pytest.raises(TypeError, match="does not take Dict action spaces"):
+        SB3VecEnv.make("MovieLens-Conversational-v0", num_envs=2, **WORLD)

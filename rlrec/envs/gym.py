@@ -21,13 +21,17 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from rlrec.envs.conversation import ConversationalEnv
 from rlrec.envs.registry import make
 from rlrec.envs.specs import register_gymnasium
 from rlrec.envs.spaces import GymSlate
 
 
 class InvalidActionError(ValueError):
-    """An action that is not a valid item index or slate for this environment."""
+    """An action that is not a valid item index or slate (or question) for this environment."""
+
+
+_ANSWERS = {1.0: "yes", -1.0: "no", 0.0: "none"}
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -71,11 +75,48 @@ def validate_actions(
     return array.astype(np.int32)
 
 
+def validate_conversational_actions(
+    action: Any, num_items: int, slate_size: int, num_key_terms: int, batch: int | None = None, distinct: bool = True
+) -> dict[str, np.ndarray]:
+    """Checks a conversational action ``{"slate": ..., "question": ...}`` (or a batch of them) and returns it as
+    int32 arrays: the slate as :func:`validate_actions` checks it, the question a key-term index or -1 for none."""
+    if not isinstance(action, dict) or set(action) != {"slate", "question"}:
+        got = sorted(action) if isinstance(action, dict) else type(action).__name__
+        raise InvalidActionError(f"Action must be a dict {{'slate': ..., 'question': ...}} (question -1 asks "
+                                 f"nothing), got {got}.")
+    slate = validate_actions(action["slate"], num_items, slate_size, batch=batch, distinct=distinct)
+    expected = () if batch is None else (batch,)
+    try:
+        question = np.asarray(action["question"])
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidActionError(f"The question must be an integer key-term index or -1, got {action['question']!r:.80}.") from None
+    if question.shape != expected or question.dtype == bool or not np.issubdtype(question.dtype, np.integer):
+        raise InvalidActionError(f"The question must be an integer with shape {expected} (a key-term index, -1 for "
+                                 f"none), got {question.dtype} with shape {question.shape}.")
+    bad = (question < -1) | (question >= num_key_terms)
+    if bad.any():
+        raise InvalidActionError(f"Question {int(question[bad].flat[0])} is out of range: this env has key-terms "
+                                 f"0..{num_key_terms - 1}, and -1 asks nothing.")
+    return {"slate": slate, "question": question.astype(np.int32)}
+
+
 def _gym_action_space(env, params, strict_slates: bool) -> gymnasium.spaces.Space:
     space = env.action_space(params).to_gymnasium()
     if isinstance(space, GymSlate):
         space = GymSlate(space.num_items, space.slate_size, distinct=strict_slates)
+    if isinstance(space, gymnasium.spaces.Dict) and isinstance(space["slate"], GymSlate):
+        slate = space["slate"]
+        space = gymnasium.spaces.Dict({"slate": GymSlate(slate.num_items, slate.slate_size, distinct=strict_slates),
+                                       "question": space["question"]})
     return space
+
+
+def _checked(env, params, action: Any, strict_slates: bool, batch: int | None = None) -> Any:
+    """An action for ``env`` checked as its kind takes it (a slate, or a conversational dict)."""
+    if isinstance(env, ConversationalEnv):
+        return validate_conversational_actions(action, env.num_items(params), env.slate_size,
+                                               env.num_key_terms(params), batch=batch, distinct=strict_slates)
+    return validate_actions(action, env.num_items(params), env.slate_size, batch=batch, distinct=strict_slates)
 
 
 def _functional(env_id: str | None, functional, overrides: dict):
@@ -111,7 +152,6 @@ class RecGymEnv(gymnasium.Env):
         self.env, self.params = _functional(env_id, functional, overrides)
         self.action_space = _gym_action_space(self.env, self.params, self.strict_slates)
         self.observation_space = self.env.observation_space(self.params).to_gymnasium()
-        self._num_items = self.env.num_items(self.params)
         self._reset = jax.jit(self.env.reset)
         self._step = jax.jit(self.env.step_env)
         self._key = None
@@ -129,11 +169,11 @@ class RecGymEnv(gymnasium.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        action = validate_actions(action, self._num_items, self.env.slate_size, distinct=self.strict_slates)
+        action = _checked(self.env, self.params, action, self.strict_slates)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, reward, terminated, truncated, info = self._step(step_key, self._state, action, self.params)
         info = {name: value.item() if value.ndim == 0 else value for name, value in _to_numpy(info).items()}
-        self._last = dict(info, action=action.tolist())
+        self._last = dict(info, action=jax.tree.map(lambda a: a.tolist(), action))
         return _to_numpy(obs), float(reward), bool(terminated), bool(truncated), info
 
     def render(self):
@@ -142,11 +182,17 @@ class RecGymEnv(gymnasium.Env):
         if not self._last:
             return "no step taken yet"
         last = self._last
-        return (
-            f"step {int(self._state.step)}: showed {last['action']}, clicked slot {last['clicked_slot']} "
+        shown = last["action"]["slate"] if isinstance(last["action"], dict) else last["action"]
+        text = (
+            f"step {int(self._state.step)}: showed {shown}, clicked slot {last['clicked_slot']} "
             f"(P(click)={last['expected_reward']:.3f}, oracle {last['oracle_expected_reward']:.3f}, "
             f"regret {last['regret']:.3f}), budget {last['budget']:.2f}"
         )
+        if last.get("question", -1) >= 0:
+            text += f"; asked key-term {last['question']}, answer {_ANSWERS[last['answer']]}"
+        if last.get("critique", -1) >= 0:
+            text += f"; critique {last['critique']}"
+        return text
 
 
 class RecVectorEnv(gymnasium.vector.VectorEnv):
@@ -176,7 +222,6 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
         self.single_observation_space = self.env.observation_space(self.params).to_gymnasium()
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self._num_items = self.env.num_items(self.params)
         self._reset = jax.jit(jax.vmap(self.env.reset, in_axes=(0, None)))
         self._step = jax.jit(jax.vmap(self.env.step, in_axes=(0, 0, 0, None)))
         self._key = None
@@ -194,9 +239,7 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
     def step(self, actions):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        actions = validate_actions(
-            actions, self._num_items, self.env.slate_size, batch=self.num_envs, distinct=self.strict_slates
-        )
+        actions = _checked(self.env, self.params, actions, self.strict_slates, batch=self.num_envs)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, rewards, terminated, truncated, info = self._step(
             jax.random.split(step_key, self.num_envs), self._state, actions, self.params

@@ -65,6 +65,12 @@ class SB3VecEnv(VecEnv):
                 "SB3VecEnv needs the unwrapped RecVectorEnv: Gymnasium vector wrappers do not reach SB3 (use SB3's "
                 "VecEnv wrappers, e.g. VecMonitor or VecNormalize, around SB3VecEnv instead)."
             )
+        if isinstance(inner.single_action_space, gymnasium.spaces.Dict):
+            raise TypeError(
+                f"Stable-Baselines3 does not take Dict action spaces, and {inner.env.name} acts with a slate and a "
+                "question; train SB3 on its plain twin (e.g. MovieLens-BanditSlate-v0) or write the questions into "
+                "your own wrapper's action."
+            )
         self.vector_env = inner
         self._actions: np.ndarray | None = None
         super().__init__(inner.num_envs, inner.single_observation_space, inner.single_action_space)
