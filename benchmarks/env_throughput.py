@@ -10,6 +10,9 @@ What it measures (all in the same process, so the printed ratios compare like wi
 2. **Python loop baseline.** The same environment through the Gymnasium adapter
    (``gymnasium.make("rlrec/<id>")``), one user, ``env.step(env.action_space.sample())`` in a plain Python
    loop (reset on done). The ratio jitted/Python is the headline number (target: >= 100x).
+2b. **Conversational twin** (``--conversation``, on by default): the same rollout on the env's conversational
+   twin (``MovieLens-BanditSlate-v0`` -> ``MovieLens-ConversationalSlate-v0``) with a random question at every
+   step, and its user-steps/s as a ratio of part 1's (target: within 2x, ratio >= 0.5).
 3. **Large catalog** (``--large``, on by default): the 58,788-title ggplot2movies catalog
    (``IMDB-BanditSlate-v0``). Reports user-steps/s and the achieved FLOP/s of the scoring matmul, compared
    with this machine's float32 matmul throughput measured in the same run (a dot of the step's own shape and a
@@ -41,6 +44,7 @@ import numpy as np
 
 import rlrec
 from rlrec.agents.base import random_distinct_items as random_slate
+from rlrec.envs.conversation import ConversationalEnv
 from rlrec.envs.recsys import EnvParams, RecEnv
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -79,11 +83,23 @@ def header(title: str) -> None:
 # -- the policy and the rollout -------------------------------------------------------------------------------
 
 
-def make_rollout(env: RecEnv, num_items: int, steps: int):
-    """``rollout(params, state, key) -> (state, sums)``: ``steps`` auto-resetting steps of a batch of users."""
+def make_rollout(env: RecEnv, num_items: int, steps: int, num_key_terms: int = 0):
+    """``rollout(params, state, key) -> (state, sums)``: ``steps`` auto-resetting steps of a batch of users.
+
+    ``num_key_terms > 0`` (a conversational env): every action also asks a uniformly random key-term, the most
+    conversation a step can carry (each question is answered, each slate without a click may be critiqued).
+    """
     slate_size = env.slate_size
     step_fn = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    policy = jax.vmap(lambda key: random_slate(key, num_items, slate_size))
+
+    def one_action(key):
+        slate_key, question_key = jax.random.split(key)
+        slate = random_slate(slate_key, num_items, slate_size)
+        if not num_key_terms:
+            return slate
+        return {"slate": slate, "question": jax.random.randint(question_key, (), 0, num_key_terms, jnp.int32)}
+
+    policy = jax.vmap(one_action)
 
     def rollout(params: EnvParams, state, key: jax.Array):
         users = state.step.shape[0]
@@ -94,7 +110,6 @@ def make_rollout(env: RecEnv, num_items: int, steps: int):
             state, key, sums = carry
             key, action_key, step_key = jax.random.split(key, 3)
             actions = policy(jax.random.split(action_key, users))
-            actions = actions if slate_size > 1 else actions[:, 0]
             _, state, reward, terminated, truncated, info = step_fn(
                 jax.random.split(step_key, users), state, actions, params
             )
@@ -138,10 +153,11 @@ def compile_and_time(function, args: tuple, repeats: int):
 def bench_jitted(env: RecEnv, params: EnvParams, users: int, steps: int, seed: int, repeats: int) -> dict[str, Any]:
     """Compiles the rollout once (AOT), then times ``repeats`` separate calls."""
     num_items = env.num_items(params)
+    num_key_terms = env.num_key_terms(params) if isinstance(env, ConversationalEnv) else 0
     state = initial_state(env, params, users, seed)
     key = jax.random.key(seed + 1)
     compiled, compile_s, (_, sums), times = compile_and_time(
-        make_rollout(env, num_items, steps), (params, state, key), repeats
+        make_rollout(env, num_items, steps, num_key_terms), (params, state, key), repeats
     )
     sums = jax.tree.map(lambda x: float(jnp.sum(x)), sums)
     user_steps = users * steps
@@ -306,6 +322,19 @@ def memory_report(env: RecEnv, params: EnvParams, user_counts: list[int], steps:
 # -- main -----------------------------------------------------------------------------------------------------
 
 
+def conversational_twin(env_id: str) -> str | None:
+    """``MovieLens-BanditSlate-v0`` -> ``MovieLens-ConversationalSlate-v0`` (Session -> ConversationalSession);
+    ``None`` for envs without a conversational twin (Drift) or already conversational."""
+    from rlrec.envs.specs import REGISTRY
+
+    prefix, _, rest = env_id.partition("-")
+    for setting, talking in (("Bandit", "Conversational"), ("Session", "ConversationalSession")):
+        if rest.startswith(setting) and not rest.startswith("Conversational"):
+            twin = f"{prefix}-{talking}{rest[len(setting):]}"
+            return twin if twin in REGISTRY else None
+    return None
+
+
 def build(env_id: str, snapshots: str | None):
     """``rlrec.make(env_id)``, or the saved snapshot ``<snapshots>/<env_id>.npz``."""
     if snapshots is None:
@@ -324,6 +353,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=1000, help="steps per user (lax.scan)")
     parser.add_argument("--repeats", type=int, default=1, help="timed calls of the compiled rollout (best is used)")
     parser.add_argument("--python-steps", type=int, default=500, help="steps of the Gymnasium Python loop")
+    parser.add_argument(
+        "--conversation", action=argparse.BooleanOptionalAction, default=True,
+        help="also time the env's conversational twin (a question every step) and print its ratio to the plain env",
+    )
     parser.add_argument(
         "--large", action=argparse.BooleanOptionalAction, default=True, help="run the large-catalog part"
     )
@@ -395,6 +428,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio jitted/Python   : {ratio:,.0f}x ({verdict} the >= 100x target)")
     summary.append(("Python loop (Gymnasium)", human(loop["rate"], "steps/s")))
     summary.append(("ratio jitted / Python loop", f"{ratio:,.0f}x (target >= 100x: {verdict})"))
+
+    # 2b. the conversational twin ------------------------------------------------------------------------------
+    talking_id = conversational_twin(args.env) if args.conversation else None
+    if talking_id is not None:
+        header(f"2b. conversational twin: {talking_id}, a random question every step")
+        talking_env, talking_params = build(talking_id, args.snapshots)
+        talking = bench_jitted(talking_env, talking_params, args.users, args.steps, args.seed, args.repeats)
+        print_jitted(talking)
+        ratio = talking["rate"] / jitted["rate"]
+        verdict = "meets" if ratio >= 0.5 else "BELOW"
+        print(f"  ratio to the plain env: {ratio:.2f} ({verdict} the >= 0.5 target: within 2x of the plain env)")
+        summary.append((f"conversational twin ({talking_id})", f"{human(talking['rate'], 'user-steps/s')}, "
+                        f"{ratio:.2f} of the plain env's (target >= 0.5: {verdict})"))
+    else:
+        header("2b. conversational twin: skipped" + (" (--no-conversation)" if not args.conversation else
+                                                     f" ({args.env} has none)"))
 
     # 3. large catalog ----------------------------------------------------------------------------------------
     if args.large:
