@@ -249,3 +249,13 @@ def test_movielens_key_terms_are_genres_decades_and_titles(movielens):
     related = np.mean([features[r].mean(0) @ k for r, k in zip(key_terms.related, key_terms.features)])
     overall = np.mean(features @ key_terms.features.T)
     assert related > overall + 0.3
+
+
+def test_snapshot_round_trips_a_conversational_env(tmp_path, talking):
+    from rlrec.envs.snapshot import load_env, save_env
+
+    env, params = talking
+    loaded_env, loaded = load_env(save_env(tmp_path / "talk.npz", env, params))
+    assert isinstance(loaded_env, ConversationalEnv) and loaded_env == env
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -33,6 +33,7 @@ SUMMARY_METRICS = {
     "exposure_gini": "Gini coefficient of item exposure",
     "genre_entropy": "entropy (bits) of the genres shown",
     "novelty": "mean -log2 popularity share of shown items",
+    "questions": "questions asked per user over the horizon (conversational envs only)",
 }
 
 
@@ -69,6 +70,8 @@ def per_seed_metrics(
         values["genre_entropy"] = np.asarray(metrics.genre_entropy(exposure, genres))
     if popularity is not None:
         values["novelty"] = np.asarray(metrics.novelty(slates, popularity)).reshape(result.num_seeds)
+    if result.questions is not None:  # shared mode: the share of users asked each step, so this is per user too
+        values["questions"] = result.questions.sum(axis=1)
     return values
 
 
@@ -177,8 +180,10 @@ def plot_regret(results: Sequence[RunResult], path: str | Path, title: str | Non
 # -- benchmark suites ---------------------------------------------------------------------------------------------
 
 # Columns of a suite's Markdown table (all metrics are in its CSV/JSON) and whether lower is better.
+# metric -> (column label, whether lower is better; None: no best, e.g. questions asked is a choice, not a score)
 SUITE_COLUMNS = {
     "cumulative_regret": ("cumulative regret", True),
+    "questions": ("questions", None),
     "ctr": ("CTR", False),
     "episode_return": ("episode return", False),
     "ndcg": ("NDCG@k", False),
@@ -202,9 +207,11 @@ assert set(TERMINAL_COLUMNS) == set(SUMMARY_METRICS)
 
 
 def best_agents(summary: dict[str, dict[str, tuple[float, float]]], metric: str, lower_is_better: bool) -> set[str]:
-    """Agents whose mean of ``metric`` is the best (ties included); empty when no agent has a finite value."""
-    means = {agent: values[metric][0] for agent, values in summary.items() if np.isfinite(values[metric][0])}
-    if not means:
+    """Agents whose mean of ``metric`` is the best (ties included); empty when no agent has a finite value or the
+    metric has no better direction (``lower_is_better`` None)."""
+    means = {agent: values[metric][0] for agent, values in summary.items()
+             if metric in values and np.isfinite(values[metric][0])}
+    if not means or lower_is_better is None:
         return set()
     best = min(means.values()) if lower_is_better else max(means.values())
     return {agent for agent, mean in means.items() if np.isclose(mean, best, rtol=1e-9, atol=1e-12)}
@@ -230,14 +237,14 @@ def suite_markdown(result, confidence: float = 0.95) -> str:
         cells = {agent: summary[(env, agent)] for agent in suite.agents if (env, agent) in summary}
         if not cells:
             continue
-        columns = [m for m in SUITE_COLUMNS if any(np.isfinite(values[m][0]) for values in cells.values())]
+        columns = [m for m in SUITE_COLUMNS if any(m in values and np.isfinite(values[m][0]) for values in cells.values())]
         best = {m: best_agents(cells, m, SUITE_COLUMNS[m][1]) for m in columns}
         lines += ["", f"## {env}", "", "| agent | " + " | ".join(SUITE_COLUMNS[m][0] for m in columns) + " |"]
         lines.append("| --- |" + " ---: |" * len(columns))
         for agent, values in cells.items():
             row = []
             for m in columns:
-                text = format_value(*values[m], digits=digits.get(m, 3))
+                text = format_value(*values.get(m, (np.nan, np.nan)), digits=digits.get(m, 3))
                 row.append(f"**{text}**" if agent in best[m] else text)
             lines.append(f"| {agent} | " + " | ".join(row) + " |")
     backends = sorted({f"{c.info['backend']} ({len(c.info['devices'])} x {c.info['device_kind']})" for c in result.cells})

@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from rlrec._lazy import attach
+
+
+_FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")  # a variant's name names its cell's file
 
 
 class SuiteError(ValueError):
@@ -39,6 +43,8 @@ class Suite:
         seed: root random seed.
         env_overrides: ``{env_id: {name: value}}`` passed to :func:`rlrec.make` (e.g. a longer ``max_steps``).
         hyperparameters: ``{agent: {name: value}}`` passed to :func:`rlrec.agents.make_agent`.
+        variants: ``{name: {"agent": registered agent, name: value, ...}}``: named configurations of a registered
+            agent (e.g. one agent at several question rates) that ``agents`` may list like registered names.
         description: one line for humans.
     """
 
@@ -53,11 +59,17 @@ class Suite:
     seed: int = 0
     env_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     hyperparameters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "envs", tuple(e.removeprefix("rlrec/") for e in self.envs))
         object.__setattr__(self, "agents", tuple(self.agents))
+
+    def agent_settings(self, name: str) -> tuple[str, dict[str, Any]]:
+        """``(registered agent, hyperparameters)`` of an agent of the suite: a registered name or a variant."""
+        variant = dict(self.variants.get(name, {"agent": name}))
+        return variant.pop("agent"), {**variant, **self.hyperparameters.get(name, {})}
 
     @property
     def cells(self) -> list[tuple[str, str]]:
@@ -88,11 +100,19 @@ class Suite:
         unknown_envs = [env for env in self.envs if env not in REGISTRY]
         if unknown_envs:
             problems.append(f"unknown env(s) {unknown_envs}; registered: {', '.join(sorted(REGISTRY))}")
-        unknown_agents = [agent for agent in self.agents if agent not in AGENTS]
+        for name, variant in self.variants.items():
+            if name in AGENTS:
+                problems.append(f"variant {name!r} has the name of a registered agent; give it its own")
+            elif not _FILE_SAFE.fullmatch(name):
+                problems.append(f"variant name {name!r} must be letters, digits, '.', '_', '=' or '-'")
+            if variant.get("agent") not in AGENTS:
+                problems.append(f"variant {name!r} needs \"agent\": one of {', '.join(AGENTS)}")
+        unknown_agents = [agent for agent in self.agents if agent not in AGENTS and agent not in self.variants]
         if unknown_agents:
-            problems.append(f"unknown agent(s) {unknown_agents}; choose from {', '.join(AGENTS)}")
+            problems.append(f"unknown agent(s) {unknown_agents}; choose from {', '.join(AGENTS)} or define variants")
         for agent in self.agents:
-            if agent in AGENTS and AGENTS[agent][0].learns_from_rollouts:
+            base = self.variants.get(agent, {}).get("agent", agent)
+            if base in AGENTS and AGENTS[base][0].learns_from_rollouts:
                 problems.append(f"{agent} learns from whole rollouts: train it with `rlrec train`, not in a suite")
         for env, overrides in self.env_overrides.items():
             if env not in self.envs:
@@ -101,12 +121,14 @@ class Suite:
                 check_overrides(env, overrides)
             except ValueError as error:
                 problems.append(str(error).rstrip("."))
-        for agent, settings in self.hyperparameters.items():
+        for agent in self.hyperparameters:
             if agent not in self.agents:
                 problems.append(f"hyperparameters names {agent!r}, which is not one of the suite's agents")
-            elif agent in AGENTS:
+        for agent in self.agents:
+            base, settings = self.agent_settings(agent) if agent in self.variants or agent in AGENTS else (None, {})
+            if base in AGENTS and (settings or agent in self.variants):
                 try:
-                    check_hyperparameters(AGENTS[agent][0], dict(AGENTS[agent][1], **settings), agent=agent)
+                    check_hyperparameters(AGENTS[base][0], dict(AGENTS[base][1], **settings), agent=agent)
                 except ValueError as error:
                     problems.append(str(error).rstrip("."))
         if problems:
@@ -116,11 +138,14 @@ class Suite:
     def to_json(self) -> dict[str, Any]:
         """The suite as JSON reads it back (tuples become lists), so saved and asked suites compare equal.
 
-        ``users`` is left out in personal mode: each seed is then one user, and the field would mean nothing.
+        ``users`` is left out in personal mode: each seed is then one user, and the field would mean nothing;
+        ``variants`` when there are none.
         """
         data = json.loads(json.dumps(dataclasses.asdict(self)))
         if self.mode == "personal":
             del data["users"]
+        if not self.variants:  # folders written before variants existed still resume
+            del data["variants"]
         return data
 
     @classmethod
@@ -143,6 +168,8 @@ class Suite:
                 ("env_overrides", "an object {env: {name: value}}",
                  lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
                 ("hyperparameters", "an object {agent: {name: value}}",
+                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
+                ("variants", 'an object {name: {"agent": agent, name: value}}',
                  lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
             )
             if name in data and not ok(data[name])

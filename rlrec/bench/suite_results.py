@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlrec import _repr
-from rlrec.bench import report
+from rlrec.bench import questions, report
 from rlrec.bench.suite import Suite
 from rlrec.files import atomic_write_text
 
@@ -140,15 +140,27 @@ def _write_tables(result: SuiteResult) -> None:
     atomic_write_text(result.out / "results.csv", buffer.getvalue())
     clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
     atomic_write_text(result.out / "results.json", json.dumps(clean, indent=1) + "\n")
-    atomic_write_text(result.out / "summary.md", report.suite_markdown(result))
+    markdown = report.suite_markdown(result)
+    talking = questions.questions_markdown(result)
+    atomic_write_text(result.out / "summary.md", markdown + ("\n" + talking if talking else ""))
+
+
+def _asked(result: SuiteResult) -> bool:
+    """Whether any cell ran on a conversational env (it counts questions, asked or not)."""
+    return any("questions" in cell.metrics for cell in result.cells)
 
 
 def write_outputs(result: SuiteResult) -> list[Path]:
-    """Tables (CSV, JSON, Markdown) and plots of ``result``; returns the paths written."""
+    """Tables (CSV, JSON, Markdown) and plots of ``result`` (on conversational envs also regret vs questions asked);
+    returns the paths written."""
     _write_tables(result)
     report.plot_suite_regret(result, result.out / "regret.png")
     report.plot_regret_vs_diversity(result, result.out / "regret_vs_diversity.png")
-    return [result.out / name for name in ("results.csv", "results.json", "summary.md", "regret.png", "regret_vs_diversity.png")]
+    names = ["results.csv", "results.json", "summary.md", "regret.png", "regret_vs_diversity.png"]
+    if _asked(result):
+        questions.plot_regret_vs_questions(result, result.out / "regret_vs_questions.png")
+        names.append("regret_vs_questions.png")
+    return [result.out / name for name in names]
 
 
 __all__ = ["Cell", "SuiteResult", "write_outputs"]

@@ -56,8 +56,9 @@ def _cell_run_arguments(suite: Suite, env, agent_name: str) -> dict:
     """The arguments of ``runner.run`` (and ``runner.compile_run``) for one cell, after ``env, params``."""
     from rlrec.agents import make_agent
 
+    base, settings = suite.agent_settings(agent_name)
     return dict(
-        agent=make_agent(agent_name, env, **suite.hyperparameters.get(agent_name, {})), num_seeds=suite.seeds,
+        agent=make_agent(base, env, **settings).replace(label=agent_name), num_seeds=suite.seeds,
         num_steps=suite.steps, seed=suite.seed, mode=suite.mode, num_users=suite.users, accuracy_k=suite.accuracy_k,
     )
 

@@ -15,7 +15,8 @@ from rlrec.cli.output import _fail, _print_suite
 
 def bench(
     suite_name: Annotated[
-        str, typer.Option("--suite", "-s", help="Built-in suite (quick, standard) or a JSON file describing one.")
+        str, typer.Option("--suite", "-s",
+                          help="Built-in suite (quick, standard, conversational) or a JSON file describing one.")
     ] = "quick",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")] = None,
     seeds: Annotated[Optional[int], typer.Option(help="Override the suite's seeds per cell.", min=1)] = None,
@@ -58,5 +59,7 @@ def bench(
         output.console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from "
                              f"{out}")
     _print_suite(result)
-    output.console.print(f"wrote {out}/: results.csv and results.json (every metric, per seed), summary.md, "
-                         "regret.png, regret_vs_diversity.png", highlight=False)
+    plots = "regret.png, regret_vs_diversity.png" + (", regret_vs_questions.png" if any(
+        "questions" in cell.metrics for cell in result.cells) else "")
+    output.console.print(f"wrote {out}/: results.csv and results.json (every metric, per seed), summary.md, {plots}",
+                         highlight=False)

@@ -127,6 +127,10 @@ class ConversationalEnv(RecEnv):
     """
 
     name: str = "ConversationalEnv"
+    # The banks rlrec.make embedded (texts, related items; None for params of your own): for reading which key-term
+    # an index is. Like ``catalog``, outside the env's identity (==, hash, snapshots).
+    key_terms: Any = dataclasses.field(default=None, compare=False, repr=False)
+    critiques: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def num_key_terms(self, params: ConversationalParams) -> int:
         return int(params.key_term_features.shape[0])

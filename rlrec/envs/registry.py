@@ -376,17 +376,12 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     elif not isinstance(population, Population):
         raise ValueError(f"population must be a Population, got {type(population).__name__}.")
 
-    env = (ConversationalEnv if spec.conversational else RecEnv)(
-        slate_size=slate_size,
-        history_length=history_length,
-        choice_model=choice_model,
-        name=env_id,
-        track_regret=track_regret,
-        catalog=catalog,
-    )
-    if spec.conversational:
-        params = build_conversational_params(catalog, population, key_terms, critiques, slate_size=slate_size,
-                                             position_decay=position_decay, **numeric)
-    else:
+    static = dict(slate_size=slate_size, history_length=history_length, choice_model=choice_model, name=env_id,
+                  track_regret=track_regret, catalog=catalog)
+    if not spec.conversational:
         params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
-    return env, params
+        return RecEnv(**static), params
+    key_terms, critiques = _key_term_bank(catalog, key_terms), _critique_bank(catalog, critiques)
+    params = build_conversational_params(catalog, population, key_terms, critiques, slate_size=slate_size,
+                                         position_decay=position_decay, **numeric)
+    return ConversationalEnv(**static, key_terms=key_terms, critiques=critiques), params

@@ -14,10 +14,13 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.lm import atomic_save_npz
 
 FORMAT = "rlrec-env-v1"
+PLAIN, CONVERSATIONAL = "plain", "conversational"
+_CLASSES = {PLAIN: (RecEnv, EnvParams), CONVERSATIONAL: (ConversationalEnv, ConversationalParams)}
 
 
 def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
@@ -27,6 +30,8 @@ def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
         raise ValueError(f"Environment snapshots are .npz files; got {path}.")
     # The env's settings (its catalog reference is not one: the params hold what the env needs of it).
     config = {"format": FORMAT, "env": {f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.compare}}
+    if isinstance(env, ConversationalEnv):  # older snapshots have no kind: a plain RecEnv
+        config["kind"] = CONVERSATIONAL
     arrays = {f"params.{field.name}": np.asarray(getattr(params, field.name)) for field in dataclasses.fields(params)}
     atomic_save_npz(path, config=np.asarray(json.dumps(config)), **arrays)
     return path
@@ -44,12 +49,13 @@ def load_env(path: str | os.PathLike) -> tuple[RecEnv, EnvParams]:
             raise ValueError(f"{path} is not an rlrec environment snapshot (no config entry).") from error
         if config.get("format") != FORMAT:
             raise ValueError(f"{path} has snapshot format {config.get('format')!r}; this rlrec reads {FORMAT!r}.")
-        fields = {field.name for field in dataclasses.fields(EnvParams)}
+        env_class, params_class = _CLASSES[config.get("kind", PLAIN)]
+        fields = {field.name for field in dataclasses.fields(params_class)}
         stored = {name.removeprefix("params."): contents[name] for name in contents.files if name.startswith("params.")}
         if set(stored) != fields:
             raise ValueError(
-                f"{path} does not match this rlrec's EnvParams (missing {sorted(fields - set(stored))}, "
+                f"{path} does not match this rlrec's {params_class.__name__} (missing {sorted(fields - set(stored))}, "
                 f"unknown {sorted(set(stored) - fields)})."
             )
-        params = EnvParams(**{name: jnp.asarray(value) for name, value in stored.items()})
-    return RecEnv(**config["env"]), params
+        params = params_class(**{name: jnp.asarray(value) for name, value in stored.items()})
+    return env_class(**config["env"]), params

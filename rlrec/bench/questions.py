@@ -1,0 +1,124 @@
+"""What questions are worth: the extra table and plot of a suite run on conversational envs.
+
+Cells of one suite meet the same simulated users (one root seed), so an asking agent and the never-asking
+baseline are compared seed by seed (paired):
+
+- **regret saved**: the baseline's cumulative regret minus the agent's, per seed;
+- **per question**: that saving divided by the questions the agent asked, per seed (expected clicks);
+- **in recommendations**: the saving per question divided by the baseline's mean regret per step: how many of
+  the baseline's recommendation rounds' worth of regret one answer saves;
+- in the session setting, where questions cost patience, the **episode return** (clicks per user before they
+  leave) shows when asking stops paying.
+
+Means with Student-t intervals over seeds, as the suite's other tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rlrec.bench import report
+
+BASELINE = "linucb"  # the never-asking learner every asking agent is measured against
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    return report.mean_intervals({"value": np.asarray(values, np.float64)}, confidence)["value"]
+
+
+def question_values(result, baseline: str = BASELINE, confidence: float = 0.95) -> dict[tuple[str, str], dict]:
+    """``{(env, agent): {measure: (mean, half_width)}}`` for every cell with questions on an env where
+    ``baseline`` ran too (measures: ``questions``, ``regret_saved``, ``saved_per_question``,
+    ``recommendations_per_answer``, ``episode_return``)."""
+    cells = {(cell.env, cell.agent): cell for cell in result.cells}
+    values = {}
+    for (env, agent), cell in cells.items():
+        base = cells.get((env, baseline))
+        if "questions" not in cell.metrics or base is None:
+            continue
+        questions = cell.metrics["questions"]
+        saved = base.metrics["cumulative_regret"] - cell.metrics["cumulative_regret"]
+        asked = questions > 0
+        per_question = np.where(asked, saved / np.maximum(questions, 1e-12), np.nan)
+        per_step = np.mean(base.metrics["cumulative_regret"]) / result.suite.steps
+        values[(env, agent)] = {
+            "questions": _interval(questions, confidence),
+            "regret_saved": _interval(saved, confidence),
+            "saved_per_question": _interval(per_question[asked], confidence) if asked.any() else (np.nan, np.nan),
+            "recommendations_per_answer": (_interval(per_question[asked] / per_step, confidence)
+                                           if asked.any() and per_step > 0 else (np.nan, np.nan)),
+            "episode_return": _interval(cell.metrics["episode_return"], confidence),
+        }
+    return values
+
+
+def questions_markdown(result, baseline: str = BASELINE, confidence: float = 0.95) -> str:
+    """The section of ``summary.md`` on what questions are worth (empty when no cell asked anything)."""
+    values = question_values(result, baseline, confidence)
+    if not values:
+        return ""
+    lines = [
+        f"## What a question is worth (paired with never-asking `{baseline}`)",
+        "",
+        "Per seed: questions asked over the run; regret saved = the baseline's cumulative regret minus the agent's; "
+        "per question = that saving / questions asked (expected clicks); in recommendations = the saving per "
+        f"question / the baseline's mean regret per step. Mean ± half-width of the {int(confidence * 100)}% "
+        "Student-t interval over seeds.",
+    ]
+    for env in result.suite.envs:
+        rows = [(agent, values[(env, agent)]) for agent in result.suite.agents if (env, agent) in values]
+        if not rows:
+            continue
+        lines += ["", f"### {env}", "", "| agent | questions | regret saved | per question | in recommendations | "
+                  "episode return |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for agent, value in rows:
+            cells = [report.format_value(*value[m], digits=d) for m, d in (
+                ("questions", 1), ("regret_saved", 2), ("saved_per_question", 3), ("recommendations_per_answer", 2),
+                ("episode_return", 2))]
+            lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_regret_vs_questions(result, path: str | Path, confidence: float = 0.95) -> Path:
+    """Per env, each agent's questions asked against its cumulative regret (bandit settings) or episode return
+    (session settings, where questions cost patience), with CI error bars; configurations of one registered agent
+    (suite variants) are joined by a line in order of questions asked."""
+    from rlrec.envs.specs import REGISTRY
+
+    suite = result.suite
+    summary = result.summary(confidence)
+    colours = report._colours(suite.agents)
+    envs = [env for env in suite.envs if any("questions" in summary.get((env, a), {}) for a in suite.agents)]
+    figure, axes = report._grid(max(len(envs), 1), width=4.8)
+    for axis, env in zip(axes, envs):
+        session = REGISTRY[env].setting == "session"
+        y_name = "episode_return" if session else "cumulative_regret"
+        points = {a: summary[(env, a)] for a in suite.agents if "questions" in summary.get((env, a), {})}
+        families: dict[str, list[tuple[float, float]]] = {}
+        for agent, values in points.items():
+            (x, x_half), (y, y_half) = values["questions"], values[y_name]
+            if not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            axis.errorbar(x, y, xerr=np.nan_to_num(x_half), yerr=np.nan_to_num(y_half), fmt="o", color=colours[agent],
+                          label=agent, capsize=2, markersize=5)
+            families.setdefault(suite.agent_settings(agent)[0], []).append((x, y))
+        for family in families.values():
+            if len(family) > 1:
+                xs, ys = zip(*sorted(family))
+                axis.plot(xs, ys, color="0.6", linewidth=1, zorder=0)
+        axis.set_xlabel("questions asked per seed")
+        axis.set_ylabel("episode return (clicks per user)" if session else "final cumulative regret")
+        axis.set_title(env, fontsize=10)
+        axis.grid(alpha=0.3)
+    labels = {}
+    for axis in axes[: len(envs)]:
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 4), frameon=False,
+                  fontsize=8)
+    figure.suptitle(f"suite {suite.name}: what questions buy (mean ± {int(confidence * 100)}% CI)", fontsize=11)
+    rows = -(-len(labels) // 4) if labels else 0
+    figure.tight_layout(rect=(0, 0.05 * rows, 1, 0.96))
+    return report._save(figure, path)
