@@ -224,13 +224,25 @@ def test_hyperparameters_are_leaves_so_configurations_vmap(slate_bandit):
     np.testing.assert_array_equal(slates[1], agent.act(jax.random.key(2), state, obs, params))
 
 
+@pytest.fixture(scope="module")
+def talking_session_env():
+    """``MovieLens-ConversationalSession-v0`` on the synthetic unit world."""
+    from synthetic import UNIT, synthetic_env
+
+    return synthetic_env("MovieLens-ConversationalSession-v0", **UNIT)
+
+
 @pytest.mark.parametrize(
     "name",
     # Deep agents compile slowly on 2 cores and are covered by test_deep_agents.py: their case runs in the slow step.
     [pytest.param(name, marks=pytest.mark.slow) if name in DEEP_AGENTS else name for name in sorted(AGENTS)],
 )
-def test_every_agent_runs_on_single_item_and_slate_envs(name, session_env, session_slate_env):
-    for env, params in (session_env, session_slate_env):
+def test_every_agent_runs_on_single_item_and_slate_envs(name, session_env, session_slate_env, talking_session_env):
+    # Agents that ask questions need a conversational env: they run on its single-item session setting (a question
+    # costs patience there, so episodes end and learners restart mid-run); test_conversational_agents.py runs them
+    # on slates.
+    asks = AGENTS[name][0].asks_questions
+    for env, params in (talking_session_env,) if asks else (session_env, session_slate_env):
         agent = make_agent(name, env)
         if getattr(agent, "learns_from_rollouts", False):
             # Policy-gradient agents learn from whole rollouts: the per-step runner refuses them clearly, and
@@ -242,6 +254,7 @@ def test_every_agent_runs_on_single_item_and_slate_envs(name, session_env, sessi
         assert result.slates.shape == (2, 12, env.slate_size)
         assert np.all(result.regret >= 0)
         assert np.isfinite(result.reward).all()
+        assert not asks or result.questions.sum() > 0
 
 
 def test_make_agent_errors(slate_bandit):

@@ -114,6 +114,8 @@ def test_run_unknown_names_list_the_valid_ones(tmp_path):
     assert result.exit_code == 2 and "linucb" in result.output
     result = runner.invoke(app, ["run", "--set", "temperature=-1", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "temperature must be in [0.001, 10000]" in result.output
+    result = runner.invoke(app, ["run", "-a", "conucb", "--out", str(tmp_path)])  # before any catalog loads
+    assert result.exit_code == 2 and "use a Conversational env such as MovieLens-Conversational-v0" in result.output
 
 
 def test_envs_lists_registered_ids():

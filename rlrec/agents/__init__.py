@@ -7,15 +7,19 @@ so the command line lists agents without loading JAX.
 from __future__ import annotations
 
 from rlrec._lazy import attach
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS
+from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, DEEP_AGENTS, ROLLOUT_AGENTS
 
 __all__ = [
     "AGENTS",
     "AGENT_NAMES",
+    "ASKING_AGENTS",
     "DEEP_AGENTS",
     "ROLLOUT_AGENTS",
     "DQN",
     "Agent",
+    "AskingLinTS",
+    "AskingLinUCB",
+    "ConUCB",
     "DeepAgent",
     "PolicyGradient",
     "hyperparameter_names",
@@ -36,6 +40,7 @@ _LAZY = {
                     "rlrec.agents.base"),
     **dict.fromkeys(("EpsilonGreedy", "LinTS", "LinUCB", "OracleAgent", "PopularityAgent", "RandomAgent",
                      "TextMatchAgent", "UCB1"), "rlrec.agents.bandits"),
+    **dict.fromkeys(("AskingLinTS", "AskingLinUCB", "ConUCB"), "rlrec.agents.conversational"),
     "DeepAgent": "rlrec.agents.deep",
     "DQN": "rlrec.agents.dqn",
     "PolicyGradient": "rlrec.agents.policy_gradient",

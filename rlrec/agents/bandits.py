@@ -251,39 +251,50 @@ class LinearBandit(Agent):
         projected = features @ root
         return jnp.sum(projected * projected, axis=1)
 
-    def update(self, key, state: LinearState, transition: Transition, env_params):
+    def observations(self, transition: Transition, env_params: Any) -> tuple[jax.Array, jax.Array]:
+        """``(features (m, f), targets (m,))``: the rank-1 observations a transition teaches, in the order they are
+        applied: every shown slot of every user with its click (agents that hear more, such as answers, add rows)."""
         slates = as_slate(transition.action).reshape(-1, self.slate_size)
         rewards = transition.slot_rewards.reshape(-1, self.slate_size)
         requests = transition.obs["request"].reshape(slates.shape[0], -1)
         shown = jax.vmap(lambda request, slate: self.features(env_params, request)[slate])(requests, slates)
-        shown = shown.reshape(-1, shown.shape[-1])  # (users * k, f), applied in order
-        variances = state.variances
-        # Kept variances follow each rank-1 update, s_i -= (x_i^T u)^2 / d: O(N f) per shown slot. For a batch of
-        # more rank-1 updates than features (shared mode), one recomputation from the new root, O(N f^2), is
-        # cheaper. (Slot by slot rather than one (N, f) @ (f, m) product: under vmap over seeds that product is
-        # an (S, m, N) array, which outgrows the CPU's caches.)
-        tracked = self._tracks_variances()
-        incremental = tracked and shown.shape[0] <= shown.shape[1]
-        features = bandit_features(env_params) if tracked else None
+        return shown.reshape(-1, shown.shape[-1]), rewards.ravel()
 
-        def observe(carry, slot):
+    def observe(self, state: LinearState, features: jax.Array, targets: jax.Array, env_params: Any) -> LinearState:
+        """``state`` after ``A += x x^T``, ``b += y x`` for each row ``(x, y)`` of ``features``/``targets`` in order.
+
+        A zero row changes nothing (``u = 0``, ``d = 1``), so an observation that did not happen may be a zero row.
+        """
+        # Kept variances follow each rank-1 update, s_i -= (x_i^T u)^2 / d: O(N f) per row. For a batch of more
+        # rank-1 updates than features (shared mode), one recomputation from the new root, O(N f^2), is cheaper.
+        # (Row by row rather than one (N, f) @ (f, m) product: under vmap over seeds that product is an (S, m, N)
+        # array, which outgrows the CPU's caches.)
+        tracked = self._tracks_variances()
+        incremental = tracked and features.shape[0] <= features.shape[1]
+        catalog = bandit_features(env_params) if tracked else None
+
+        def observe_row(carry, row):
             root, estimate, variances = carry
-            x, reward = slot
+            x, target = row
             root, u, d = _square_root_update(root, x)
-            estimate = estimate + u * ((reward - x @ estimate) / d)
+            estimate = estimate + u * ((target - x @ estimate) / d)
             if incremental:
-                projection = score_items(u, features)
+                projection = score_items(u, catalog)
                 variances = variances - projection * projection / d
             return (root, estimate, variances), None
 
         (root, estimate, variances), _ = jax.lax.scan(
-            observe, (state.covariance_root, state.estimate, state.variances), (shown, rewards.ravel())
+            observe_row, (state.covariance_root, state.estimate, state.variances), (features, targets)
         )
         if tracked and not incremental:
-            projected = features @ root
+            projected = catalog @ root
             variances = jnp.sum(projected * projected, axis=1)
-        return state.replace(covariance_root=root, estimate=estimate, variances=variances,
-                             steps=state.steps + slates.shape[0]), {}
+        return state.replace(covariance_root=root, estimate=estimate, variances=variances)
+
+    def update(self, key, state: LinearState, transition: Transition, env_params):
+        rounds = as_slate(transition.action).reshape(-1, self.slate_size).shape[0]
+        state = self.observe(state, *self.observations(transition, env_params), env_params)
+        return state.replace(steps=state.steps + rounds), {}
 
 
 class LinUCB(LinearBandit):

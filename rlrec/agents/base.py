@@ -322,6 +322,9 @@ class Agent(struct.PyTreeNode):
     reads_hidden_state: ClassVar[bool] = False
     # True: learns only from whole rollouts (rlrec.train); rlrec.run's per-step updates refuse it.
     learns_from_rollouts: ClassVar[bool] = False
+    # True: acts with ``{"slate", "question"}`` and learns from the answers, so it needs a conversational env
+    # (rlrec.envs.conversation); make_agent refuses any other.
+    asks_questions: ClassVar[bool] = False
     # Steps of every user a training loop collects before each update (deep agents make it a hyperparameter).
     rollout_length = 1
     # Agents with a ``deterministic`` switch: whether rlrec.train.evaluate acts greedily by default (None: no

@@ -11,6 +11,11 @@ AGENT_NAMES = (
     "lm-linucb",
     "lm-lints",
     "oracle",
+    "conucb",
+    "ask-linucb",
+    "ask-lints",
+    "ask-lm-linucb",
+    "ask-random",
     "dqn",
     "slateq",
     "ppo",
@@ -18,3 +23,4 @@ AGENT_NAMES = (
 )
 DEEP_AGENTS = ("dqn", "slateq", "ppo", "reinforce")  # trained with rlrec.train / `rlrec train`
 ROLLOUT_AGENTS = ("ppo", "reinforce")  # learn from whole rollouts: `rlrec train`, not `rlrec run`
+ASKING_AGENTS = ("conucb", "ask-linucb", "ask-lints", "ask-lm-linucb", "ask-random")  # conversational envs only

@@ -15,9 +15,10 @@ from rlrec.agents.bandits import (
     TextMatchAgent,
     UCB1,
 )
+from rlrec.agents.conversational import AskingLinTS, AskingLinUCB, ConUCB
 from rlrec.agents.dqn import DQN
 from rlrec.agents.policy_gradient import PolicyGradient
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
+from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
 
 # name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
 # request embedding.
@@ -33,6 +34,12 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
     "lm-linucb": (LinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
     "lm-lints": (LinTS, {"prior_scale": 0.5, "regulariser": 5.0}),
     "oracle": (OracleAgent, {}),
+    # Conversational envs only (they ask about key-terms): ConUCB, and LinUCB / LinTS hearing answers through the LM.
+    "conucb": (ConUCB, {}),
+    "ask-linucb": (AskingLinUCB, {}),
+    "ask-lints": (AskingLinTS, {}),
+    "ask-lm-linucb": (AskingLinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
+    "ask-random": (AskingLinUCB, {"question_selection": "random"}),
     # Deep RL (train with rlrec.train / `rlrec train`); on slate envs DQN is SlateQ.
     "dqn": (DQN, {}),
     "slateq": (DQN, {"decomposed": True}),
@@ -44,6 +51,7 @@ AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
 }
 assert tuple(AGENTS) == AGENT_NAMES, "rlrec.agents.AGENT_NAMES lists the agents of AGENTS, in order"
 assert ROLLOUT_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.learns_from_rollouts)
+assert ASKING_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.asks_questions)
 
 
 def hyperparameter_names(name: str) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rlrec.agents.names import AGENT_NAMES, ROLLOUT_AGENTS
+from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, ROLLOUT_AGENTS
 from rlrec.cli import output
 from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, _hyperparameters_for, _parse_assignments
 from rlrec.cli.output import _explain_missing_episodes, _fail, _print_summaries
@@ -104,6 +104,9 @@ def run(
         if name in ROLLOUT_AGENTS:
             _fail(f"{name} learns from rollouts: train it with `rlrec train --agent {name}`, then "
                   "`rlrec evaluate RUN_DIR`.")
+        if name in ASKING_AGENTS and not REGISTRY[env_id.removeprefix("rlrec/")].conversational:
+            _fail(f"{name} asks questions: use a Conversational env such as MovieLens-Conversational-v0 "
+                  f"(`rlrec envs` lists them), not {env_id}.")
     if mode not in MODES:
         _fail(f"--mode must be one of {MODES}, got {mode!r}.")
     overrides = _parse_assignments(env_overrides, "--set")
