@@ -278,8 +278,6 @@ def test_every_asking_agent_runs_and_asks_on_schedule(talking_slate, name):
     np.testing.assert_array_equal(result.questions, np.broadcast_to(schedule("log", 5.0, STEPS), (2, STEPS)))
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=True,
-                   reason="rlrec.rollout.steps.batch_step splits keys by actions.shape[0]: a dict action has no shape")
 def test_shared_mode_runs_asking_agents(talking_slate):
     env, params = talking_slate
     agent = make_agent("ask-linucb", env, question_schedule="linear", question_scale=0.5)

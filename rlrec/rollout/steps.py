@@ -37,7 +37,7 @@ def env_step(env: RecEnv, params: EnvParams, key, env_state, obs, action, extras
 
 def batch_step(env: RecEnv, params: EnvParams, key, env_states, obs, actions, extras=None):
     """:func:`env_step` for a batch of users (leading axis ``B``), each with its own key from ``key``."""
-    keys = jax.random.split(key, actions.shape[0])
+    keys = jax.random.split(key, jax.tree.leaves(actions)[0].shape[0])  # a conversational action is a dict
     next_obs, next_states, transition, info = jax.vmap(lambda k, s, o, a: env_step(env, params, k, s, o, a))(
         keys, env_states, obs, actions
     )
