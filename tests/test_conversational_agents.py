@@ -97,13 +97,18 @@ def _reference_top(scores: np.ndarray, chosen: np.ndarray, tolerance: float) -> 
     np.testing.assert_allclose(scores[chosen], best, rtol=0, atol=tolerance)
 
 
-def test_conucb_matches_a_float64_reference_of_the_paper(small_world):
+# The paper's settings (ConUCB's class defaults); the registry's "conucb" is tuned for MovieLens (registry.py).
+PAPER = {"yes_reward": 1.0, "no_reward": 0.0, "arm_weight": 0.5, "alpha": 0.25, "key_term_alpha": 0.25}
+
+
+@pytest.mark.parametrize("settings", [PAPER, {}], ids=["paper", "registry"])
+def test_conucb_matches_a_float64_reference_of_the_paper(small_world, settings):
     """60 rounds of ConUCB through the real env against Algorithm 1 of Zhang et al. (2020) in float64 NumPy with
     explicit inverses: the same question and the same slate every round (up to float32 ties; measured: all 60
     slates identical), and theta, theta~ within 1e-4 of their largest entry (float32 square-root updates; measured
     4e-6)."""
     env, params, related = small_world
-    agent = make_agent("conucb", env)
+    agent = make_agent("conucb", env, **settings)
     rounds = 60
     record = jax.device_get(drive(env, params, agent, 2, steps=rounds))
     assert not record["done"].any()
@@ -115,7 +120,8 @@ def test_conucb_matches_a_float64_reference_of_the_paper(small_world):
                           for items in related])
     np.testing.assert_allclose(params.key_term_centroids, centroids, rtol=0, atol=1e-6)
 
-    lam, lam_tilde, alpha, alpha_tilde = 0.5, 1.0, 0.25, 0.25
+    lam, lam_tilde, alpha, alpha_tilde = agent.arm_weight, agent.key_term_regulariser, agent.alpha, agent.key_term_alpha
+    yes, no = agent.yes_reward, agent.no_reward
     size = features.shape[1]
     arm, arm_response = (1 - lam) * np.eye(size), np.zeros(size)
     key_term, key_term_response = lam_tilde * np.eye(size), np.zeros(size)
@@ -141,7 +147,7 @@ def test_conucb_matches_a_float64_reference_of_the_paper(small_world):
             answers_heard.append(answer)
             if answer != 0:
                 key_term += np.outer(centroids[question], centroids[question])
-                key_term_response += (answer > 0) * centroids[question]
+                key_term_response += (yes if answer > 0 else no) * centroids[question]
         else:
             assert question == -1
         clicks = np.arange(5) == record["clicked_slot"][t - 1]
@@ -345,3 +351,18 @@ def test_told_the_true_answers_it_approaches_the_oracle():
     lead = runs["linucb"].regret[:, late].sum(1) - runs["asking"].regret[:, late].sum(1)
     assert lead.mean() > 3 * lead.std(ddof=1) / np.sqrt(len(lead)), (lead.mean(), lead.std(ddof=1))
     assert runs["asking"].recall[:, late].mean() >= 0.7  # accuracy_k=1: recall is "the oracle's top item is shown"
+
+
+@pytest.mark.slow
+def test_on_movielens_asking_beats_never_asking_over_the_first_50_steps():
+    """MovieLens-ConversationalSlate-v0, 128 cold-start users x 50 steps, paired (the same users for every agent):
+    ConUCB and the LM-native asking LinUCB both end with less cumulative regret than never-asking LinUCB. Budget:
+    the paired saving is more than 2.5 standard errors for ConUCB (measured 2.13 +- 0.59 of 19.42, 3.6) and more
+    than 5 for ask-linucb (measured 5.00 +- 0.50, 9.9)."""
+    env, params = rlrec.make("MovieLens-ConversationalSlate-v0")
+    regret = {name: rlrec.run(env, params, make_agent(name, env), num_seeds=128, num_steps=50, seed=0,
+                              progress=False).regret.sum(axis=1)
+              for name in ("linucb", "conucb", "ask-linucb")}
+    for name, sigmas in (("conucb", 2.5), ("ask-linucb", 5.0)):
+        saved = regret["linucb"] - regret[name]
+        assert saved.mean() > sigmas * saved.std(ddof=1) / np.sqrt(saved.size), (name, saved.mean())

@@ -145,6 +145,8 @@ class ConUCB(AskingAgent):
                                                  high=1e6, low_open=True)
     alpha: float = hyperparameter(0.25, "width of the arm-level confidence bonus", low=0.0, high=1e6)
     key_term_alpha: float = hyperparameter(0.25, "width of the key-term-level confidence bonus", low=0.0, high=1e6)
+    yes_reward: float = hyperparameter(1.0, "key-term reward r~ of a yes (paper: 1)", low=-1e6, high=1e6)
+    no_reward: float = hyperparameter(0.0, "key-term reward r~ of a no (paper: 0)", low=-1e6, high=1e6)
 
     def init(self, key, env_params):
         size = bandit_features(env_params).shape[1]
@@ -213,7 +215,7 @@ class ConUCB(AskingAgent):
             arm_root=arm_root,
             arm_response=state.arm_response + self.arm_weight * (rewards @ shown),
             key_term_root=key_term_root,
-            key_term_response=state.key_term_response + (answers > 0.0).astype(told.dtype) @ told,
+            key_term_response=state.key_term_response + jnp.where(answers > 0.0, self.yes_reward, self.no_reward) @ told,
             steps=state.steps + users,
             questions=state.questions + questions_asked(transition),
         ), {}
