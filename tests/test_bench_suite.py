@@ -88,6 +88,12 @@ def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
         ({"hyperparameters": {"random": {"alpha": 1.0}}}, r"Unknown hyperparameter\(s\) \['alpha'\] for random"),
         ({"agents": ("random", "linucb"), "hyperparameters": {"linucb": {"regulariser": -1.0}}},
          r"linucb: regulariser must be \(0, 1e\+06\]"),
+        ({"agents": ("random", "wide"), "variants": {"wide": {"agent": "linucb", "alpha": -1.0}}},
+         r"wide: alpha must be \[0, 1e\+06\]"),
+        ({"agents": ("random", "wide"), "variants": {"wide": {"agent": "lin-ucb"}}}, r"variant 'wide' needs \"agent\""),
+        ({"agents": ("random", "linucb"), "variants": {"linucb": {"agent": "lints"}}}, "has the name of a registered"),
+        ({"agents": ("random", "a/b"), "variants": {"a/b": {"agent": "lints"}}}, "must be letters, digits"),
+        ({"agents": ("random", "narrow")}, r"unknown agent\(s\) \['narrow'\]"),
     ],
 )
 def test_invalid_suites_name_the_problem(change, message):
@@ -371,4 +377,42 @@ def test_every_suite_builds_all_its_envs_and_agents():
             assert suite.accuracy_k <= env.num_items(params)
             assert_observation_is_not_the_hidden_taste(env, params)  # IMDB's users included
             for agent in suite.agents:
-                assert make_agent(agent, env, **suite.hyperparameters.get(agent, {})).slate_size == env.slate_size
+                base, settings = suite.agent_settings(agent)
+                assert make_agent(base, env, **settings).slate_size == env.slate_size
+
+
+def test_variants_name_configurations_of_one_agent(tmp_path):
+    suite = dataclasses.replace(TINY, agents=("random", "wide"), variants={"wide": {"agent": "linucb", "alpha": 2.0}},
+                                hyperparameters={"wide": {"regulariser": 3.0}}).validate()
+    assert suite.agent_settings("wide") == ("linucb", {"alpha": 2.0, "regulariser": 3.0})
+    assert suite.agent_settings("random") == ("random", {})
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite.to_json()))
+    assert get_suite(path) == suite
+    assert "variants" not in TINY.to_json()  # folders written before variants existed still resume
+
+
+def test_questions_section_and_plot_from_hand_made_cells(tmp_path):
+    from rlrec.bench import questions
+
+    env = "MovieLens-ConversationalSessionSlate-v0"
+    suite = Suite(name="talk", envs=(env,), agents=("linucb", "asker", "ask-0.5"), seeds=3, steps=5,
+                  variants={"ask-0.5": {"agent": "ask-linucb", "question_schedule": "linear", "question_scale": 0.5}})
+    cells = [_cell(env, "linucb", [4.0, 5.0, 6.0], [0.2] * 3), _cell(env, "asker", [3.0, 3.0, 4.0], [0.2] * 3),
+             _cell(env, "ask-0.5", [2.0, 4.0, 6.0], [0.2] * 3)]
+    for cell, asked in zip(cells, ([0.0] * 3, [2.0, 2.0, 4.0], [0.0, 2.0, 2.0])):
+        cell.metrics["questions"] = np.asarray(asked)
+        cell.metrics["episode_return"] = np.asarray([1.0, 2.0, 3.0])
+    result = SuiteResult(suite, tmp_path, cells, ran=[])
+    values = questions.question_values(result)
+    # asker saves 1, 2, 2 (mean 5/3) with 2, 2, 4 questions: per question .5, 1, .5 (mean 2/3); the baseline's
+    # regret per step is 5 / 5 = 1, so in recommendations the same 2/3.
+    assert values[(env, "asker")]["regret_saved"][0] == pytest.approx(5 / 3)
+    assert values[(env, "asker")]["saved_per_question"][0] == pytest.approx(2 / 3)
+    assert values[(env, "asker")]["recommendations_per_answer"][0] == pytest.approx(2 / 3)
+    # A seed that asked nothing has no value per question (ask-0.5's first seed).
+    assert values[(env, "ask-0.5")]["saved_per_question"][0] == pytest.approx((1 / 2 + 0 / 2) / 2)
+    text = questions.questions_markdown(result)
+    assert "| asker | 2.7 ± " in text and "paired with never-asking `linucb`" in text
+    assert "| questions |" in report.suite_markdown(result)  # the suite's own table gets the column
+    assert questions.plot_regret_vs_questions(result, tmp_path / "q.png").stat().st_size > 5_000

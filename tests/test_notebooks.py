@@ -22,7 +22,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-LESSONS = ("00_quickstart", "01_simulated_users", "02_bandits_and_regret", "03_deep_rl", "04_diversity")
+LESSONS = ("00_quickstart", "01_simulated_users", "02_bandits_and_regret", "03_deep_rl", "04_diversity",
+           "05_conversation")
 CELL_TIMEOUT_S = 600  # per cell; the slowest cell takes ~1-2 min on a busy 2-core CPU
 # Executed in CI's slow step (`pytest -m slow`): 03 compiles eight programs (two trainers, four evaluations),
 # ~3 min of CPU on 2 cores, too much for the default run's budget.

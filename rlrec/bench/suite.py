@@ -191,6 +191,9 @@ class Suite:
 
 
 _BANDITS = ("random", "popularity", "epsilon-greedy", "ucb1", "linucb", "lints", "lm-linucb", "lm-lints")
+# The LM-native asking LinUCB at several question rates (share of steps that ask): regret vs questions asked.
+_QUESTION_RATES = {f"ask-linucb-{rate:g}": {"agent": "ask-linucb", "question_schedule": "linear", "question_scale": rate}
+                   for rate in (0.05, 0.1, 0.25, 0.5, 1.0)}
 
 SUITES: dict[str, Suite] = {
     "quick": Suite(
@@ -223,6 +226,19 @@ SUITES: dict[str, Suite] = {
             env: {"max_steps": 500}
             for env in ("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0", "MovieLens-DriftSlate-v0", "IMDB-BanditSlate-v0")
         },
+    ),
+    "conversational": Suite(
+        name="conversational",
+        description=(
+            "Asking vs only showing on MovieLens slates, bandit and session settings: never-asking LinUCB (and "
+            "with the LM prior), asking at random, ConUCB, the LM-native asking LinUCB (and with the LM prior), "
+            "and that agent asking at five rates; 16 cold-start users x 100 steps."
+        ),
+        envs=("MovieLens-ConversationalSlate-v0", "MovieLens-ConversationalSessionSlate-v0"),
+        agents=("linucb", "lm-linucb", "ask-random", "conucb", "ask-linucb", "ask-lm-linucb", *_QUESTION_RATES),
+        variants=_QUESTION_RATES,
+        seeds=16,
+        steps=100,
     ),
 }
 
