@@ -396,23 +396,28 @@ def test_questions_section_and_plot_from_hand_made_cells(tmp_path):
     from rlrec.bench import questions
 
     env = "MovieLens-ConversationalSessionSlate-v0"
-    suite = Suite(name="talk", envs=(env,), agents=("linucb", "asker", "ask-0.5"), seeds=3, steps=5,
-                  variants={"ask-0.5": {"agent": "ask-linucb", "question_schedule": "linear", "question_scale": 0.5}})
-    cells = [_cell(env, "linucb", [4.0, 5.0, 6.0], [0.2] * 3), _cell(env, "asker", [3.0, 3.0, 4.0], [0.2] * 3),
-             _cell(env, "ask-0.5", [2.0, 4.0, 6.0], [0.2] * 3)]
-    for cell, asked in zip(cells, ([0.0] * 3, [2.0, 2.0, 4.0], [0.0, 2.0, 2.0])):
-        cell.metrics["questions"] = np.asarray(asked)
-        cell.metrics["episode_return"] = np.asarray([1.0, 2.0, 3.0])
+    rate = {"agent": "ask-linucb", "question_schedule": "linear"}
+    suite = Suite(name="talk", envs=(env,), agents=("linucb", "ask-linucb", "ask-0", "ask-0.5"), seeds=3, steps=5,
+                  variants={"ask-0": {**rate, "question_scale": 0.0}, "ask-0.5": {**rate, "question_scale": 0.5}})
+    regret = {"linucb": [4.0, 5.0, 6.0], "ask-linucb": [3.0, 3.0, 4.0], "ask-0": [3.5, 4.0, 5.0], "ask-0.5": [2.0, 4.0, 6.0]}
+    asked = {"linucb": [0.0] * 3, "ask-linucb": [2.0, 2.0, 4.0], "ask-0": [0.0] * 3, "ask-0.5": [0.0, 2.0, 2.0]}
+    cells = []
+    for agent in suite.agents:
+        cells.append(_cell(env, agent, regret[agent], [0.2] * 3))
+        cells[-1].metrics.update(questions=np.asarray(asked[agent]), episode_return=np.asarray([1.0, 2.0, 3.0]))
     result = SuiteResult(suite, tmp_path, cells, ran=[])
     values = questions.question_values(result)
-    # asker saves 1, 2, 2 (mean 5/3) with 2, 2, 4 questions: per question .5, 1, .5 (mean 2/3); the baseline's
-    # regret per step is 5 / 5 = 1, so in recommendations the same 2/3.
-    assert values[(env, "asker")]["regret_saved"][0] == pytest.approx(5 / 3)
-    assert values[(env, "asker")]["saved_per_question"][0] == pytest.approx(2 / 3)
-    assert values[(env, "asker")]["recommendations_per_answer"][0] == pytest.approx(2 / 3)
-    # A seed that asked nothing has no value per question (ask-0.5's first seed).
-    assert values[(env, "ask-0.5")]["saved_per_question"][0] == pytest.approx((1 / 2 + 0 / 2) / 2)
+    # ask-linucb saves 1, 2, 2 over never-asking linucb; over its silent twin ask-0 (the same learner asking
+    # nothing) .5, 1, 1 with 2, 2, 4 questions: .25, .5, .25 per question (mean 1/3); the twin's regret per step
+    # is (12.5 / 3) / 5, so in recommendations 1/3 / (5/6) = 0.4.
+    mine = values[(env, "ask-linucb")]
+    assert mine["regret_saved"][0] == pytest.approx(5 / 3) and mine["silent_twin"] == "ask-0"
+    assert mine["saved_per_question"][0] == pytest.approx(1 / 3)
+    assert mine["recommendations_per_answer"][0] == pytest.approx(0.4)
+    # Seeds that asked nothing have no value per question (ask-0.5's first): (0 / 2 - 1 / 2) / 2.
+    assert values[(env, "ask-0.5")]["saved_per_question"][0] == pytest.approx(-0.25)
+    assert values[(env, "ask-0")]["silent_twin"] is None and np.isnan(values[(env, "ask-0")]["saved_per_question"][0])
     text = questions.questions_markdown(result)
-    assert "| asker | 2.7 ± " in text and "paired with never-asking `linucb`" in text
+    assert "| ask-linucb | 2.7 ± " in text and "| `ask-0` | 0.333 ± " in text
     assert "| questions |" in report.suite_markdown(result)  # the suite's own table gets the column
     assert questions.plot_regret_vs_questions(result, tmp_path / "q.png").stat().st_size > 5_000

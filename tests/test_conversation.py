@@ -157,13 +157,13 @@ def test_jit_equals_eager_and_vmap_equals_loop(talking):
 
 def test_questions_cost_patience_in_the_session_setting():
     env, params = synthetic_env("MovieLens-ConversationalSession-v0", **UNIT)
-    assert float(params.question_cost) == 0.5
+    assert float(params.question_cost) == pytest.approx(0.1)
     _, state = env.reset(jax.random.key(7), params)
     step = jax.jit(env.step_env)
     slate = jnp.int32(0)
     _, silent, *_ = step(jax.random.key(8), state, {"slate": slate, "question": jnp.int32(-1)}, params)
     _, asked, *_ = step(jax.random.key(8), state, {"slate": slate, "question": jnp.int32(3)}, params)
-    assert float(silent.budget - asked.budget) == pytest.approx(0.5)
+    assert float(silent.budget - asked.budget) == pytest.approx(0.1)
 
     def episode_length(question):
         def one(carry, key):

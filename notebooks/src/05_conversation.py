@@ -145,17 +145,21 @@ plt.show()
     (
         "markdown",
         r"""
-**What to notice.** All four meet the same users (the same seed), so the curves are paired. The asking agents
-pull away from never-asking LinUCB within the first few dozen steps: each answer moves the model along a
+**What to notice.** All four meet the same users (the same seed), so the curves are paired. The LM-native
+agents pull away from never-asking LinUCB within the first few dozen steps: each answer moves the model along a
 direction shared by hundreds of movies, where a skipped slate says something about five. Which key-term is
-asked matters too: compare `ask-random` with `ask-linucb`.
+asked matters too: compare `ask-random` with `ask-linucb`. ConUCB gains less here: its key-term model is fitted
+to each key-term's *related movies* (the mean of their features), while the user answers from the key-term's
+own *text* embedding, and it does not listen to critiques.
 
 ## 3. What is one answer worth?
 
-The same LM-native agent at several question rates (a share of steps, `question_schedule="linear"`): changing
-a hyperparameter's value reuses the compiled program, so the sweep compiles once. The value of an answer is
-measured against never-asking LinUCB on the same users: regret saved per question, and that saving in units
-of LinUCB's regret per step, i.e. *how many recommendation rounds one answer is worth*.
+`ask-linucb` hears critiques as well as answers, so its lead over LinUCB mixes the two. To price a question
+alone, compare it with its **silent twin**: the same agent asking nothing (`question_scale=0`), which still hears
+critiques. Below, the agent at several question rates (a share of steps, `question_schedule="linear"`; changing a
+hyperparameter's value reuses the compiled program, so the sweep compiles once). The value of an answer is the
+regret it saves over the twin, per question, and that saving in units of the twin's regret per step: *how many
+recommendation rounds one answer is worth*.
 """,
     ),
     (
@@ -164,25 +168,28 @@ of LinUCB's regret per step, i.e. *how many recommendation rounds one answer is 
 for rate in RATES:
     run(f"ask {rate:.0%} of steps", make_agent("ask-linucb", env, question_schedule="linear", question_scale=rate))
 
-baseline = results["linucb"].cumulative_regret()[:, -1]
-per_step = baseline.mean() / NUM_STEPS
+never = results["linucb"].cumulative_regret()[:, -1]
+twin = results["ask 0% of steps"].cumulative_regret()[:, -1]  # critiques only
+print(f"critiques alone save {(never - twin).mean():.2f} ± {mean_confidence_interval(never - twin)[1]:.2f} "
+      f"of LinUCB's {never.mean():.2f}")
+per_step = twin.mean() / NUM_STEPS
 questions, regret = [], []
-print(f"{'rate':>6} {'questions':>10} {'regret saved':>14} {'per question':>13} {'in recommendations':>19}")
+print(f"{'rate':>6} {'questions':>10} {'saved over the twin':>20} {'per question':>13} {'in recommendations':>19}")
 for rate in RATES:
     result = results[f"ask {rate:.0%} of steps"]
     asked = result.questions.sum(axis=1)
-    saved = baseline - result.cumulative_regret()[:, -1]  # paired: the same users
+    saved = twin - result.cumulative_regret()[:, -1]  # paired: the same users
     questions.append(mean_confidence_interval(asked))
     regret.append(mean_confidence_interval(result.cumulative_regret()[:, -1]))
     if asked.mean() > 0:
         value = saved.mean() / asked.mean()
-        print(f"{rate:>6.0%} {asked.mean():>10.1f} {saved.mean():>8.2f} ± {mean_confidence_interval(saved)[1]:<4.2f} "
+        print(f"{rate:>6.0%} {asked.mean():>10.1f} {saved.mean():>13.2f} ± {mean_confidence_interval(saved)[1]:<4.2f} "
               f"{value:>13.3f} {value / per_step:>19.2f}")
 
 fig, axis = plt.subplots(figsize=(6.5, 4.2))
 (x, _), (y, y_half) = np.array(questions).T, np.array(regret).T
-axis.errorbar(x, y, yerr=y_half, fmt="o-", capsize=3)
-axis.axhline(baseline.mean(), color="0.5", linestyle="--", label="never asks (linucb)")
+axis.errorbar(x, y, yerr=y_half, fmt="o-", capsize=3, label="ask-linucb at each rate")
+axis.axhline(never.mean(), color="0.5", linestyle="--", label="never asks, no critiques (linucb)")
 axis.set(xlabel="questions asked per user", ylabel=f"cumulative regret after {NUM_STEPS} steps",
          title="Regret vs questions asked")
 axis.grid(alpha=0.3)
@@ -193,46 +200,59 @@ plt.show()
     (
         "markdown",
         r"""
-**What to notice.** The first questions are worth the most: the regret curve falls steeply for the first few
-questions, then flattens, because once the model knows which genres and eras a user likes, a further
-question about a key-term adds little. Read the last column as an exchange rate: early in a conversation one
-answer saves several recommendation rounds' worth of regret.
+**What to notice.** Critiques alone already save a good part of LinUCB's regret: a critique is heard after every
+slate without a click, which early on is most slates. Questions save more on top, but with sharply diminishing
+returns: the first handful are worth the most (several recommendation rounds each), and by one question every
+step each further answer adds little, because once the model knows which genres and eras a user likes, one
+more key-term tells it little. With 8 users the intervals are wide: raise `NUM_SEEDS` to narrow them.
 
 ## 4. When asking stops paying
 
 In the session setting users have limited patience: every step costs budget, satisfying clicks give some back,
-and **each question costs half a step** (`question_cost=0.5`). Ask too much and users leave before the
-recommendations get good. The measure here is the **episode return**: clicks per user before they leave.
+and **each question costs `question_cost`** (a tenth of a step by default). Ask too much and users leave
+before the recommendations get good. The measure here is the **episode return**: clicks per user before they
+leave. Below, a recommender that asks at every step against one that never asks, for several question costs
+(`question_cost` is a leaf of `params`: one compiled program serves every cost).
 """,
     ),
     (
         "code",
         r"""
+COSTS = (0.0, 0.025, 0.05, 0.1, 0.25)
+
+
+def clicks_per_user(result):
+    return np.array([rlrec.metrics.episode_returns(r, d).mean() for r, d in zip(result.reward, result.done)])
+
+
 session_env, session_params = rlrec.make(SESSION_ID)
-returns = []
-for rate in RATES:
-    agent = make_agent("ask-linucb", session_env, question_schedule="linear", question_scale=rate)
-    run(f"session, ask {rate:.0%}", agent, env=session_env, params=session_params)
-    result = results[f"session, ask {rate:.0%}"]
-    per_seed = [rlrec.metrics.episode_returns(r, d).mean() for r, d in zip(result.reward, result.done)]
-    returns.append(mean_confidence_interval(np.array(per_seed)))
+lines = {"never asks": [], "asks every step": []}
+for cost in COSTS:
+    costed = session_params.replace(question_cost=jnp.float32(cost))
+    for label, scale in (("never asks", 0.0), ("asks every step", 1.0)):
+        agent = make_agent("ask-linucb", session_env, question_schedule="linear", question_scale=scale)
+        run(f"session, {label}, cost {cost}", agent, env=session_env, params=costed)
+        lines[label].append(mean_confidence_interval(clicks_per_user(results[f"session, {label}, cost {cost}"])))
 
 fig, axis = plt.subplots(figsize=(6.5, 4.2))
-mean, half = np.array(returns).T
-axis.errorbar([f"{rate:.0%}" for rate in RATES], mean, yerr=half, fmt="o-", capsize=3)
-axis.set(xlabel="share of steps with a question", ylabel="clicks per user before leaving",
-         title="Session setting: questions cost patience")
+for label, points in lines.items():
+    mean, half = np.array(points).T
+    axis.errorbar(COSTS, mean, yerr=half, fmt="o-", capsize=3, label=label)
+axis.set(xlabel="question_cost (budget per question; a step costs 1)", ylabel="clicks per user before leaving",
+         title="Session setting: when do questions pay?")
 axis.grid(alpha=0.3)
+axis.legend(frameon=False)
 plt.show()
 """,
     ),
     (
         "markdown",
         r"""
-**What to notice.** A few questions raise the clicks a user gives before leaving: better slates satisfy, and
-satisfying clicks refill patience. Past some rate the cost of the questions themselves wins and users leave
-sooner, with fewer clicks. Where that point lies depends on `question_cost` and on how informative answers are
-(`answer_beta`, `answer_noise`): try changing them in `rlrec.make(SESSION_ID, question_cost=..., answer_noise=...)`.
+**What to notice.** Free questions lengthen sessions a little: better slates satisfy more, and satisfying
+clicks refill patience. But in this setting LinUCB already gets a click almost every step (popular items are
+clickbait, see notebook 03), so answers can only improve *satisfaction*, and the gain is small: a few hundredths
+of a step's patience per question cancel it. Past that cost every question shortens the session. Try a more
+informative user (`answer_beta=20`) or a pickier one (`satisfaction_threshold=0.7`) and see the break-even move.
 
 ## Exercises
 
@@ -241,8 +261,8 @@ sooner, with fewer clicks. Where that point lies depends on `question_cost` and 
 2. **Your own key-terms.** `rlrec.make(ENV_ID, key_terms=["films with dragons", "courtroom dramas", ...])`
    embeds your texts with the LM (related movies: the nearest ones). Which of your key-terms does `ask-linucb`
    choose first, and why?
-3. **Critiques only.** Set `critique_weight=0` on `ask-linucb` (answers only), then ask nothing
-   (`question_scale=0`) but keep critiques. How much do critiques alone save?
+3. **Critiques only.** Set `critique_weight=0` on `ask-linucb` (answers only) and compare with section 3's twin
+   (critiques only). Which is worth more over 100 steps, 20 answers or the critiques?
 """,
     ),
 ]

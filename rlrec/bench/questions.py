@@ -1,12 +1,14 @@
 """What questions are worth: the extra table and plot of a suite run on conversational envs.
 
-Cells of one suite meet the same simulated users (one root seed), so an asking agent and the never-asking
-baseline are compared seed by seed (paired):
+Cells of one suite meet the same simulated users (one root seed), so agents are compared seed by seed (paired):
 
-- **regret saved**: the baseline's cumulative regret minus the agent's, per seed;
-- **per question**: that saving divided by the questions the agent asked, per seed (expected clicks);
-- **in recommendations**: the saving per question divided by the baseline's mean regret per step: how many of
-  the baseline's recommendation rounds' worth of regret one answer saves;
+- **saved vs never asking**: never-asking LinUCB's cumulative regret minus the agent's (what asking, and
+  listening to critiques, buy over a recommender that only shows);
+- **per question**: the saving over the agent's **silent twin** (the same learner with the same settings asking
+  nothing, e.g. ``ask-linucb`` at ``question_scale=0``: it still hears critiques) divided by the questions asked,
+  per seed, in expected clicks: the questions' own worth. ``-`` where the suite has no silent twin;
+- **in recommendations**: that value divided by the twin's mean regret per step: how many recommendation rounds'
+  worth of regret one answer saves;
 - in the session setting, where questions cost patience, the **episode return** (clicks per user before they
   leave) shows when asking stops paying.
 
@@ -28,10 +30,33 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return report.mean_intervals({"value": np.asarray(values, np.float64)}, confidence)["value"]
 
 
+QUESTION_SETTINGS = ("question_schedule", "question_scale", "question_selection")  # moot when nothing is asked
+
+
+def _learner(suite, agent: str) -> tuple[str, tuple]:
+    """An agent's class and every hyperparameter but those of asking: equal for an agent and its silent twin."""
+    from rlrec.agents.registry import AGENTS
+
+    base, settings = suite.agent_settings(agent)
+    cls, defaults = AGENTS[base]
+    full = {**defaults, **settings}
+    return cls.__name__, tuple(sorted((k, repr(v)) for k, v in full.items() if k not in QUESTION_SETTINGS))
+
+
+def silent_twin(result, env: str, agent: str) -> str | None:
+    """The agent of the suite that is ``agent``'s learner asking nothing on ``env`` (no question in any seed)."""
+    cells = {c.agent: c for c in result.cells if c.env == env}
+    learner = _learner(result.suite, agent)
+    for name, cell in cells.items():
+        if name != agent and not np.any(cell.metrics.get("questions", [1.0])) and _learner(result.suite, name) == learner:
+            return name
+    return None
+
+
 def question_values(result, baseline: str = BASELINE, confidence: float = 0.95) -> dict[tuple[str, str], dict]:
     """``{(env, agent): {measure: (mean, half_width)}}`` for every cell with questions on an env where
-    ``baseline`` ran too (measures: ``questions``, ``regret_saved``, ``saved_per_question``,
-    ``recommendations_per_answer``, ``episode_return``)."""
+    ``baseline`` ran too (measures: ``questions``, ``regret_saved`` over ``baseline``, ``silent_twin`` (a name or
+    None), ``saved_per_question`` and ``recommendations_per_answer`` over the silent twin, ``episode_return``)."""
     cells = {(cell.env, cell.agent): cell for cell in result.cells}
     values = {}
     for (env, agent), cell in cells.items():
@@ -39,16 +64,23 @@ def question_values(result, baseline: str = BASELINE, confidence: float = 0.95) 
         if "questions" not in cell.metrics or base is None:
             continue
         questions = cell.metrics["questions"]
-        saved = base.metrics["cumulative_regret"] - cell.metrics["cumulative_regret"]
+        regret = cell.metrics["cumulative_regret"]
+        twin = silent_twin(result, env, agent) if np.any(questions) else None
+        per_question = recommendations = (np.nan, np.nan)
         asked = questions > 0
-        per_question = np.where(asked, saved / np.maximum(questions, 1e-12), np.nan)
-        per_step = np.mean(base.metrics["cumulative_regret"]) / result.suite.steps
+        if twin is not None and asked.any():
+            twin_regret = cells[(env, twin)].metrics["cumulative_regret"]
+            value = (twin_regret - regret)[asked] / questions[asked]
+            per_question = _interval(value, confidence)
+            per_step = np.mean(twin_regret) / result.suite.steps
+            if per_step > 0:
+                recommendations = _interval(value / per_step, confidence)
         values[(env, agent)] = {
             "questions": _interval(questions, confidence),
-            "regret_saved": _interval(saved, confidence),
-            "saved_per_question": _interval(per_question[asked], confidence) if asked.any() else (np.nan, np.nan),
-            "recommendations_per_answer": (_interval(per_question[asked] / per_step, confidence)
-                                           if asked.any() and per_step > 0 else (np.nan, np.nan)),
+            "regret_saved": _interval(base.metrics["cumulative_regret"] - regret, confidence),
+            "silent_twin": twin,
+            "saved_per_question": per_question,
+            "recommendations_per_answer": recommendations,
             "episode_return": _interval(cell.metrics["episode_return"], confidence),
         }
     return values
@@ -60,23 +92,26 @@ def questions_markdown(result, baseline: str = BASELINE, confidence: float = 0.9
     if not values:
         return ""
     lines = [
-        f"## What a question is worth (paired with never-asking `{baseline}`)",
+        "## What a question is worth",
         "",
-        "Per seed: questions asked over the run; regret saved = the baseline's cumulative regret minus the agent's; "
-        "per question = that saving / questions asked (expected clicks); in recommendations = the saving per "
-        f"question / the baseline's mean regret per step. Mean ± half-width of the {int(confidence * 100)}% "
-        "Student-t interval over seeds.",
+        f"Paired per seed (every cell meets the same users). Saved vs never asking: `{baseline}`'s cumulative "
+        "regret minus the agent's (questions and critiques together). Per question: the saving over the agent's "
+        "silent twin (the same learner asking nothing; it still hears critiques) / questions asked, in expected "
+        "clicks; in recommendations: that / the twin's mean regret per step, i.e. how many recommendation rounds' "
+        f"worth of regret one answer saves. Mean ± half-width of the {int(confidence * 100)}% Student-t interval "
+        "over seeds.",
     ]
     for env in result.suite.envs:
         rows = [(agent, values[(env, agent)]) for agent in result.suite.agents if (env, agent) in values]
         if not rows:
             continue
-        lines += ["", f"### {env}", "", "| agent | questions | regret saved | per question | in recommendations | "
-                  "episode return |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", f"### {env}", "", "| agent | questions | saved vs never asking | silent twin | per question | "
+                  "in recommendations | episode return |", "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
         for agent, value in rows:
             cells = [report.format_value(*value[m], digits=d) for m, d in (
                 ("questions", 1), ("regret_saved", 2), ("saved_per_question", 3), ("recommendations_per_answer", 2),
                 ("episode_return", 2))]
+            cells.insert(2, f"`{value['silent_twin']}`" if value["silent_twin"] else "-")
             lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
