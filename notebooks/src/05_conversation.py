@@ -32,7 +32,8 @@ paying because users lose patience.
 ## Parameters
 
 `NUM_STEPS` steps per user and `NUM_SEEDS` users per agent. Most of the run time is compiling each agent once
-(kept on disk for the next run); `RATES` are the shares of steps at which the question-rate sweeps ask.
+(kept on disk for the next run); the runs themselves take seconds. `RATES` are the shares of steps at which the
+question-rate sweep asks.
 """,
     ),
     (
@@ -40,10 +41,10 @@ paying because users lose patience.
         r"""
 ENV_ID = "MovieLens-ConversationalSlate-v0"
 SESSION_ID = "MovieLens-ConversationalSessionSlate-v0"
-NUM_SEEDS = 8  # simulated users (each with its own learner)
-NUM_STEPS = 100  # steps per user
+NUM_SEEDS = 128  # simulated users (each with its own learner): many, because an answer's worth is small and noisy
+NUM_STEPS = 50  # steps per user: questions matter most early, while the learner knows little
 SEED = 0
-RATES = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)  # share of steps with a question, for the sweeps
+RATES = (0.0, 0.1, 0.2, 0.5, 1.0)  # share of steps with a question, for the sweep
 """,
     ),
     (
@@ -92,7 +93,8 @@ for text in ("war films", "comedies", "animated films", "films from the 1950s", 
     action = {"slate": env.oracle_action(user, params), "question": jnp.int32(question)}
     obs, _, _, _, _, info = step(jax.random.key(question), user, action, params)
     said = {1.0: "yes", -1.0: "no", 0.0: "(no answer)"}[float(info["answer"])]
-    print(f"Do you like {text:<22}? P(yes) = {p_yes:.2f}  ->  {said:>4}   ({len(key_terms.related[question])} related movies)")
+    related = len(key_terms.related[question])
+    print(f"Do you like {text:<22}? P(yes) = {p_yes:.2f}  ->  {said:>4}   ({related} related movies)")
 """,
     ),
     (
@@ -108,8 +110,8 @@ for text in ("war films", "comedies", "animated films", "films from the 1950s", 
 | `conucb` | ConUCB's choice (Zhang et al., 2020) | a second, key-term-level model $\tilde\theta$ fitted to the answers over each key-term's related movies; the arm-level model is pulled toward it |
 
 The asking agents follow ConUCB's schedule: by step $t$ they have asked $b(t) = 5\lfloor\ln t\rfloor$
-questions, at most one per step (20 questions over 100 steps). Critiques (after a slate with no click) are
-heard too: the LM-native agents treat one as an observation along the critique's embedding.
+questions, at most one per step (15 questions over 50 steps). Critiques (after a slate with no click) are
+heard too: the LM-native agents treat one as an observation along the critique's embedding; ConUCB ignores them.
 """,
     ),
     (
@@ -118,13 +120,14 @@ heard too: the LM-native agents treat one as an observation along the critique's
 results = {}
 
 
-def run(label, agent, env=env, params=params, steps=NUM_STEPS):
+def run(label, agent, env=env, params=params, quiet=False):
     # Runs one agent on NUM_SEEDS users and stores the result under `label`.
     started = time.perf_counter()
-    results[label] = rlrec.run(env, params, agent, num_seeds=NUM_SEEDS, num_steps=steps, seed=SEED)
+    results[label] = rlrec.run(env, params, agent, num_seeds=NUM_SEEDS, num_steps=NUM_STEPS, seed=SEED)
     result = results[label]
-    print(f"{label:>22}: cumulative regret {result.cumulative_regret()[:, -1].mean():6.2f}, "
-          f"{result.questions.sum(axis=1).mean():5.1f} questions per user   ({time.perf_counter() - started:.1f} s)")
+    if not quiet:
+        print(f"{label:>22}: cumulative regret {result.cumulative_regret()[:, -1].mean():6.2f}, "
+              f"{result.questions.sum(axis=1).mean():5.1f} questions per user   ({time.perf_counter() - started:.1f} s)")
 
 
 for name in ("linucb", "ask-random", "ask-linucb", "conucb"):
@@ -146,18 +149,18 @@ plt.show()
         "markdown",
         r"""
 **What to notice.** All four meet the same users (the same seed), so the curves are paired. The LM-native
-agents pull away from never-asking LinUCB within the first few dozen steps: each answer moves the model along a
-direction shared by hundreds of movies, where a skipped slate says something about five. Which key-term is
-asked matters too: compare `ask-random` with `ask-linucb`. ConUCB gains less here: its key-term model is fitted
-to each key-term's *related movies* (the mean of their features), while the user answers from the key-term's
-own *text* embedding, and it does not listen to critiques.
+agents pull away from never-asking LinUCB within the first few dozen steps. ConUCB gains less: its key-term
+model is fitted to each key-term's *related movies* (the mean of their features), while the user answers from
+the key-term's own *text* embedding, and it does not listen to critiques. But how much of the LM-native agents'
+lead comes from the questions, and how much from the critiques they also hear?
 
 ## 3. What is one answer worth?
 
 `ask-linucb` hears critiques as well as answers, so its lead over LinUCB mixes the two. To price a question
 alone, compare it with its **silent twin**: the same agent asking nothing (`question_scale=0`), which still hears
 critiques. Below, the agent at several question rates (a share of steps, `question_schedule="linear"`; changing a
-hyperparameter's value reuses the compiled program, so the sweep compiles once). The value of an answer is the
+hyperparameter's value reuses the compiled program, so the sweep compiles once), then the log schedule of
+section 2 hearing answers but no critiques (`critique_weight=0`). The value of an answer is the
 regret it saves over the twin, per question, and that saving in units of the twin's regret per step: *how many
 recommendation rounds one answer is worth*.
 """,
@@ -190,6 +193,12 @@ fig, axis = plt.subplots(figsize=(6.5, 4.2))
 (x, _), (y, y_half) = np.array(questions).T, np.array(regret).T
 axis.errorbar(x, y, yerr=y_half, fmt="o-", capsize=3, label="ask-linucb at each rate")
 axis.axhline(never.mean(), color="0.5", linestyle="--", label="never asks, no critiques (linucb)")
+run("answers only", make_agent("ask-linucb", env, critique_weight=0.0), quiet=True)  # log schedule, no critiques
+answers_only = never - results["answers only"].cumulative_regret()[:, -1]
+on_top = twin - results["ask-linucb"].cumulative_regret()[:, -1]
+print(f"15 answers early (log schedule): alone save {answers_only.mean():.2f} ± "
+      f"{mean_confidence_interval(answers_only)[1]:.2f}, on top of critiques {on_top.mean():.2f} ± "
+      f"{mean_confidence_interval(on_top)[1]:.2f}")
 axis.set(xlabel="questions asked per user", ylabel=f"cumulative regret after {NUM_STEPS} steps",
          title="Regret vs questions asked")
 axis.grid(alpha=0.3)
@@ -200,11 +209,15 @@ plt.show()
     (
         "markdown",
         r"""
-**What to notice.** Critiques alone already save a good part of LinUCB's regret: a critique is heard after every
-slate without a click, which early on is most slates. Questions save more on top, but with sharply diminishing
-returns: the first handful are worth the most (several recommendation rounds each), and by one question every
-step each further answer adds little, because once the model knows which genres and eras a user likes, one
-more key-term tells it little. With 8 users the intervals are wide: raise `NUM_SEEDS` to narrow them.
+**What to notice.** In this simulator critiques are worth more than questions: a critique comes after every
+slate without a click, which early on is most slates, and it points from what was shown toward the user's taste,
+which is exactly the direction the learner lacks. Questions help on top of critiques, but one answer is worth a
+fraction of a recommendation round: it gives one bit, the sign of $\langle u, k_j\rangle$ against a threshold,
+about one direction of taste. **When** you ask matters more than how often: the log schedule's 15 questions,
+most of them in the first ten steps, save more than 50 questions spread evenly, because an answer is worth most
+while the learner knows least. Where the exchange rate lies is a
+property of the users you simulate: make answers more informative (`answer_beta`) or critiques rarer
+(`critique_rate`) and measure again.
 
 ## 4. When asking stops paying
 
@@ -231,8 +244,10 @@ for cost in COSTS:
     costed = session_params.replace(question_cost=jnp.float32(cost))
     for label, scale in (("never asks", 0.0), ("asks every step", 1.0)):
         agent = make_agent("ask-linucb", session_env, question_schedule="linear", question_scale=scale)
-        run(f"session, {label}, cost {cost}", agent, env=session_env, params=costed)
+        run(f"session, {label}, cost {cost}", agent, env=session_env, params=costed, quiet=True)
         lines[label].append(mean_confidence_interval(clicks_per_user(results[f"session, {label}, cost {cost}"])))
+    print(f"question_cost {cost:<5}: clicks per user {lines['never asks'][-1][0]:.2f} never asking, "
+          f"{lines['asks every step'][-1][0]:.2f} asking every step")
 
 fig, axis = plt.subplots(figsize=(6.5, 4.2))
 for label, points in lines.items():
@@ -256,13 +271,13 @@ informative user (`answer_beta=20`) or a pickier one (`satisfaction_threshold=0.
 
 ## Exercises
 
-1. **Noisy users.** Make half of all answers coin flips (`answer_noise=0.5`) and rerun section 3. How much is an
-   answer worth now? Does ConUCB or the LM-native agent suffer more?
+1. **Informative users.** Make answers follow taste more sharply (`answer_beta=30`) or be coin flips half the
+   time (`answer_noise=0.5`) and rerun section 3. How does an answer's worth change?
 2. **Your own key-terms.** `rlrec.make(ENV_ID, key_terms=["films with dragons", "courtroom dramas", ...])`
    embeds your texts with the LM (related movies: the nearest ones). Which of your key-terms does `ask-linucb`
    choose first, and why?
-3. **Critiques only.** Set `critique_weight=0` on `ask-linucb` (answers only) and compare with section 3's twin
-   (critiques only). Which is worth more over 100 steps, 20 answers or the critiques?
+3. **ConUCB's twin.** Run `conucb` with `question_schedule="never"`: how much of ConUCB's lead over LinUCB is its
+   questions, and how much its other settings?
 """,
     ),
 ]

@@ -131,9 +131,10 @@ class ConUCB(AskingAgent):
       paper uses the round's candidate arms; here the whole catalog is the candidate set. Written with ``X^T X``, so
       ``O(K f^2)`` after the ``O(N f^2)`` Gram matrix.
 
-    Defaults: ``arm_weight`` lambda 0.5, ``key_term_regulariser`` lambda~ 1 and the schedule ``5 floor(log t)`` are
-    the paper's experimental settings; ``alpha = key_term_alpha = 0.25`` are those of the public reimplementation by
-    Xie et al. (SIGIR 2021), where the paper sets them from its confidence bound. ``act`` costs ``O(N f^2)`` (the
+    Class defaults: ``arm_weight`` lambda 0.5, ``key_term_regulariser`` lambda~ 1, the schedule ``5 floor(log t)``
+    and key-term rewards 1 (yes) and 0 (no) are the paper's experimental settings; ``alpha = key_term_alpha = 0.25``
+    are ours (the paper sets them from its confidence bound). The registry's ``conucb`` is tuned for MovieLens
+    (:data:`rlrec.agents.registry.AGENTS`). ``act`` costs ``O(N f^2)`` (the
     second width term depends on both ``M`` and ``M~``, so nothing catalog-sized can be kept); ``update`` ``O(f^2)``
     per shown slot and answer. ``b`` and ``b~`` are kept explicitly (``theta`` moves with ``theta~``, so the
     recursive-least-squares estimate of :class:`LinearBandit` does not apply).
@@ -211,11 +212,12 @@ class ConUCB(AskingAgent):
 
         arm_root, _ = jax.lax.scan(observe, state.arm_root, jnp.sqrt(self.arm_weight) * shown)
         key_term_root, _ = jax.lax.scan(observe, state.key_term_root, told)
+        reward = jnp.where(answers > 0.0, self.yes_reward, self.no_reward)  # r~ of each answer (unanswered rows: 0)
         return state.replace(
             arm_root=arm_root,
             arm_response=state.arm_response + self.arm_weight * (rewards @ shown),
             key_term_root=key_term_root,
-            key_term_response=state.key_term_response + jnp.where(answers > 0.0, self.yes_reward, self.no_reward) @ told,
+            key_term_response=state.key_term_response + reward @ told,
             steps=state.steps + users,
             questions=state.questions + questions_asked(transition),
         ), {}

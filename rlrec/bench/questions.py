@@ -48,7 +48,8 @@ def silent_twin(result, env: str, agent: str) -> str | None:
     cells = {c.agent: c for c in result.cells if c.env == env}
     learner = _learner(result.suite, agent)
     for name, cell in cells.items():
-        if name != agent and not np.any(cell.metrics.get("questions", [1.0])) and _learner(result.suite, name) == learner:
+        silent = not np.any(cell.metrics.get("questions", [1.0]))
+        if name != agent and silent and _learner(result.suite, name) == learner:
             return name
     return None
 

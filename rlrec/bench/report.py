@@ -237,7 +237,8 @@ def suite_markdown(result, confidence: float = 0.95) -> str:
         cells = {agent: summary[(env, agent)] for agent in suite.agents if (env, agent) in summary}
         if not cells:
             continue
-        columns = [m for m in SUITE_COLUMNS if any(m in values and np.isfinite(values[m][0]) for values in cells.values())]
+        columns = [m for m in SUITE_COLUMNS
+                   if any(m in values and np.isfinite(values[m][0]) for values in cells.values())]
         best = {m: best_agents(cells, m, SUITE_COLUMNS[m][1]) for m in columns}
         lines += ["", f"## {env}", "", "| agent | " + " | ".join(SUITE_COLUMNS[m][0] for m in columns) + " |"]
         lines.append("| --- |" + " ---: |" * len(columns))

@@ -194,8 +194,10 @@ _BANDITS = ("random", "popularity", "epsilon-greedy", "ucb1", "linucb", "lints",
 # The LM-native asking LinUCB at several question rates (share of steps that ask): regret vs questions asked.
 # Rate 0 is its silent twin (it still hears critiques), against which a question's own worth is measured; conucb-0
 # is ConUCB's (rlrec.bench.questions).
-_QUESTION_RATES = {f"ask-linucb-{rate:g}": {"agent": "ask-linucb", "question_schedule": "linear", "question_scale": rate}
-                   for rate in (0, 0.05, 0.1, 0.25, 0.5, 1.0)}
+_QUESTION_RATES = {
+    f"ask-linucb-{rate:g}": {"agent": "ask-linucb", "question_schedule": "linear", "question_scale": rate}
+    for rate in (0, 0.1, 0.2, 0.5, 1.0)
+}
 _SILENT = {"conucb-0": {"agent": "conucb", "question_schedule": "never"}}
 
 SUITES: dict[str, Suite] = {
@@ -235,14 +237,14 @@ SUITES: dict[str, Suite] = {
         description=(
             "Asking vs only showing on MovieLens slates, bandit and session settings: never-asking LinUCB (and "
             "with the LM prior), asking at random, ConUCB, the LM-native asking LinUCB (and with the LM prior), "
-            "and that agent asking at six rates (0: hearing critiques only); 16 cold-start users x 100 steps."
+            "and that agent asking at five rates (0: hearing critiques only); 64 cold-start users x 50 steps."
         ),
         envs=("MovieLens-ConversationalSlate-v0", "MovieLens-ConversationalSessionSlate-v0"),
         agents=("linucb", "lm-linucb", "ask-random", "conucb", "ask-linucb", "ask-lm-linucb", *_SILENT,
                 *_QUESTION_RATES),
         variants={**_SILENT, **_QUESTION_RATES},
-        seeds=16,
-        steps=100,
+        seeds=64,
+        steps=50,
     ),
 }
 

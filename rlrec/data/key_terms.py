@@ -120,7 +120,8 @@ class KeyTerms:
                                f"{catalog.dim}: build them with KeyTerms.from_texts(catalog, texts).")
         largest = max(int(items.max()) for items in self.related)
         if largest >= len(catalog) or min(int(items.min()) for items in self.related) < 0:
-            raise CatalogError(f"Key-terms relate item indices outside catalog {catalog.name!r} (0..{len(catalog) - 1}).")
+            raise CatalogError(f"Key-terms relate item indices outside catalog {catalog.name!r} "
+                               f"(0..{len(catalog) - 1}).")
         return self
 
     def relation(self) -> tuple[np.ndarray, np.ndarray]:
