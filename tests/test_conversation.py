@@ -177,6 +177,7 @@ def test_questions_cost_patience_in_the_session_setting():
         carry, _ = jax.lax.scan(one, (start, jnp.bool_(True), jnp.int32(0)), jax.random.split(jax.random.key(10), 100))
         return int(carry[2])
 
+    params = params.replace(question_cost=jnp.float32(0.5))  # half a step per question: the user leaves sooner
     assert episode_length(jnp.int32(2)) < episode_length(jnp.int32(-1))
 
 

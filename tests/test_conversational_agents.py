@@ -219,10 +219,10 @@ def _one_step(agent, params, obs, question: int, answer: float, critique: int = 
 @pytest.mark.parametrize("name", ["ask-linucb", "ask-lints", "ask-lm-linucb", "conucb"])
 def test_answers_move_the_posterior_the_right_way(talking_slate, name):
     """A yes to key-term j raises the mean's score of j's direction, a no lowers it, no answer changes nothing; a
-    critique raises the score along it. ConUCB's direction of j is its key-term vector x~_j; its no (r~ = 0) only
-    narrows M~."""
+    critique raises the score along it. ConUCB's direction of j is its key-term vector x~_j; with the paper's
+    rewards its no (r~ = 0) only narrows M~ (the registry's conucb, r~ = -0.5 for a no, is checked below too)."""
     env, params = talking_slate
-    agent = make_agent(name, env)
+    agent = make_agent(name, env, **(PAPER if name == "conucb" else {}))
     obs, _ = env.reset(jax.random.key(3), params)
     state = agent.init(jax.random.key(0), params)
     j = 7
@@ -239,6 +239,10 @@ def test_answers_move_the_posterior_the_right_way(talking_slate, name):
         assert float(no.key_term_root[0] @ no.key_term_root[0]) < float(state.key_term_root[0] @ state.key_term_root[0])
         np.testing.assert_array_equal(silent.key_term_root, state.key_term_root)
         assert int(yes.questions) == int(silent.questions) == 1
+        tuned = make_agent("conucb", env)  # a no is r~ = -0.5: it lowers the key-term estimate along x~_j
+        no = tuned.update(jax.random.key(0), tuned.init(jax.random.key(0), params),
+                          _one_step(tuned, params, obs, j, -1.0, -1), params)[0]
+        assert float(tuned.key_term_estimate(no) @ direction) < -0.02
         return
     request = obs["request"]
     direction = jnp.pad(params.key_term_features[j], (0, 2))
