@@ -148,13 +148,5 @@ def plot_regret_vs_questions(result, path: str | Path, confidence: float = 0.95)
         axis.set_ylabel("episode return (clicks per user)" if session else "final cumulative regret")
         axis.set_title(env, fontsize=10)
         axis.grid(alpha=0.3)
-    labels = {}
-    for axis in axes[: len(envs)]:
-        for handle, label in zip(*axis.get_legend_handles_labels()):
-            labels.setdefault(label, handle)
-    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 4), frameon=False,
-                  fontsize=8)
-    figure.suptitle(f"suite {suite.name}: what questions buy (mean ± {int(confidence * 100)}% CI)", fontsize=11)
-    rows = -(-len(labels) // 4) if labels else 0
-    figure.tight_layout(rect=(0, 0.05 * rows, 1, 0.96))
-    return report._save(figure, path)
+    return report._legend_below(figure, axes[: len(envs)], 4,
+                                f"suite {suite.name}: what questions buy (mean ± {int(confidence * 100)}% CI)", path)

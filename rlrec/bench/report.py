@@ -322,13 +322,19 @@ def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95)
         axis.set_ylabel("final cumulative regret")
         axis.set_title(env, fontsize=10)
         axis.grid(alpha=0.3)
+    return _legend_below(figure, axes[: len(envs)], 5,
+                         f"suite {suite.name}: regret vs diversity (mean ± {int(confidence * 100)}% CI)", path)
+
+
+def _legend_below(figure, axes, columns: int, title: str, path: str | Path) -> Path:
+    """One legend under the panels (each label once, in ``columns`` columns), the title, then saves the figure."""
     labels = {}
-    for axis in axes[: len(envs)]:
+    for axis in axes:
         for handle, label in zip(*axis.get_legend_handles_labels()):
             labels.setdefault(label, handle)
-    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 5), frameon=False,
+    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), columns), frameon=False,
                   fontsize=8)
-    figure.suptitle(f"suite {suite.name}: regret vs diversity (mean ± {int(confidence * 100)}% CI)", fontsize=11)
-    rows = math.ceil(len(labels) / 5) if labels else 0
+    figure.suptitle(title, fontsize=11)
+    rows = math.ceil(len(labels) / columns) if labels else 0
     figure.tight_layout(rect=(0, 0.05 * rows, 1, 0.96))
     return _save(figure, path)

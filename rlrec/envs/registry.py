@@ -52,9 +52,10 @@ _NUMERIC_DEFAULTS = {
     field.name: field.default for field in dataclasses.fields(EnvParams) if field.name in NUMERIC_OVERRIDES
 }
 
+# The conversation's knobs: the fields ConversationalParams adds with a default (its arrays have none).
 _CONVERSATION_DEFAULTS = {
     field.name: field.default for field in dataclasses.fields(ConversationalParams)
-    if field.name not in {f.name for f in dataclasses.fields(EnvParams)} and not field.name.startswith(("key_term", "critique_f"))
+    if field.default is not dataclasses.MISSING and field.name not in _NUMERIC_DEFAULTS
 }
 
 DEFAULT_DIM = 32
@@ -274,8 +275,8 @@ def build_conversational_params(
     default) and the conversation's knobs (``answer_beta``, ..., see :data:`CONVERSATION_KNOBS`)."""
     talking = {name: numeric.pop(name) for name in list(numeric) if name in CONVERSATION_KNOBS}
     base = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
-    key_terms = _key_term_bank(catalog, key_terms)
-    critiques = _critique_bank(catalog, critiques)
+    key_terms = _bank(KeyTerms, "key_terms", catalog, key_terms)
+    critiques = _bank(Critiques, "critiques", catalog, critiques)
     items, key_term_ids = key_terms.relation()
     fields = {field.name: getattr(base, field.name) for field in dataclasses.fields(base)}
     knobs = {name: jnp.asarray(CONVERSATION_KNOBS[name].check(talking.get(name, default)), jnp.float32)
@@ -291,34 +292,21 @@ def build_conversational_params(
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _default_key_terms(catalog: Catalog) -> KeyTerms:
-    return KeyTerms.for_catalog(catalog)
+@functools.lru_cache(maxsize=8)
+def _default_bank(kind: type, catalog: Catalog) -> KeyTerms | Critiques:
+    return kind.for_catalog(catalog)
 
 
-@functools.lru_cache(maxsize=4)
-def _default_critiques(catalog: Catalog) -> Critiques:
-    return Critiques.for_catalog(catalog)
-
-
-def _key_term_bank(catalog: Catalog, key_terms: Any) -> KeyTerms:
-    if key_terms is None:
-        return _default_key_terms(catalog)
-    if isinstance(key_terms, KeyTerms):
-        return key_terms.check_catalog(catalog)
-    if isinstance(key_terms, (list, tuple)):
-        return KeyTerms.from_texts(catalog, key_terms)
-    raise ValueError(f"key_terms must be a list of texts or a KeyTerms, got {type(key_terms).__name__}.")
-
-
-def _critique_bank(catalog: Catalog, critiques: Any) -> Critiques:
-    if critiques is None:
-        return _default_critiques(catalog)
-    if isinstance(critiques, Critiques):
-        return critiques.check_catalog(catalog)
-    if isinstance(critiques, (list, tuple)):
-        return Critiques.from_texts(catalog, critiques)
-    raise ValueError(f"critiques must be a list of texts or a Critiques, got {type(critiques).__name__}.")
+def _bank(kind: type, name: str, catalog: Catalog, given: Any) -> KeyTerms | Critiques:
+    """The ``key_terms`` or ``critiques`` override as a bank of ``kind`` fitted to ``catalog``: the catalog's
+    default (built once per catalog), a bank checked against it, or a list of texts embedded by its LM."""
+    if given is None:
+        return _default_bank(kind, catalog)
+    if isinstance(given, kind):
+        return given.check_catalog(catalog)
+    if isinstance(given, (list, tuple)):
+        return kind.from_texts(catalog, given)
+    raise ValueError(f"{name} must be a list of texts or a {kind.__name__}, got {type(given).__name__}.")
 
 
 def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
@@ -381,7 +369,8 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     if not spec.conversational:
         params = build_params(catalog, population, slate_size=slate_size, position_decay=position_decay, **numeric)
         return RecEnv(**static), params
-    key_terms, critiques = _key_term_bank(catalog, key_terms), _critique_bank(catalog, critiques)
+    key_terms = _bank(KeyTerms, "key_terms", catalog, key_terms)
+    critiques = _bank(Critiques, "critiques", catalog, critiques)
     params = build_conversational_params(catalog, population, key_terms, critiques, slate_size=slate_size,
                                          position_decay=position_decay, **numeric)
     return ConversationalEnv(**static, key_terms=key_terms, critiques=critiques), params
