@@ -57,12 +57,20 @@ class PopularityAgent(Agent):
         noise = 1e-6 * jax.random.uniform(key, env_params.item_appeal.shape)
         return top_k_slate(env_params.item_appeal + noise, self.slate_size)
 
+    def item_scores(self, state, obs, env_params):
+        """Log-popularity (the same for every user)."""
+        return env_params.item_appeal
+
 
 class TextMatchAgent(Agent):
     """Zero-shot LM retrieval: the items nearest to the user's request embedding (no learning)."""
 
     def act(self, key, state, obs, env_params):
-        return top_k_slate(env_params.item_features @ obs["request"], self.slate_size)
+        return top_k_slate(self.item_scores(state, obs, env_params), self.slate_size)
+
+    def item_scores(self, state, obs, env_params):
+        """Cosine similarity of each item to the request (both unit-norm)."""
+        return env_params.item_features @ obs["request"]
 
 
 class UCB1State(struct.PyTreeNode):
@@ -295,6 +303,12 @@ class LinearBandit(Agent):
         rounds = as_slate(transition.action).reshape(-1, self.slate_size).shape[0]
         state = self.observe(state, *self.observations(transition, env_params), env_params)
         return state.replace(steps=state.steps + rounds), {}
+
+    def item_scores(self, state: LinearState, obs, env_params):
+        """``(N,)`` the estimate ``x_i^T theta``: what the agent believes, without its exploration (a bonus or a
+        posterior sample), so a frozen linear bandit scored this way exploits what it learnt."""
+        request = obs["request"]
+        return score_items(self.mean(state, env_params, request), self.features(env_params, request))
 
 
 class LinUCB(LinearBandit):

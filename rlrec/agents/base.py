@@ -362,6 +362,17 @@ class Agent(struct.PyTreeNode):
     def update(self, key: chex.PRNGKey, state: Any, transition: Transition, env_params: Any) -> tuple[Any, dict]:
         return state, {}
 
+    def item_scores(self, state: Any, obs: dict, env_params: Any) -> jax.Array:
+        """``(N,)`` how much the agent likes each item for ``obs``, deterministically (higher is better).
+
+        Off-policy evaluation (:mod:`rlrec.ope`) builds exact greedy, epsilon-greedy and softmax policies over
+        these scores. Agents that act by sampling without a score of their own do not define it.
+        """
+        raise NotImplementedError(
+            f"{self.name} does not score items. Off-policy evaluation can still use it as a sampled policy, its "
+            "propensities estimated by Monte Carlo: rlrec.ope.Sampled(agent, state, samples=...)."
+        )
+
 
 class Frozen(Agent):
     """A trained agent that no longer learns: ``init`` returns ``state``, ``update`` changes nothing.
@@ -387,3 +398,6 @@ class Frozen(Agent):
 
     def act_batch(self, keys, state, obs, env_params):
         return self.agent.act_batch(keys, state, obs, env_params)
+
+    def item_scores(self, state, obs, env_params):
+        return self.agent.item_scores(state, obs, env_params)

@@ -1,0 +1,177 @@
+"""The ground truth of off-policy evaluation: a target policy's exact value on the logged users.
+
+The simulator knows every user's hidden state, so the expected clicks of any slate for the user of any logged
+round are computed exactly (the env's choice model, no sampling). :func:`true_value` averages the target's
+expected clicks over the log's rounds: for a deterministic target, or single items (a sum over the catalog), with
+no Monte Carlo noise at all; for a stochastic slate target, from ``samples`` draws of its slate per round, with
+the standard error said. :func:`on_policy_value` runs the target itself on fresh users (Monte Carlo, with its
+confidence interval): the check of the exact truth, and the episode return of session envs, where what a policy
+shows changes the user (drift, boredom, leaving) and a one-round counterfactual is not the whole story.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlrec.agents.base import Agent
+from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.ope.collect import check_policy
+from rlrec.ope.log import Log
+from rlrec.ope.policies import Policy
+from rlrec.rollout.runner import run
+from rlrec.simulators import choice
+
+# Rounds per compiled block of true_value: bounds the (block, N) arrays of stochastic single-item targets.
+BLOCK_ROUNDS = 4096
+
+
+def slate_value(env: RecEnv, state, slate: jax.Array, params: EnvParams) -> jax.Array:
+    """``()`` the exact expected clicks of ``slate`` (``(k,)``) for the user in ``state``: the env's own model."""
+    utility, _, _ = env.slate_utilities(state, slate, params)
+    position_bias = jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (env.slate_size,))
+    return choice.expected_clicks(utility, position_bias, params.no_click_logit, params.temperature,
+                                  env.choice_model, ~choice.mask_repeats(slate))
+
+
+def item_values(env: RecEnv, state, params: EnvParams) -> jax.Array:
+    """``(N,)`` the exact click probability of each item shown alone (single-item envs)."""
+    utility, _, _ = env.item_utilities(state, params)
+    position_bias = jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (1,))
+    logits = (utility + position_bias[0]) / params.temperature
+    return jax.vmap(lambda v: choice.click_probabilities(v[None], params.no_click_logit / params.temperature,
+                                                          env.choice_model)[0])(logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    """A target policy's value on a log's rounds.
+
+    Attributes:
+        value: the mean over the rounds of ``per_round``: the estimand every estimator aims at.
+        per_round: ``(n,)`` the target's expected clicks at each logged round.
+        samples: 0 when exact, else the Monte Carlo draws of the target's slate per round.
+        stderr: the Monte Carlo standard error of ``value`` (0 when exact).
+    """
+
+    value: float
+    per_round: np.ndarray
+    samples: int = 0
+    stderr: float = 0.0
+
+
+def restore_states(log: Log):
+    """The env states of a log's rounds (a pytree of ``(n, ...)`` arrays), as the env defines them."""
+    module, _, name = log.state_class.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**log.states)
+
+
+@functools.partial(jax.jit, static_argnames=("env", "samples"))
+def _true_block(keys, states, obs, params, target, *, env, samples):
+    def one(key, state, ob):
+        if target.deterministic:
+            return slate_value(env, state, target.sample(key, ob, params), params), jnp.zeros(())
+        if env.slate_size == 1:
+            return target.marginals(key, ob, params)[0] @ item_values(env, state, params), jnp.zeros(())
+        draws = jax.vmap(lambda k: slate_value(env, state, target.sample(k, ob, params), params))(
+            jax.random.split(key, samples))
+        return jnp.mean(draws), jnp.var(draws) / samples
+
+    return jax.vmap(one)(keys, states, obs)
+
+
+def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samples: int = 256,
+               seed: int = 0) -> Truth:
+    """The exact expected clicks per round of ``target`` on the users of ``log`` (see the module docstring).
+
+    Args:
+        env, params: the env the log was collected on.
+        target: the policy to evaluate.
+        log: from :func:`rlrec.ope.collect`; its hidden states give each round's user.
+        samples: draws of the target's slate per round where its value is not exact (stochastic slate targets).
+        seed: those draws' seed.
+    """
+    check_policy(target, env, "target")
+    if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
+        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
+                         f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
+                         f"{env.slate_size}); pass the env and params it was collected on.")
+    exact = target.deterministic or env.slate_size == 1
+    samples = 0 if exact else samples
+    program_env = dataclasses.replace(env, name="", catalog=None)
+    states, obs = restore_states(log), log.observations()
+    keys = jax.random.split(jax.random.key(seed), log.num_rounds)
+    means, variances = [], []
+    for start in range(0, log.num_rounds, BLOCK_ROUNDS):
+        cut = slice(start, start + BLOCK_ROUNDS)
+        mean, variance = _true_block(keys[cut], jax.tree.map(lambda x: x[cut], states),
+                                     {name: value[cut] for name, value in obs.items()}, params, target,
+                                     env=program_env, samples=samples)
+        means.append(np.asarray(mean))
+        variances.append(np.asarray(variance))
+    per_round = np.concatenate(means).astype(np.float64)
+    stderr = float(np.sqrt(np.sum(np.concatenate(variances))) / log.num_rounds)
+    return Truth(float(per_round.mean()), per_round, samples, stderr)
+
+
+class PolicyAgent(Agent):
+    """A :class:`Policy` as an agent that never learns, so :func:`rlrec.run` can run it on-policy."""
+
+    policy: Policy = None
+
+    def act(self, key, state, obs, env_params):
+        slate = self.policy.sample(key, obs, env_params)
+        return slate[0] if self.slate_size == 1 else slate
+
+
+@dataclasses.dataclass(frozen=True)
+class OnPolicyValue:
+    """A policy's value by running it (Monte Carlo): clicks per round and per episode, each with its standard
+    error over the independent user streams."""
+
+    per_round: float
+    per_round_stderr: float
+    expected_per_round: float  # the same rounds' exact expected clicks (no click noise), and its standard error
+    expected_per_round_stderr: float
+    episode_return: float  # clicks per finished episode (NaN when no episode finished)
+    episode_return_stderr: float
+    episodes: int
+    rounds: int
+
+
+def on_policy_value(env: RecEnv, params: EnvParams, policy: Policy, *, num_users: int = 1024,
+                    steps_per_user: int = 1, seed: int = 0) -> OnPolicyValue:
+    """Runs ``policy`` on ``num_users`` fresh user streams for ``steps_per_user`` steps each (:func:`rlrec.run`).
+
+    Streams are independent, so standard errors are over streams; an episode's return is the clicks between two
+    of its user's arrivals (session envs; in the bandit setting no user leaves within ``max_steps``).
+    """
+    check_policy(policy, env, "policy")
+    agent = PolicyAgent(slate_size=env.slate_size, label=policy.name, policy=policy)
+    result = run(env, params, agent, num_seeds=num_users, num_steps=steps_per_user, seed=seed,
+                       accuracy_k=0)
+    per_stream = result.reward.mean(axis=1)
+    expected = result.expected_reward.mean(axis=1)
+    done = result.done.astype(bool)
+    returns = []
+    for rewards, ends in zip(result.reward, done, strict=True):
+        stops = np.flatnonzero(ends)
+        starts = np.concatenate([[0], stops + 1])[: stops.size].astype(int)
+        returns.extend(rewards[a:b + 1].sum() for a, b in zip(starts, stops, strict=True))
+    returns = np.asarray(returns, np.float64)
+    sqrt_n = np.sqrt(num_users)
+    return OnPolicyValue(
+        per_round=float(per_stream.mean()),
+        per_round_stderr=float(per_stream.std(ddof=1) / sqrt_n) if num_users > 1 else float("nan"),
+        expected_per_round=float(expected.mean()),
+        expected_per_round_stderr=float(expected.std(ddof=1) / sqrt_n) if num_users > 1 else float("nan"),
+        episode_return=float(returns.mean()) if returns.size else float("nan"),
+        episode_return_stderr=float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else float("nan"),
+        episodes=int(returns.size),
+        rounds=num_users * steps_per_user,
+    )
