@@ -109,7 +109,8 @@ class Scored(Policy):
         return self.agent.item_scores(self.state, obs, params)
 
     def top(self, obs: dict, params: Any) -> jax.Array:
-        """``(k,)`` the ``k`` best-scoring items, best first (among exactly equal scores, a fixed one: rlrec.simulators.choice.top_k)."""
+        """``(k,)`` the ``k`` best-scoring items, best first (among exactly equal scores a fixed one, as
+        :func:`rlrec.simulators.choice.top_k` picks it)."""
         return as_slate(top_k_slate(self.scores(obs, params), self.slate_size, exact_ties=False))
 
 
@@ -193,7 +194,8 @@ class Softmax(Scored):
 
     def sample(self, key, obs, params):
         logits = self.logits(obs, params)
-        return as_slate(top_k_slate(logits + jax.random.gumbel(key, logits.shape), self.slate_size, exact_ties=False))
+        noisy = logits + jax.random.gumbel(key, logits.shape)
+        return as_slate(top_k_slate(noisy, self.slate_size, exact_ties=False))
 
     def _draws(self, key, logits):
         noise = jax.random.gumbel(key, (self.marginal_samples,) + logits.shape)
