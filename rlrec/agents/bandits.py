@@ -308,7 +308,10 @@ class LinearBandit(Agent):
         """``(N,)`` the estimate ``x_i^T theta``: what the agent believes, without its exploration (a bonus or a
         posterior sample), so a frozen linear bandit scored this way exploits what it learnt."""
         request = obs["request"]
-        return score_items(self.mean(state, env_params, request), self.features(env_params, request))
+        theta = self.mean(state, env_params, request)
+        if self.context == REQUEST_ITEM:  # x_i(r) = D_r z_i, so x_i(r)^T theta = z_i^T (D_r theta): no (N, f) copy
+            theta = theta * self._request_scale(env_params, request)
+        return score_items(theta, bandit_features(env_params))
 
 
 class LinUCB(LinearBandit):

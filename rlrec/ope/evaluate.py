@@ -1,0 +1,136 @@
+"""Estimating a target policy's value from a log: :func:`evaluate` (every estimator in one pass).
+
+Per logged round it computes what the estimators read (:class:`~rlrec.ope.estimators.EstimatorInputs`): the
+target's probabilities of the logged slate's prefixes and slots, the reward model's predictions (fitted on the
+log: :mod:`rlrec.ope.reward_model`) for the logged slate and in expectation under the target, and the
+pseudo-inverse weights where the logging policy's family has them in closed form (uniform, epsilon-greedy).
+Nothing here reads the users' hidden states: that is :func:`rlrec.ope.true_value`'s side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.ope import estimators as est
+from rlrec.ope import reward_model
+from rlrec.ope.collect import check_policy
+from rlrec.ope.log import Log
+from rlrec.ope.policies import Policy
+
+# Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
+BLOCK_ROUNDS = 4096
+PI_LOGGING = ("uniform", "epsilon-greedy")  # logging families whose pseudo-inverse weights are known in closed form
+
+
+@functools.partial(jax.jit, static_argnames=("greedy",))
+def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, greedy):
+    def one(key, ob, slate, greedy_slate):
+        probability_key, marginal_key, greedy_key = jax.random.split(key, 3)
+        log_prefix, slot = target.probabilities(probability_key, ob, slate, params)
+        request = ob["request"]
+        logged_prediction = reward_model.predict_slate(weights, params, request, slate)
+        if target.deterministic:
+            target_prediction = jnp.sum(reward_model.predict_slate(weights, params, request,
+                                                                   target.sample(marginal_key, ob, params)))
+        else:
+            marginals = target.marginals(marginal_key, ob, params)
+            predictions = reward_model.predict_items(weights, params, request, target.slate_size)
+            target_prediction = jnp.sum(marginals * predictions)
+        greedy_slot = target.probabilities(greedy_key, ob, greedy_slate, params)[1] if greedy else jnp.zeros(())
+        return log_prefix, slot, logged_prediction, target_prediction, greedy_slot
+
+    return jax.vmap(one)(keys, obs, slates, greedy_slates)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Every estimator's estimate of one target's value from one log.
+
+    Attributes:
+        target: the target policy's name.
+        estimates: ``{estimator: (value, standard error)}``.
+        inputs: what the estimators read, per round (for your own estimators and for plots).
+    """
+
+    target: str
+    estimates: dict[str, tuple[float, float]]
+    inputs: est.EstimatorInputs
+
+    def value(self, estimator: str) -> float:
+        return self.estimates[estimator][0]
+
+
+def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *, regulariser: float = 1.0,
+                     seed: int = 0) -> est.EstimatorInputs:
+    """What the estimators read about ``target`` on ``log`` (see the module docstring)."""
+    check_policy(target, env, "target")
+    if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
+        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
+                         f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
+                         f"{env.slate_size}); pass the env and params it was collected on.")
+    weights = reward_model.fit(params, log.request, log.slate, log.clicks, regulariser)
+    greedy = log.behaviour_greedy is not None
+    greedy_slates = log.behaviour_greedy if greedy else log.slate
+    obs = log.observations()
+    keys = jax.random.split(jax.random.key(seed), log.num_rounds)
+    parts = []
+    for start in range(0, log.num_rounds, BLOCK_ROUNDS):
+        cut = slice(start, start + BLOCK_ROUNDS)
+        block = _target_block(keys[cut], {name: value[cut] for name, value in obs.items()}, log.slate[cut],
+                              greedy_slates[cut], params, target, weights, greedy=greedy)
+        parts.append(jax.tree.map(np.asarray, block))
+    log_prefix, slot, logged_prediction, target_prediction, greedy_slot = (
+        np.concatenate(piece) for piece in zip(*parts, strict=True))
+    pi_weight = None
+    if log.behaviour_kind == "uniform":
+        pi_weight = est.pi_weights("uniform", log.num_items, log.slate_size, slot)
+    elif log.behaviour_kind == "epsilon-greedy":
+        matches = np.sum(log.slate == log.behaviour_greedy, axis=1)
+        pi_weight = est.pi_weights("epsilon-greedy", log.num_items, log.slate_size, slot,
+                                   epsilon=log.behaviour_settings["epsilon"], target_greedy_slot=greedy_slot,
+                                   matches=matches)
+    return est.EstimatorInputs.build(
+        reward=log.reward, clicks=log.clicks, behaviour_prefix=log.prefix_propensity,
+        behaviour_slot=log.slot_propensity, target_prefix=np.exp(log_prefix.astype(np.float64)), target_slot=slot,
+        dm_logged=logged_prediction, dm_target=target_prediction, pi_weight=pi_weight)
+
+
+def evaluate(env: RecEnv, params: EnvParams, log: Log, target: Policy, *, estimators=None,
+             switch_threshold: float | None = None, regulariser: float = 1.0, seed: int = 0) -> Evaluation:
+    """Every estimator's estimate (with its standard error) of ``target``'s value per round on ``log``.
+
+    Args:
+        env, params: the env the log was collected on (its catalog feeds the reward model and the target).
+        log: from :func:`rlrec.ope.collect` (or :func:`rlrec.ope.io.load`).
+        target: the policy to evaluate (:mod:`rlrec.ope.policies`).
+        estimators: names from :data:`rlrec.ope.estimators.ESTIMATORS` (default: all that apply: the slate
+            estimators only on slates, the pseudo-inverse only on uniform or epsilon-greedy logs).
+        switch_threshold: Switch-DR's importance-weight threshold (default: the estimator's).
+        regulariser: the reward model's ridge strength.
+        seed: the draws of Monte Carlo targets.
+    """
+    names = default_estimators(log) if estimators is None else list(estimators)
+    unknown = [name for name in names if name not in est.ESTIMATORS]
+    if unknown:
+        raise ValueError(f"Unknown estimator(s) {unknown}; choose from {sorted(est.ESTIMATORS)}.")
+    if "pi" in names and log.behaviour_kind not in PI_LOGGING:
+        raise ValueError(f"The pseudo-inverse estimator needs a {' or '.join(PI_LOGGING)} logging policy (its "
+                         f"weights are known in closed form only there); this log's is {log.behaviour_kind}.")
+    inputs = estimator_inputs(env, params, log, target, regulariser=regulariser, seed=seed)
+    options = {} if switch_threshold is None else {"switch_threshold": switch_threshold}
+    results = est.estimate_all(inputs, names=tuple(names), **options)
+    estimates = {name: (float(result.value), float(result.stderr)) for name, result in results.items()}
+    return Evaluation(target.name, estimates, inputs)
+
+
+def default_estimators(log: Log) -> list[str]:
+    """The estimators that apply to ``log``: all on slates (the pseudo-inverse only where it has weights), the
+    item ones on single items."""
+    names = [name for name in est.ESTIMATORS if log.slate_size > 1 or name not in est.SLATE_ESTIMATORS]
+    return [name for name in names if name != "pi" or log.behaviour_kind in PI_LOGGING]

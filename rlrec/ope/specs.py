@@ -1,0 +1,78 @@
+"""Policies by name, without JAX: ``"uniform"``, ``"epsilon-greedy:popularity:0.1"``, ``"softmax:text-match:0.05"``.
+
+The command line and the suites check these names before loading JAX; :func:`rlrec.ope.make_policy` builds
+them. A name is ``uniform``, or ``FAMILY:AGENT[:NUMBER]``, or just ``AGENT`` (greedy):
+
+- ``greedy:AGENT``: the agent's top-``k`` items by its :meth:`~rlrec.agents.base.Agent.item_scores`;
+- ``epsilon-greedy:AGENT:EPSILON``: those, or with probability ``EPSILON`` (default 0.1) a uniform slate;
+- ``softmax:AGENT:TEMPERATURE``: Plackett-Luce over ``scores / TEMPERATURE`` (default 0.05);
+- ``sampled:AGENT``: the agent's own random action, probabilities by Monte Carlo (e.g. ``sampled:lints``).
+
+Learning agents (the linear bandits) are trained first, then frozen: :func:`rlrec.ope.fitted`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+UNIFORM = "uniform"
+FAMILIES = ("greedy", "epsilon-greedy", "softmax", "sampled")
+DEFAULT_NUMBERS = {"epsilon-greedy": 0.1, "softmax": 0.05}
+NUMBER_NAMES = {"epsilon-greedy": "epsilon", "softmax": "temperature"}
+SCORING_AGENTS = ("popularity", "text-match", "epsilon-greedy", "linucb", "lints", "lm-linucb", "lm-lints")
+LEARNING_AGENTS = ("epsilon-greedy", "linucb", "lints", "lm-linucb", "lm-lints")  # trained, then frozen
+SAMPLING_AGENTS = ("random", "lints", "lm-lints", "epsilon-greedy")  # act at random: `sampled:` policies
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySpec:
+    """A parsed policy name."""
+
+    family: str  # "uniform" or one of FAMILIES
+    agent: str | None = None
+    number: float | None = None  # epsilon or temperature
+
+    @property
+    def label(self) -> str:
+        """How tables show it: ``uniform``, ``text-match``, ``epsilon-greedy(popularity, 0.1)``."""
+        if self.family == UNIFORM:
+            return UNIFORM
+        if self.family == "greedy":
+            return str(self.agent)
+        if self.number is None:
+            return f"{self.family}({self.agent})"
+        return f"{self.family}({self.agent}, {self.number:g})"
+
+
+def parse_policy(name: str) -> PolicySpec:
+    """The :class:`PolicySpec` of ``name``; ``ValueError`` naming the valid forms otherwise."""
+    forms = ("uniform, AGENT (greedy), greedy:AGENT, epsilon-greedy:AGENT[:EPSILON], softmax:AGENT[:TEMPERATURE] "
+             f"or sampled:AGENT; scoring agents: {', '.join(SCORING_AGENTS)}; sampled agents: "
+             f"{', '.join(SAMPLING_AGENTS)}")
+    text = str(name).strip()
+    if text == UNIFORM:
+        return PolicySpec(UNIFORM)
+    parts = text.split(":")
+    if len(parts) == 1:
+        parts = ["greedy", parts[0]]
+    family, agent, *rest = parts
+    if family not in FAMILIES or len(rest) > 1:
+        raise ValueError(f"Unknown policy {name!r}; a policy is {forms}.")
+    pool = SAMPLING_AGENTS if family == "sampled" else SCORING_AGENTS
+    if agent not in pool:
+        raise ValueError(f"Policy {name!r}: {family} policies take one of {', '.join(pool)}, not {agent!r} ("
+                         f"a policy is {forms}).")
+    number = DEFAULT_NUMBERS.get(family)
+    if rest:
+        if family not in NUMBER_NAMES:
+            raise ValueError(f"Policy {name!r}: {family} policies take no number; write {family}:{agent}.")
+        try:
+            number = float(rest[0])
+        except ValueError:
+            raise ValueError(f"Policy {name!r}: the {NUMBER_NAMES[family]} must be a number, got {rest[0]!r}.") \
+                from None
+    if family == "epsilon-greedy" and not 0.0 <= number <= 1.0:
+        raise ValueError(f"Policy {name!r}: epsilon must be in [0, 1], got {number:g}.")
+    if family == "softmax" and not number > 0.0:
+        raise ValueError(f"Policy {name!r}: the temperature must be > 0, got {number:g}.")
+    return PolicySpec(family, agent, number)
