@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  estimate_all, {len(names)} estimators: first call {first:.2f} s (compiling included), then "
               f"{call * 1e3:.1f} ms a call (median of {args.repeats}): {human(args.rounds / call, 'rounds/s')}")
         print("  " + ", ".join(f"{name} {float(result.value):.4g}" for name, result in results.items()))
-        verdict = "met" if call < 1.0 else "NOT met"
+        verdict = "met" if call * 1e6 / args.rounds < 1.0 else "NOT met"  # scaled to a million rounds
         summary.append((f"k={slate_size}: compile (first call - a call)", f"{first - call:.2f} s"))
         summary.append((f"k={slate_size}: all {len(names)} estimators, a call", f"{call * 1e3:.1f} ms, "
                         f"{human(args.rounds / call, 'rounds/s')} (target < 1 s for 1M rounds: {verdict})"))
