@@ -53,6 +53,8 @@ class RandomAgent(Agent):
 class PopularityAgent(Agent):
     """The most popular items for everyone (log-popularity), ties broken at random."""
 
+    scores_from_request = True
+
     def act(self, key, state, obs, env_params):
         noise = 1e-6 * jax.random.uniform(key, env_params.item_appeal.shape)
         return top_k_slate(env_params.item_appeal + noise, self.slate_size)
@@ -65,12 +67,14 @@ class PopularityAgent(Agent):
 class TextMatchAgent(Agent):
     """Zero-shot LM retrieval: the items nearest to the user's request embedding (no learning)."""
 
+    scores_from_request = True
+
     def act(self, key, state, obs, env_params):
         return top_k_slate(self.item_scores(state, obs, env_params), self.slate_size)
 
     def item_scores(self, state, obs, env_params):
         """Cosine similarity of each item to the request (both unit-norm)."""
-        return env_params.item_features @ obs["request"]
+        return score_items(obs["request"], env_params.item_features)
 
 
 class UCB1State(struct.PyTreeNode):
@@ -200,6 +204,7 @@ class LinearBandit(Agent):
                                         low=-1e6, high=1e6)
 
     keeps_variances = False  # LinUCB keeps x_i^T A^-1 x_i of every item (item features only)
+    scores_from_request = True  # item_scores: the estimate, from the request and the learnt state
 
     def features(self, env_params: Any, request: jax.Array) -> jax.Array:
         """``(N, f)`` features of every item for a user with this request."""

@@ -362,6 +362,10 @@ class Agent(struct.PyTreeNode):
     def update(self, key: chex.PRNGKey, state: Any, transition: Transition, env_params: Any) -> tuple[Any, dict]:
         return state, {}
 
+    # True: ``item_scores`` reads nothing of the observation but the request, so equal requests score equally
+    # (off-policy evaluation then scores each distinct request once).
+    scores_from_request: ClassVar[bool] = False
+
     def item_scores(self, state: Any, obs: dict, env_params: Any) -> jax.Array:
         """``(N,)`` how much the agent likes each item for ``obs``, deterministically (higher is better).
 
@@ -401,3 +405,7 @@ class Frozen(Agent):
 
     def item_scores(self, state, obs, env_params):
         return self.agent.item_scores(state, obs, env_params)
+
+    @property
+    def scores_from_request(self) -> bool:  # the trained agent's
+        return self.agent.scores_from_request

@@ -21,7 +21,7 @@ from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
 from rlrec.ope.collect import check_policy
 from rlrec.ope.log import Log
-from rlrec.ope.policies import Policy
+from rlrec.ope.policies import Policy, _shown, deterministic_slates
 
 # Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
 BLOCK_ROUNDS = 4096
@@ -30,22 +30,36 @@ PI_LOGGING = ("uniform", "epsilon-greedy")  # logging families whose pseudo-inve
 
 @functools.partial(jax.jit, static_argnames=("greedy",))
 def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, greedy):
+    """A stochastic target's probabilities and the reward model's predictions, per round of a block."""
     def one(key, ob, slate, greedy_slate):
         probability_key, marginal_key, greedy_key = jax.random.split(key, 3)
         log_prefix, slot = target.probabilities(probability_key, ob, slate, params)
+        item = target.item_probabilities(probability_key, ob, slate, params)
         request = ob["request"]
         logged_prediction = reward_model.predict_slate(weights, params, request, slate)
-        if target.deterministic:
-            target_prediction = jnp.sum(reward_model.predict_slate(weights, params, request,
-                                                                   target.sample(marginal_key, ob, params)))
+        marginals = target.marginals(marginal_key, ob, params)
+        target_prediction = jnp.sum(marginals * reward_model.predict_items(weights, params, request, slate.shape[0]))
+        if greedy:
+            greedy_slot = target.probabilities(greedy_key, ob, greedy_slate, params)[1]
+            greedy_item = target.item_probabilities(greedy_key, ob, greedy_slate, params)
         else:
-            marginals = target.marginals(marginal_key, ob, params)
-            predictions = reward_model.predict_items(weights, params, request, target.slate_size)
-            target_prediction = jnp.sum(marginals * predictions)
-        greedy_slot = target.probabilities(greedy_key, ob, greedy_slate, params)[1] if greedy else jnp.zeros(())
-        return log_prefix, slot, logged_prediction, target_prediction, greedy_slot
+            greedy_slot = greedy_item = jnp.zeros(())
+        return log_prefix, slot, item, logged_prediction, target_prediction, greedy_slot, greedy_item
 
     return jax.vmap(one)(keys, obs, slates, greedy_slates)
+
+
+@jax.jit
+def _deterministic_block(requests, slates, greedy_slates, target_slates, params, weights):
+    """The same for a deterministic target, from the slates it shows (probabilities 0 or 1)."""
+    def one(request, slate, greedy_slate, target_slate):
+        prefix = jnp.cumprod(slate == target_slate).astype(bool)
+        return (jnp.where(prefix, 0.0, -jnp.inf), (slate == target_slate).astype(jnp.float32),
+                _shown(slate, target_slate), reward_model.predict_slate(weights, params, request, slate),
+                jnp.sum(reward_model.predict_slate(weights, params, request, target_slate)),
+                (greedy_slate == target_slate).astype(jnp.float32), _shown(greedy_slate, target_slate))
+
+    return jax.vmap(one)(requests, slates, greedy_slates, target_slates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,22 +93,28 @@ def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *
     greedy_slates = log.behaviour_greedy if greedy else log.slate
     obs = log.observations()
     keys = jax.random.split(jax.random.key(seed), log.num_rounds)
+    target_slates = deterministic_slates(target, obs, params) if target.deterministic else None
     parts = []
     for start in range(0, log.num_rounds, BLOCK_ROUNDS):
         cut = slice(start, start + BLOCK_ROUNDS)
-        block = _target_block(keys[cut], {name: value[cut] for name, value in obs.items()}, log.slate[cut],
-                              greedy_slates[cut], params, target, weights, greedy=greedy)
+        if target.deterministic:
+            block = _deterministic_block(log.request[cut], log.slate[cut], greedy_slates[cut], target_slates[cut],
+                                         params, weights)
+        else:
+            block = _target_block(keys[cut], {name: value[cut] for name, value in obs.items()}, log.slate[cut],
+                                  greedy_slates[cut], params, target, weights, greedy=greedy)
         parts.append(jax.tree.map(np.asarray, block))
-    log_prefix, slot, logged_prediction, target_prediction, greedy_slot = (
+    log_prefix, slot, item, logged_prediction, target_prediction, greedy_slot, greedy_item = (
         np.concatenate(piece) for piece in zip(*parts, strict=True))
     pi_weight = None
     if log.behaviour_kind == "uniform":
-        pi_weight = est.pi_weights("uniform", log.num_items, log.slate_size, slot)
+        pi_weight = est.pi_weights("uniform", log.num_items, log.slate_size, slot, item)
     elif log.behaviour_kind == "epsilon-greedy":
         matches = np.sum(log.slate == log.behaviour_greedy, axis=1)
-        pi_weight = est.pi_weights("epsilon-greedy", log.num_items, log.slate_size, slot,
+        shared = np.sum(np.any(log.slate[:, :, None] == log.behaviour_greedy[:, None, :], axis=2), axis=1)
+        pi_weight = est.pi_weights("epsilon-greedy", log.num_items, log.slate_size, slot, item,
                                    epsilon=log.behaviour_settings["epsilon"], target_greedy_slot=greedy_slot,
-                                   matches=matches)
+                                   target_greedy_item=greedy_item, matches=matches, shared=shared)
     return est.EstimatorInputs.build(
         reward=log.reward, clicks=log.clicks, behaviour_prefix=log.prefix_propensity,
         behaviour_slot=log.slot_propensity, target_prefix=np.exp(log_prefix.astype(np.float64)), target_slot=slot,

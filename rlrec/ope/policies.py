@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from rlrec.agents.base import Agent, as_slate, random_distinct_items, top_k_slate
@@ -37,6 +38,11 @@ def _uniform_log_prefix(num_items: int, slate_size: int) -> jax.Array:
 def _matching_prefix(slate: jax.Array, other: jax.Array) -> jax.Array:
     """``(k,)`` bool: the first ``j + 1`` slots of ``slate`` and ``other`` agree."""
     return jnp.cumprod(slate == other).astype(bool)
+
+
+def _shown(slate: jax.Array, other: jax.Array) -> jax.Array:
+    """``(k,)`` float: ``slate[j]`` is somewhere in ``other``."""
+    return jnp.any(slate[:, None] == other[None, :], axis=1).astype(jnp.float32)
 
 
 class Policy(struct.PyTreeNode):
@@ -77,6 +83,12 @@ class Policy(struct.PyTreeNode):
         """``(k, N)``: the probability of each item in each slot (rows sum to 1)."""
         raise NotImplementedError
 
+    def item_probabilities(self, key: jax.Array, obs: dict, slate: jax.Array, params: Any) -> jax.Array:
+        """``(k,)`` the probability that ``slate[j]`` is anywhere in the policy's slate (the pseudo-inverse
+        estimator needs it: without repeats, an item shared in another slot counts). From :meth:`marginals`
+        unless a family knows better."""
+        return jnp.sum(self.marginals(key, obs, params)[:, slate], axis=0)
+
     def greedy(self, obs: dict, params: Any) -> jax.Array:
         """``(k,)`` the slate an epsilon-greedy policy shows when it exploits (only :class:`EpsilonGreedy`)."""
         raise NotImplementedError(f"{self.name} has no greedy slate.")
@@ -97,6 +109,9 @@ class Uniform(Policy):
     def marginals(self, key, obs, params):
         count = params.item_features.shape[0]
         return jnp.full((self.slate_size, count), 1.0 / count)
+
+    def item_probabilities(self, key, obs, slate, params):
+        return jnp.full((self.slate_size,), self.slate_size / params.item_features.shape[0])
 
 
 class Scored(Policy):
@@ -129,6 +144,9 @@ class Greedy(Scored):
 
     def marginals(self, key, obs, params):
         return jax.nn.one_hot(self.top(obs, params), params.item_features.shape[0])
+
+    def item_probabilities(self, key, obs, slate, params):
+        return _shown(slate, self.top(obs, params))
 
     def greedy(self, obs, params):
         return self.top(obs, params)
@@ -163,6 +181,10 @@ class EpsilonGreedy(Scored):
     def marginals(self, key, obs, params):
         count = params.item_features.shape[0]
         return (1.0 - self.epsilon) * jax.nn.one_hot(self.top(obs, params), count) + self.epsilon / count
+
+    def item_probabilities(self, key, obs, slate, params):
+        count = params.item_features.shape[0]
+        return (1.0 - self.epsilon) * _shown(slate, self.top(obs, params)) + self.epsilon * self.slate_size / count
 
     def greedy(self, obs, params):
         return self.top(obs, params)
@@ -263,3 +285,34 @@ class Sampled(Policy):
 
     def marginals(self, key, obs, params):
         return jax.nn.one_hot(self._draws(key, obs, params), params.item_features.shape[0]).mean(axis=0)
+
+
+# Rounds per compiled block of deterministic_slates.
+SLATE_BLOCK = 4096
+
+
+@jax.jit
+def _slates_block(obs, params, policy):
+    return jax.vmap(lambda ob: policy.sample(jax.random.key(0), ob, params))(obs)
+
+
+def deterministic_slates(policy: Policy, obs: dict, params: Any) -> np.ndarray:
+    """``(n, k)`` the slates a deterministic policy shows for ``n`` observations (NumPy, rounds first).
+
+    A policy scoring by the request alone (its agent's ``scores_from_request``) shows the same slate for equal
+    requests, so each distinct request is scored once: a log's users repeat their requests round after round,
+    and the built-in populations draw them from a few thousand texts.
+    """
+    if not policy.deterministic:
+        raise ValueError(f"{policy.name} is not deterministic: it has no one slate per observation.")
+    obs = {name: np.asarray(value) for name, value in obs.items()}
+    rows = obs["request"].shape[0]
+    inverse = None
+    if getattr(getattr(policy, "agent", None), "scores_from_request", False):
+        _, first, inverse = np.unique(obs["request"], axis=0, return_index=True, return_inverse=True)
+        obs = {name: value[first] for name, value in obs.items()}
+    count = obs["request"].shape[0]
+    blocks = [np.asarray(_slates_block({name: value[start:start + SLATE_BLOCK] for name, value in obs.items()},
+                                       params, policy)) for start in range(0, count, SLATE_BLOCK)]
+    slates = np.concatenate(blocks) if blocks else np.zeros((0, policy.slate_size), np.int32)
+    return slates if inverse is None else slates[np.reshape(inverse, (rows,))]

@@ -23,7 +23,7 @@ from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope.collect import check_policy
 from rlrec.ope.log import Log
-from rlrec.ope.policies import Policy
+from rlrec.ope.policies import Policy, deterministic_slates
 from rlrec.rollout.runner import run
 from rlrec.simulators import choice
 
@@ -72,17 +72,17 @@ def restore_states(log: Log):
 
 
 @functools.partial(jax.jit, static_argnames=("env", "samples"))
-def _true_block(keys, states, obs, params, target, *, env, samples):
-    def one(key, state, ob):
-        if target.deterministic:
-            return slate_value(env, state, target.sample(key, ob, params), params), jnp.zeros(())
+def _true_block(keys, states, obs, slates, params, target, *, env, samples):
+    def one(key, state, ob, slate):
+        if target.deterministic:  # its slates were computed beforehand (deterministic_slates)
+            return slate_value(env, state, slate, params), jnp.zeros(())
         if env.slate_size == 1:
             return target.marginals(key, ob, params)[0] @ item_values(env, state, params), jnp.zeros(())
         draws = jax.vmap(lambda k: slate_value(env, state, target.sample(k, ob, params), params))(
             jax.random.split(key, samples))
         return jnp.mean(draws), jnp.var(draws) / samples
 
-    return jax.vmap(one)(keys, states, obs)
+    return jax.vmap(one)(keys, states, obs, slates)
 
 
 def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samples: int = 256,
@@ -105,12 +105,13 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
     samples = 0 if exact else samples
     program_env = dataclasses.replace(env, name="", catalog=None)
     states, obs = restore_states(log), log.observations()
+    slates = deterministic_slates(target, obs, params) if target.deterministic else log.slate
     keys = jax.random.split(jax.random.key(seed), log.num_rounds)
     means, variances = [], []
     for start in range(0, log.num_rounds, BLOCK_ROUNDS):
         cut = slice(start, start + BLOCK_ROUNDS)
         mean, variance = _true_block(keys[cut], jax.tree.map(lambda x: x[cut], states),
-                                     {name: value[cut] for name, value in obs.items()}, params, target,
+                                     {name: value[cut] for name, value in obs.items()}, slates[cut], params, target,
                                      env=program_env, samples=samples)
         means.append(np.asarray(mean))
         variances.append(np.asarray(variance))
