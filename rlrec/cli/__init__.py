@@ -1,8 +1,8 @@
-"""The ``rlrec`` command: info, catalog, embed, envs, run, bench, train, evaluate.
+"""The ``rlrec`` command: info, catalog, embed, envs, run, bench, ope, train, evaluate.
 
 Parsing and files live in this package, at the edge; everything below is plain library calls. This module is
 the group (``app``): its option, its error handling and its list of commands. The commands live in modules of
-their kind: ``data`` (info, catalog, embed, envs), ``run``, ``bench`` and ``train`` (train, evaluate); what
+their kind: ``data`` (info, catalog, embed, envs), ``run``, ``bench``, ``ope`` and ``train`` (train, evaluate); what
 they print is in ``output``, the options run and train share in ``options``. Heavy libraries (JAX, pandas,
 torch, ...) are imported inside the commands that use them, so help and listings answer without loading them.
 """
@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from rlrec.cli import bench, data, run, train
+from rlrec.cli import bench, data, ope, run, train
 from rlrec.cli.output import _print_error
 
 DEBUG_ENV_VAR = "RLREC_DEBUG"  # set to 1 to see the traceback behind an error line
@@ -116,6 +116,7 @@ for _command, _short_help in (
     (data.embed, "Encode a column of texts with the LM into an .npz file."),
     (run.run, "Run agents on an env: regret, CTR, diversity; a plot."),
     (bench.bench, "Run a regret benchmark suite (resumable); --list them."),
+    (ope.ope, "Score off-policy estimators against the exact truth."),
     (train.train, "Train an agent with metrics, checkpoints and resume."),
     (train.evaluate, "Evaluate a trained checkpoint on fresh users."),
     (data.envs, "List the environments; --knobs ID: one env's settings."),
