@@ -34,7 +34,7 @@ _LAZY = {
     "make": "rlrec.envs.registry",
 }
 _SUBPACKAGES = (
-    "agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "rollout", "simulators", "train"
+    "agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "ope", "rollout", "simulators", "train"
 )
 
 # The public names and subpackages load on first use.

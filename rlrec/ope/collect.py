@@ -23,6 +23,7 @@ from rlrec.agents.base import slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope.log import OBSERVATION_FIELDS, Log
 from rlrec.ope.policies import Policy
+from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
 
 # Users per compiled block: bounds the memory of one block's per-round outputs (the history dominates).
 BLOCK_USERS = 8192
@@ -32,7 +33,8 @@ def _state_class(state) -> str:
     return f"{type(state).__module__}.{type(state).__qualname__}"
 
 
-@functools.partial(jax.jit, static_argnames=("env", "steps"))
+# rlrec.run's compiler options (LLVM level 1: compiles faster, the same numbers).
+@functools.partial(jax.jit, static_argnames=("env", "steps"), compiler_options=RUNNER_COMPILER_OPTIONS)
 def _collect_block(users, root, params, behaviour, *, env, steps):
     """Rounds of the streams ``users`` (int32 ``(B,)``): a dict of ``(B, steps, ...)`` arrays."""
 
