@@ -19,12 +19,12 @@ from rlrec._lazy import attach
 
 _LAZY = {
     "Log": "rlrec.ope.log",
-    "collect": "rlrec.ope.collect",
+    "collect": "rlrec.ope.collector",
     "true_value": "rlrec.ope.truth",
     "on_policy_value": "rlrec.ope.truth",
     "Truth": "rlrec.ope.truth",
-    "evaluate": "rlrec.ope.evaluate",
-    "Evaluation": "rlrec.ope.evaluate",
+    "evaluate": "rlrec.ope.evaluation",
+    "Evaluation": "rlrec.ope.evaluation",
     "make_policy": "rlrec.ope.build",
     "fitted": "rlrec.ope.build",
     "Uniform": "rlrec.ope.policies",

@@ -53,8 +53,8 @@ def _prepare(suite: OPESuite, out: Path) -> None:
 
 def _run_cell(suite: OPESuite, env, params, behaviour, targets: dict, seed_index: int) -> dict:
     """One env x behaviour x seed: the log at the largest size, each target's truth and estimates at each size."""
-    from rlrec.ope.collect import collect
-    from rlrec.ope.evaluate import evaluate
+    from rlrec.ope.collector import collect
+    from rlrec.ope.evaluation import evaluate
     from rlrec.ope.truth import true_value
 
     started = time.perf_counter()

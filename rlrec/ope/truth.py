@@ -21,7 +21,7 @@ import numpy as np
 
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
-from rlrec.ope.collect import check_policy
+from rlrec.ope.collector import check_policy
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates
 from rlrec.rollout.runner import run

@@ -19,7 +19,7 @@ import numpy as np
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
-from rlrec.ope.collect import check_policy
+from rlrec.ope.collector import check_policy
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, _shown, deterministic_slates
 
