@@ -35,8 +35,9 @@ class Log:
         propensity: float64 ``(n,)``, of the whole slate (ordered).
         prefix_propensity: float64 ``(n, k)``, of its first ``j + 1`` slots (``[:, -1]`` is ``propensity``).
         slot_propensity: float64 ``(n, k)``, that item ``slate[:, j]`` is in slot ``j`` (the marginal).
-        propensity_samples: 0 when the probabilities are exact, else the Monte Carlo draws per round they were
-            estimated from (e.g. linear Thompson sampling).
+        propensity_samples: 0 when every probability is exact, else the Monte Carlo draws per round behind the
+            estimated ones: all of them for a sampled policy (e.g. linear Thompson sampling), the slot
+            marginals after the first slot for a softmax (Plackett-Luce) slate, whose prefixes stay exact.
         behaviour_greedy: int32 ``(n, k)``, the greedy slate of an epsilon-greedy behaviour (its pseudo-inverse
             weights need it), else ``None``.
 
