@@ -374,7 +374,8 @@ class Agent(struct.PyTreeNode):
         """
         raise NotImplementedError(
             f"{self.name} does not score items. Off-policy evaluation can still use it as a sampled policy, its "
-            "propensities estimated by Monte Carlo: rlrec.ope.Sampled(agent, state, samples=...)."
+            "propensities estimated by Monte Carlo: rlrec.ope.Sampled(agent=..., state=..., slate_size=..., "
+            "draws=...)."
         )
 
 
