@@ -264,6 +264,10 @@ def test_sampled_policy_estimates_probabilities():
     hits = prefix * (draws + 1) - 1
     np.testing.assert_allclose(hits, np.round(hits), atol=1e-2)  # (hits + 1) / (M + 1) with whole hits
     np.testing.assert_allclose(np.round(hits[:, -1]).sum(), draws)  # every draw is one slate
+    slot_hits = slot * (draws + 1) - 1
+    np.testing.assert_allclose(slot_hits, np.round(slot_hits), atol=1e-2)
+    for j in range(2):  # every draw puts one item in slot j
+        np.testing.assert_allclose(sum(dict(zip(slates[:, j], np.round(slot_hits[:, j]), strict=True)).values()), draws)
     bound = binomial_bound(uniform_prefix, draws) + 1 / (draws + 1)
     assert np.all(np.abs(prefix - uniform_prefix) <= bound)
     assert np.all(np.abs(slot - 1 / TINY_ITEMS) <= binomial_bound(np.array(1 / TINY_ITEMS), draws) + 1 / (draws + 1))
