@@ -21,13 +21,10 @@ from synthetic import synthetic_env
 
 from rlrec.agents.bandits import REQUEST_ITEM, LinTS, LinUCB, PopularityAgent, TextMatchAgent
 from rlrec.agents.registry import make_agent
-from rlrec.ope import collect as collect_module
-from rlrec.ope import policies
-from rlrec.ope.build import make_policy
-from rlrec.ope.collect import collect
-from rlrec.ope.evaluate import evaluate
+from rlrec import ope
+from rlrec.ope import collect, collector, evaluate, make_policy, on_policy_value, policies, true_value
 from rlrec.ope.specs import parse_policy
-from rlrec.ope.truth import on_policy_value, restore_states, slate_value, true_value
+from rlrec.ope.truth import restore_states, slate_value
 
 SIGMA = 4.0  # budget of every statistical check, in standard errors
 ROUNDS = 2000  # rounds of each log of the unbiasedness checks (and users per compiled block of every 1-item log)
@@ -74,7 +71,7 @@ def slates10():
 def collect_in_blocks(env, params, behaviour, num_rounds, *, seed):
     """``collect`` with blocks of ROUNDS users: longer logs reuse the compiled block of the ROUNDS-round ones."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(collect_module, "BLOCK_USERS", ROUNDS)
+        patch.setattr(collector, "BLOCK_USERS", ROUNDS)
         return collect(env, params, behaviour, num_rounds, seed=seed)
 
 
@@ -579,6 +576,6 @@ def test_item_scores(items20, slates10, uniform_logs, epsilon_log, linucb_policy
     words = r"ucb1 does not score items.*rlrec\.ope\.Sampled\(agent=\.\.\., state=\.\.\., slate_size=\.\.\., draws="
     with pytest.raises(NotImplementedError, match=words):
         ucb1.item_scores(ucb1_state, {"request": requests[0]}, params)
-    sampled = policies.Sampled(agent=ucb1, state=ucb1_state, slate_size=1, draws=8)  # what the message says
+    sampled = ope.Sampled(agent=ucb1, state=ucb1_state, slate_size=1, draws=8)  # what the message says
     obs = {name: value[0] for name, value in uniform_logs[0].observations().items()}
     assert np.asarray(sampled.marginals(jax.random.key(0), obs, params)).shape == (1, 20)
