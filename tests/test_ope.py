@@ -398,7 +398,9 @@ def assert_matches_on_policy(truth, on_policy) -> None:
 
 def test_true_value_of_single_item_targets(items20, uniform_logs, long_log):
     """A deterministic target (text-match) and a stochastic one (softmax, exact by summing over the items):
-    no Monte Carlo in the truth, which agrees with running the target on 20,000 fresh users."""
+    no Monte Carlo in the truth, which agrees with running the target on 20,000 fresh users. The run's standard
+    errors: of 0/1 clicks, sqrt(p (1 - p) / (n - 1)); of a deterministic target's expected clicks, the spread of
+    the truth's per-round values over as many users (within 10 %: a sample standard deviation's error)."""
     env, params = items20
     agent = make_agent("text-match", env)
     for target in (policies.Greedy(agent=agent, state=(), slate_size=1),
@@ -406,7 +408,14 @@ def test_true_value_of_single_item_targets(items20, uniform_logs, long_log):
         truth = true_value(env, params, target, long_log)
         assert truth.samples == 0 and truth.stderr == 0.0 and truth.per_round.shape == (LONG,)
         np.testing.assert_allclose(truth.value, truth.per_round.mean())
-        assert_matches_on_policy(truth, on_policy_value(env, params, target, num_users=LONG, seed=5))
+        run = on_policy_value(env, params, target, num_users=LONG, seed=5)
+        assert run.rounds == LONG and run.episodes == 0
+        assert_matches_on_policy(truth, run)
+        clicks = run.per_round
+        np.testing.assert_allclose(run.per_round_stderr, np.sqrt(clicks * (1 - clicks) / (LONG - 1)), rtol=1e-3)
+        if target.deterministic:
+            users = truth.per_round.std(ddof=1) / np.sqrt(LONG)
+            assert abs(run.expected_per_round_stderr / users - 1) < 0.1
     greedy = policies.Greedy(agent=agent, state=(), slate_size=1)
     log = uniform_logs[0]
     slates = policies.deterministic_slates(greedy, log.observations(), params)
