@@ -44,6 +44,8 @@ def ope(
         changes = {k: v for k, v in (("seeds", seeds), ("seed", seed)) if v is not None}
         chosen = dataclasses.replace(chosen, **changes).validate()
         out = out or Path("runs") / f"ope-{chosen.name}"
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {out} is a file, not a folder; choose another --out for the OPE run.")
         cells = len(chosen.envs) * len(chosen.behaviours) * chosen.seeds
         output.console.print(f"OPE suite {chosen.name}: {cells} logs ({len(chosen.envs)} envs x "
                              f"{len(chosen.behaviours)} behaviours x {chosen.seeds} seeds), {len(chosen.targets)} "
