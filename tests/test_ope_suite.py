@@ -83,7 +83,7 @@ def test_the_table_over_seeds_by_hand():
     assert ips["relative_rmse"] == pytest.approx(ips["rmse"] / 0.2)
     assert ips["std"] == pytest.approx(np.std([0.1, -0.1, 0.3, -0.3], ddof=1))
     assert ips["rmse_low"] <= ips["rmse"] <= ips["rmse_high"]
-    half = 1.959964 * ips["std"] / 2.0  # z * sd / sqrt(4)
+    half = 3.182446 * ips["std"] / 2.0  # Student t (3 degrees of freedom, 97.5%) * sd / sqrt(4)
     assert ips["bias_high"] == pytest.approx(half, rel=1e-5)
     snips = table.loc["snips"]
     assert snips["undefined"] == 2 and snips["seeds"] == 4
@@ -131,5 +131,7 @@ def test_a_small_suite_runs_writes_its_outputs_and_resumes(tmp_path):
     assert np.isfinite(first[first["estimator"] == "dm"]["error"]).all()
     again = run_ope_suite(suite, tmp_path, progress=False)
     assert again.ran == 0 and again.results.equals(result.results)
+    more = run_ope_suite(dataclasses.replace(suite, seeds=3), tmp_path, progress=False)  # adds a seed
+    assert more.ran == 1 and more.results[more.results["seed"] < 2].reset_index(drop=True).equals(result.results)
     with pytest.raises(OPESuiteError, match="another suite"):
-        run_ope_suite(dataclasses.replace(suite, seeds=3), tmp_path, progress=False)
+        run_ope_suite(dataclasses.replace(suite, sizes=(200, 1000)), tmp_path, progress=False)

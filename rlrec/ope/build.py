@@ -12,6 +12,7 @@ from rlrec.agents.base import Agent
 from rlrec.agents.registry import make_agent
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope import policies
+from rlrec.ope.collector import TRAIN, stream_key
 from rlrec.ope.specs import LEARNING_AGENTS, UNIFORM, PolicySpec, parse_policy
 from rlrec.rollout.steps import shared_step, start_users
 
@@ -37,7 +38,7 @@ def fitted(agent: Agent, env: RecEnv, params: EnvParams, *, num_users: int = TRA
     if num_users < 1 or num_steps < 1:
         raise ValueError(f"num_users and num_steps must be >= 1, got {num_users} and {num_steps}.")
     program_env = dataclasses.replace(env, track_regret=False, name="", catalog=None)
-    key = jax.random.fold_in(jax.random.key(seed), 0x0FE)  # apart from collect's per-user keys
+    key = stream_key(seed, TRAIN)  # the seed's training stream: apart from any log's users
     return _train(key, params, agent.replace(label=""), env=program_env, users=num_users, steps=num_steps)
 
 

@@ -2,9 +2,10 @@
 
 One jitted program steps a block of simulated user streams (``vmap``) for ``steps_per_user`` rounds
 (``lax.scan``), the behaviour policy choosing each slate and stating its probabilities; users come from the
-env's population exactly as in :func:`rlrec.run`. Each user stream has its own key (``fold_in(key(seed),
-user)``), so a log does not depend on how its users are split into blocks, and ``collect(..., num_rounds=n)``
-starts with the rounds of any smaller log of the same seed and ``steps_per_user``.
+env's population exactly as in :func:`rlrec.run`. Each user stream has its own key, ``fold_in(stream_key(seed,
+LOG), user)``, so a log does not depend on how its users are split into blocks, and ``collect(...,
+num_rounds=n)`` starts with the rounds of any smaller log of the same seed and ``steps_per_user`` (the same users,
+draws and clicks; a float may differ in its last bit, as programs for other block sizes round differently).
 """
 
 from __future__ import annotations
@@ -25,8 +26,20 @@ from rlrec.ope.log import OBSERVATION_FIELDS, Log
 from rlrec.ope.policies import Policy
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
 
-# Users per compiled block: bounds the memory of one block's per-round outputs (the history dominates).
+# Users per compiled block: bounds the memory of one block's per-round outputs (the history dominates), and of
+# a Monte Carlo behaviour's draws (one (N,) draw per user at a time).
 BLOCK_USERS = 8192
+MONTE_CARLO_BLOCK_USERS = 1024
+
+# A seed's independent key streams: the log (users, the behaviour's draws, clicks), the truth's Monte Carlo draws,
+# the estimators' (Monte Carlo targets) and a target's training users. Each is fold_in(key(seed), stream), and
+# users or rounds fold in below it, so no two streams share a key.
+LOG, TRUTH, EVALUATE, TRAIN = range(4)
+
+
+def stream_key(seed: int, stream: int) -> jax.Array:
+    """The root key of one of a seed's streams (:data:`LOG`, :data:`TRUTH`, :data:`EVALUATE`, :data:`TRAIN`)."""
+    return jax.random.fold_in(jax.random.key(seed), stream)
 
 
 def _state_class(state) -> str:
@@ -47,7 +60,7 @@ def _collect_block(users, root, params, behaviour, *, env, steps):
             obs, state = carry
             act_key, probability_key, env_key = jax.random.split(jax.random.fold_in(steps_key, step), 3)
             slate = behaviour.sample(act_key, obs, params)
-            log_prefix, slot = behaviour.probabilities(probability_key, obs, slate, params)
+            log_prefix, slot = behaviour.probabilities(probability_key, obs, slate, params, logged=True)
             action = slate[0] if env.slate_size == 1 else slate
             next_obs, next_state, reward, _, _, info = env.step(env_key, state, action, params)
             out = {
@@ -82,6 +95,13 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
         raise ValueError(
             f"The {role} {policy.name} shows slates of {policy.slate_size} but {env.name} shows {env.slate_size}; "
             "build it with slate_size=env.slate_size."
+        )
+    from rlrec.envs.probe_base import ProbeEnv
+
+    if isinstance(env, ProbeEnv):  # its reward is the items' fixed values, not a click of the choice model
+        raise ValueError(
+            f"{env.name or type(env).__name__} is a probe (rewards are fixed item values, not clicks), so it has no "
+            "click model for the exact truth; off-policy evaluation takes the recommendation envs (rlrec.make)."
         )
 
 
@@ -118,11 +138,11 @@ def collect(
             "holds whole user streams."
         )
     num_users = num_rounds // steps_per_user
-    block = min(num_users, BLOCK_USERS)
+    block = min(num_users, MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS)
     blocks = math.ceil(num_users / block)
     # The log needs no oracle: skipping it makes a step O(k d) instead of O(N d), and changes no click.
     program_env = dataclasses.replace(env, track_regret=False, name="", catalog=None)
-    root = jax.random.key(seed)
+    root = stream_key(seed, LOG)
     display = _progress.Progress(blocks, f"logging {behaviour.name} on {env.name}", "block") \
         if _progress.wanted(progress) else None
     pieces = []

@@ -19,9 +19,10 @@ import numpy as np
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
-from rlrec.ope.collector import check_policy
+from rlrec.ope.collector import EVALUATE, check_policy, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, _shown, deterministic_slates
+from rlrec.ope.truth import monte_carlo_block
 
 # Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
 BLOCK_ROUNDS = 4096
@@ -92,11 +93,12 @@ def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *
     greedy = log.behaviour_greedy is not None
     greedy_slates = log.behaviour_greedy if greedy else log.slate
     obs = log.observations()
-    keys = jax.random.split(jax.random.key(seed), log.num_rounds)
+    keys = jax.random.split(stream_key(seed, EVALUATE), log.num_rounds)
     target_slates = deterministic_slates(target, obs, params) if target.deterministic else None
+    rows = BLOCK_ROUNDS if target.deterministic else monte_carlo_block(log.slate_size, log.num_items)
     parts = []
-    for start in range(0, log.num_rounds, BLOCK_ROUNDS):
-        cut = slice(start, start + BLOCK_ROUNDS)
+    for start in range(0, log.num_rounds, rows):
+        cut = slice(start, start + rows)
         if target.deterministic:
             block = _deterministic_block(log.request[cut], log.slate[cut], greedy_slates[cut], target_slates[cut],
                                          params, weights)
@@ -133,7 +135,7 @@ def evaluate(env: RecEnv, params: EnvParams, log: Log, target: Policy, *, estima
             estimators only on slates, the pseudo-inverse only on uniform or epsilon-greedy logs).
         switch_threshold: Switch-DR's importance-weight threshold (default: the estimator's).
         regulariser: the reward model's ridge strength.
-        seed: the draws of Monte Carlo targets.
+        seed: the draws of Monte Carlo targets (the seed's estimator stream, apart from the log's and the truth's).
     """
     names = default_estimators(log) if estimators is None else list(estimators)
     unknown = [name for name in names if name not in est.ESTIMATORS]

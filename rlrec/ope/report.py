@@ -52,7 +52,7 @@ def summary_markdown(result) -> str:
         "- **Truth**: the target's exact expected clicks per round on the logged users (the simulator's choice "
         "model, no sampling), averaged over the rounds of each log. Every error is estimate minus truth.",
         "- **Relative RMSE** = sqrt(mean over seeds of error²) / mean truth, 95% percentile-bootstrap interval over "
-        "seeds. **Bias** = mean error, 95% normal interval. `-`: undefined in more than half of the logs "
+        "seeds. **Bias** = mean error, 95% Student-t interval. `-`: undefined in more than half of the logs "
         "(e.g. SNIPS when no logged slate is the target's).",
         f"- Targets that learn (LinUCB) were trained in shared mode on {suite.train_users} users x "
         f"{suite.train_steps} steps of their own, then frozen and greedy on their estimate.",

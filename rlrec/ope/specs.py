@@ -71,8 +71,8 @@ def parse_policy(name: str) -> PolicySpec:
         except ValueError:
             raise ValueError(f"Policy {name!r}: the {NUMBER_NAMES[family]} must be a number, got {rest[0]!r}.") \
                 from None
-    if family == "epsilon-greedy" and not 0.0 <= number <= 1.0:
-        raise ValueError(f"Policy {name!r}: epsilon must be in [0, 1], got {number:g}.")
+    if family == "epsilon-greedy" and not 0.0 < number <= 1.0:
+        raise ValueError(f"Policy {name!r}: epsilon must be in (0, 1], got {number:g} (epsilon 0 is greedy:{agent}).")
     if family == "softmax" and not number > 0.0:
         raise ValueError(f"Policy {name!r}: the temperature must be > 0, got {number:g}.")
     return PolicySpec(family, agent, number)

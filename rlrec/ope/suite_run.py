@@ -39,15 +39,18 @@ def _cell_path(out: Path, env: str, behaviour: str, seed: int) -> Path:
 
 
 def _prepare(suite: OPESuite, out: Path) -> None:
-    """Writes ``suite.json``, or checks that the folder's suite is this one (resume)."""
+    """Writes ``suite.json``, or checks that the folder's suite is this one (resume; only a new number of seeds
+    may differ, which continues the run: each seed's log is a cell of its own)."""
     path = out / "suite.json"
     description = {"format": FORMAT, **json.loads(suite.to_json())}
     if path.exists():
         existing = json.loads(path.read_text())
-        if existing != description:
+        if {**existing, "seeds": 0} != {**description, "seeds": 0}:
             raise OPESuiteError(f"{out} holds another suite's run ({existing.get('name')!r} with other settings); "
                                 "choose another --out, or delete the folder to start over.")
-        return
+        if existing == description:
+            return
+        # Only the number of seeds changed: the finished seeds' logs stay valid (each seed is its own cell).
     atomic_write_text(path, json.dumps(description, indent=2))
 
 
@@ -148,12 +151,11 @@ def _read_rows(suite: OPESuite, out: Path) -> pd.DataFrame:
 
 def summarise(results: pd.DataFrame, confidence: float = CONFIDENCE, seed: int = 0) -> pd.DataFrame:
     """Over seeds, per (env, behaviour, target, estimator, rounds): the mean truth; bias (mean error) with its
-    interval (normal, over seeds); standard deviation; RMSE and RMSE / truth with percentile-bootstrap intervals
+    interval (Student t over seeds); standard deviation; RMSE and RMSE / truth with percentile-bootstrap intervals
     over seeds; how many logs left the estimate undefined (e.g. SNIPS when no logged round is one the target
     shows: its weights sum to 0)."""
     from scipy import stats
 
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
     rng = np.random.default_rng(seed)
     keys = ["env", "behaviour", "target", "estimator", "rounds"]
     rows = []
@@ -167,7 +169,8 @@ def summarise(results: pd.DataFrame, confidence: float = CONFIDENCE, seed: int =
             resampled = rng.choice(defined, size=(BOOTSTRAP, len(defined)))
             low, high = np.quantile(np.sqrt(np.mean(resampled ** 2, axis=1)), [(1 - confidence) / 2,
                                                                                (1 + confidence) / 2])
-            half = z * defined.std(ddof=1) / np.sqrt(len(defined))
+            t = float(stats.t.ppf(0.5 + confidence / 2, len(defined) - 1))
+            half = t * defined.std(ddof=1) / np.sqrt(len(defined))
             row.update(bias=float(defined.mean()), bias_low=float(defined.mean() - half),
                        bias_high=float(defined.mean() + half), std=float(defined.std(ddof=1)), rmse=rmse,
                        rmse_low=float(low), rmse_high=float(high), relative_rmse=rmse / truth,

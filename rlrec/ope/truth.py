@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -21,14 +20,20 @@ import numpy as np
 
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
-from rlrec.ope.collector import check_policy
+from rlrec.ope.collector import TRUTH, check_policy, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates
 from rlrec.rollout.runner import run
 from rlrec.simulators import choice
 
-# Rounds per compiled block of true_value: bounds the (block, N) arrays of stochastic single-item targets.
+# Rounds per compiled block of true_value (deterministic targets).
 BLOCK_ROUNDS = 4096
+
+
+def monte_carlo_block(slate_size: int, num_items: int, budget: int = 2**27) -> int:
+    """Rounds per block for a stochastic policy: its ``(k, N)`` marginals or one draw's ``(N,)`` noise per round,
+    times the block, within ``budget`` bytes (128 MB)."""
+    return int(max(16, min(BLOCK_ROUNDS, budget // (4 * (slate_size + 1) * num_items))))
 
 
 def slate_value(env: RecEnv, state, slate: jax.Array, params: EnvParams) -> jax.Array:
@@ -65,10 +70,20 @@ class Truth:
     stderr: float = 0.0
 
 
-def restore_states(log: Log):
-    """The env states of a log's rounds (a pytree of ``(n, ...)`` arrays), as the env defines them."""
-    module, _, name = log.state_class.rpartition(".")
-    return getattr(importlib.import_module(module), name)(**log.states)
+def restore_states(env: RecEnv, params: EnvParams, log: Log):
+    """The env states of a log's rounds (a pytree of ``(n, ...)`` arrays) in ``env``'s own state class.
+
+    The class comes from the env, never from the file (a name read from a file is not something to import), and
+    the log must name the same class and hold its fields; ``ValueError`` otherwise.
+    """
+    example = env.reset(jax.random.key(0), params)[1]
+    cls = type(example)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    fields = [field.name for field in dataclasses.fields(example)]
+    if log.state_class != name or sorted(log.states) != sorted(fields):
+        raise ValueError(f"The log holds states of {log.state_class} ({', '.join(sorted(log.states))}), but {env.name} "
+                         f"has {name} ({', '.join(sorted(fields))}); pass the env the log was collected on.")
+    return cls(**{field: log.states[field] for field in fields})
 
 
 @functools.partial(jax.jit, static_argnames=("env", "samples"))
@@ -76,11 +91,16 @@ def _true_block(keys, states, obs, slates, params, target, *, env, samples):
     def one(key, state, ob, slate):
         if target.deterministic:  # its slates were computed beforehand (deterministic_slates)
             return slate_value(env, state, slate, params), jnp.zeros(())
-        if env.slate_size == 1:
+        if samples == 0:  # single items, probabilities exact: a sum over the catalog
             return target.marginals(key, ob, params)[0] @ item_values(env, state, params), jnp.zeros(())
-        draws = jax.vmap(lambda k: slate_value(env, state, target.sample(k, ob, params), params))(
-            jax.random.split(key, samples))
-        return jnp.mean(draws), jnp.var(draws) / samples
+
+        def add(totals, i):  # a scan over the draws: memory of one draw per round
+            value = slate_value(env, state, target.sample(jax.random.fold_in(key, i), ob, params), params)
+            return (totals[0] + value, totals[1] + value * value), None
+
+        (total, squares), _ = jax.lax.scan(add, (jnp.zeros(()), jnp.zeros(())), jnp.arange(samples))
+        mean = total / samples
+        return mean, jnp.maximum(squares / samples - mean * mean, 0.0) / samples
 
     return jax.vmap(one)(keys, states, obs, slates)
 
@@ -93,23 +113,27 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
         env, params: the env the log was collected on.
         target: the policy to evaluate.
         log: from :func:`rlrec.ope.collect`; its hidden states give each round's user.
-        samples: draws of the target's slate per round where its value is not exact (stochastic slate targets).
-        seed: those draws' seed.
+        samples: draws of the target's slate per round where its value is not exact (stochastic slate targets, and
+            Monte Carlo targets of single items).
+        seed: those draws' seed (the seed's truth stream: apart from the log's and the estimators' keys).
     """
     check_policy(target, env, "target")
     if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
         raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
                          f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
                          f"{env.slate_size}); pass the env and params it was collected on.")
-    exact = target.deterministic or env.slate_size == 1
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1 (Monte Carlo draws of a stochastic target per round), got {samples}.")
+    exact = target.deterministic or (env.slate_size == 1 and target.samples == 0)
     samples = 0 if exact else samples
     program_env = dataclasses.replace(env, name="", catalog=None)
-    states, obs = restore_states(log), log.observations()
+    states, obs = restore_states(env, params, log), log.observations()
     slates = deterministic_slates(target, obs, params) if target.deterministic else log.slate
-    keys = jax.random.split(jax.random.key(seed), log.num_rounds)
+    keys = jax.random.split(stream_key(seed, TRUTH), log.num_rounds)
+    block = BLOCK_ROUNDS if target.deterministic else monte_carlo_block(env.slate_size, env.num_items(params))
     means, variances = [], []
-    for start in range(0, log.num_rounds, BLOCK_ROUNDS):
-        cut = slice(start, start + BLOCK_ROUNDS)
+    for start in range(0, log.num_rounds, block):
+        cut = slice(start, start + block)
         mean, variance = _true_block(keys[cut], jax.tree.map(lambda x: x[cut], states),
                                      {name: value[cut] for name, value in obs.items()}, slates[cut], params, target,
                                      env=program_env, samples=samples)
@@ -139,7 +163,7 @@ class OnPolicyValue:
     per_round_stderr: float
     expected_per_round: float  # the same rounds' exact expected clicks (no click noise), and its standard error
     expected_per_round_stderr: float
-    episode_return: float  # clicks per finished episode (NaN when no episode finished)
+    episode_return: float  # clicks in each stream's first episode (NaN when none ended in the window)
     episode_return_stderr: float
     episodes: int
     rounds: int
@@ -149,21 +173,20 @@ def on_policy_value(env: RecEnv, params: EnvParams, policy: Policy, *, num_users
                     steps_per_user: int = 1, seed: int = 0) -> OnPolicyValue:
     """Runs ``policy`` on ``num_users`` fresh user streams for ``steps_per_user`` steps each (:func:`rlrec.run`).
 
-    Streams are independent, so standard errors are over streams; an episode's return is the clicks between two
-    of its user's arrivals (session envs; in the bandit setting no user leaves within ``max_steps``).
+    Streams are independent, so standard errors are over streams. The episode return is that of each stream's
+    **first** episode (its first user, arrival to departure or truncation), over the streams whose first episode
+    ended within ``steps_per_user`` steps: counting every episode that ends in the window would over-represent
+    short ones. With ``steps_per_user >= params.max_steps`` every first episode ends (the horizon truncates it);
+    ``episodes`` says how many did.
     """
     check_policy(policy, env, "policy")
     agent = PolicyAgent(slate_size=env.slate_size, label=policy.name, policy=policy)
-    result = run(env, params, agent, num_seeds=num_users, num_steps=steps_per_user, seed=seed,
-                       accuracy_k=0)
+    result = run(env, params, agent, num_seeds=num_users, num_steps=steps_per_user, seed=seed, accuracy_k=0)
     per_stream = result.reward.mean(axis=1)
     expected = result.expected_reward.mean(axis=1)
     done = result.done.astype(bool)
-    returns = []
-    for rewards, ends in zip(result.reward, done, strict=True):
-        stops = np.flatnonzero(ends)
-        starts = np.concatenate([[0], stops + 1])[: stops.size].astype(int)
-        returns.extend(rewards[a:b + 1].sum() for a, b in zip(starts, stops, strict=True))
+    returns = [rewards[: int(np.argmax(ends)) + 1].sum()
+               for rewards, ends in zip(result.reward, done, strict=True) if ends.any()]
     returns = np.asarray(returns, np.float64)
     sqrt_n = np.sqrt(num_users)
     return OnPolicyValue(
