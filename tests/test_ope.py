@@ -10,6 +10,7 @@ logs, which the log does not depend on).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 
@@ -381,6 +382,20 @@ def test_collect_streams(items20, uniform_logs):
     np.testing.assert_array_equal(log.request[later], log.request[np.flatnonzero(later) - 1])  # same user
 
 
+def test_a_log_names_no_code_to_run(items20, uniform_logs):
+    """The states' class comes from the env: a log file naming another class (or other fields) is refused, never
+    imported (a shared file naming ``subprocess.run`` must not run anything)."""
+    env, params = items20
+    target = policies.Greedy(agent=make_agent("text-match", env), state=(), slate_size=1)
+    forged = dataclasses.replace(uniform_logs[0], state_class="subprocess.run",
+                                 states={"args": np.array([["true"]] * uniform_logs[0].num_rounds)})
+    with pytest.raises(ValueError, match="holds states of subprocess.run"):
+        true_value(env, params, target, forged)
+    renamed = dataclasses.replace(uniform_logs[0], states={**uniform_logs[0].states, "extra": uniform_logs[0].reward})
+    with pytest.raises(ValueError, match="pass the env the log was collected on"):
+        true_value(env, params, target, renamed)
+
+
 def test_collect_errors(items20):
     env, params = items20
     uniform = policies.Uniform(slate_size=1)
@@ -392,6 +407,11 @@ def test_collect_errors(items20):
         collect(env, params, policies.Uniform(slate_size=2), 10)
     with pytest.raises(TypeError, match=r"rlrec.ope policy .*TextMatchAgent.*make_policy"):
         collect(env, params, make_agent("text-match", env), 10)
+    from rlrec.envs.probes import make_probe
+
+    probe, probe_params = make_probe("one-step")
+    with pytest.raises(ValueError, match="is a probe"):
+        collect(probe, probe_params, policies.Uniform(slate_size=probe.slate_size), 10)
 
 
 # -- 5. the truth -----------------------------------------------------------------------------------------------
