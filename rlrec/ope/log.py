@@ -31,7 +31,8 @@ class Log:
         clicks: float32 ``(n, k)``, 1 in the clicked slot.
         reward: float32 ``(n,)``, 1 for a click anywhere in the slate.
 
-    The behaviour policy's probabilities of what it showed:
+    The behaviour policy's probabilities of what it showed (computed as float32 log-probabilities, so exact to a
+    relative 1e-5, then stored as float64 so that a slate's 1e-20 keeps its digits):
         propensity: float64 ``(n,)``, of the whole slate (ordered).
         prefix_propensity: float64 ``(n, k)``, of its first ``j + 1`` slots (``[:, -1]`` is ``propensity``).
         slot_propensity: float64 ``(n, k)``, that item ``slate[:, j]`` is in slot ``j`` (the marginal).
