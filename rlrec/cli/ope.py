@@ -18,8 +18,9 @@ def ope(
         str, typer.Option("--suite", "-s", help="Built-in suite (quick, standard) or a JSON file describing one.")
     ] = "quick",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/ope-SUITE); rerun to resume.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Override the suite's seeds (more on an existing --out adds seeds).",
-                                                      min=2)] = None,
+    seeds: Annotated[
+        Optional[int], typer.Option(help="Override the suite's seeds (more on an existing --out adds seeds).", min=2)
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the suite's root seed.")] = None,
     list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
 ) -> None:
