@@ -42,7 +42,8 @@ def stream_key(seed: int, stream: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), stream)
 
 
-def _state_class(state) -> str:
+def state_class(state) -> str:
+    """The import path of an env state's class, as a log records it (``"rlrec.envs.recsys.EnvState"``)."""
     return f"{type(state).__module__}.{type(state).__qualname__}"
 
 
@@ -103,6 +104,14 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
             f"{env.name or type(env).__name__} is a probe (rewards are fixed item values, not clicks), so it has no "
             "click model for the exact truth; off-policy evaluation takes the recommendation envs (rlrec.make)."
         )
+
+
+def check_log(log: Log, env: RecEnv, params: EnvParams) -> None:
+    """Raises ``ValueError`` when ``log`` was not collected on an env of ``env``'s catalog and slate size."""
+    if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
+        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
+                         f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
+                         f"{env.slate_size}); pass the env and params it was collected on.")
 
 
 def collect(
@@ -176,7 +185,7 @@ def collect(
         prefix_propensity=prefix,
         slot_propensity=flat.pop("slot_propensity").astype(np.float64),
         states=flat.pop("states"),
-        state_class=_state_class(state),
+        state_class=state_class(state),
         propensity_samples=behaviour.samples,
         behaviour_greedy=flat.pop("behaviour_greedy", None),
         **flat,

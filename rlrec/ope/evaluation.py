@@ -19,9 +19,9 @@ import numpy as np
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
-from rlrec.ope.collector import EVALUATE, check_policy, stream_key
+from rlrec.ope.collector import EVALUATE, check_log, check_policy, stream_key
 from rlrec.ope.log import Log
-from rlrec.ope.policies import Policy, _shown, deterministic_slates
+from rlrec.ope.policies import Policy, _matching_prefix, _shown, deterministic_slates
 from rlrec.ope.truth import monte_carlo_block
 
 # Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
@@ -54,8 +54,7 @@ def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, 
 def _deterministic_block(requests, slates, greedy_slates, target_slates, params, weights):
     """The same for a deterministic target, from the slates it shows (probabilities 0 or 1)."""
     def one(request, slate, greedy_slate, target_slate):
-        prefix = jnp.cumprod(slate == target_slate).astype(bool)
-        return (jnp.where(prefix, 0.0, -jnp.inf), (slate == target_slate).astype(jnp.float32),
+        return (jnp.where(_matching_prefix(slate, target_slate), 0.0, -jnp.inf), (slate == target_slate).astype(jnp.float32),
                 _shown(slate, target_slate), reward_model.predict_slate(weights, params, request, slate),
                 jnp.sum(reward_model.predict_slate(weights, params, request, target_slate)),
                 (greedy_slate == target_slate).astype(jnp.float32), _shown(greedy_slate, target_slate))
@@ -85,10 +84,7 @@ def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *
                      seed: int = 0) -> est.EstimatorInputs:
     """What the estimators read about ``target`` on ``log`` (see the module docstring)."""
     check_policy(target, env, "target")
-    if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
-        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
-                         f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
-                         f"{env.slate_size}); pass the env and params it was collected on.")
+    check_log(log, env, params)
     weights = reward_model.fit(params, log.request, log.slate, log.clicks, regulariser)
     greedy = log.behaviour_greedy is not None
     greedy_slates = log.behaviour_greedy if greedy else log.slate

@@ -20,7 +20,7 @@ import numpy as np
 
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
-from rlrec.ope.collector import TRUTH, check_policy, stream_key
+from rlrec.ope.collector import TRUTH, check_log, check_policy, state_class, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates
 from rlrec.rollout.runner import run
@@ -77,8 +77,7 @@ def restore_states(env: RecEnv, params: EnvParams, log: Log):
     the log must name the same class and hold its fields; ``ValueError`` otherwise.
     """
     example = env.reset(jax.random.key(0), params)[1]
-    cls = type(example)
-    name = f"{cls.__module__}.{cls.__qualname__}"
+    cls, name = type(example), state_class(example)
     fields = [field.name for field in dataclasses.fields(example)]
     if log.state_class != name or sorted(log.states) != sorted(fields):
         raise ValueError(f"The log holds states of {log.state_class} ({', '.join(sorted(log.states))}), but {env.name} "
@@ -118,10 +117,7 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
         seed: those draws' seed (the seed's truth stream: apart from the log's and the estimators' keys).
     """
     check_policy(target, env, "target")
-    if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
-        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
-                         f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
-                         f"{env.slate_size}); pass the env and params it was collected on.")
+    check_log(log, env, params)
     if samples < 1:
         raise ValueError(f"samples must be >= 1 (Monte Carlo draws of a stochastic target per round), got {samples}.")
     exact = target.deterministic or (env.slate_size == 1 and target.samples == 0)
