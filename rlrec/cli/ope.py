@@ -68,6 +68,7 @@ def _print_table(result) -> None:
     import numpy as np
     from rich.table import Table
 
+    from rlrec.ope.report import reported
     from rlrec.ope.specs import parse_policy
 
     table, suite = result.table, result.suite
@@ -85,10 +86,9 @@ def _print_table(result) -> None:
         for estimator in dict.fromkeys(part["estimator"]):
             cells = []
             for behaviour, target in pairs:
-                row = part[(part["estimator"] == estimator) & (part["behaviour"] == behaviour)
-                           & (part["target"] == target)]
-                ok = not row.empty and "relative_rmse" in row and row.iloc[0]["undefined"] * 2 <= row.iloc[0]["seeds"]
-                value = float(row.iloc[0]["relative_rmse"]) if ok else float("nan")
+                row = reported(part[(part["estimator"] == estimator) & (part["behaviour"] == behaviour)
+                                    & (part["target"] == target)])
+                value = float(row.iloc[0]["relative_rmse"]) if not row.empty else float("nan")
                 cells.append(f"{100 * value:.0f}%" if np.isfinite(value) else "-")
             grid.add_row(estimator, *cells)
         output.console.print(grid)

@@ -86,8 +86,17 @@ def summary_markdown(result) -> str:
     return "\n".join(lines)
 
 
+def reported(rows):
+    """The rows of a suite's table whose estimate is defined in at least half of the logs; the others show as
+    ``-`` in the summary, the terminal and the plot (e.g. SNIPS when no logged slate is the target's)."""
+    if "relative_rmse" not in rows:  # no row had two defined seeds: summarise wrote no error columns
+        return rows.iloc[:0]
+    return rows[rows["undefined"] * 2 <= rows["seeds"]]
+
+
 def _cell(rows, formatter, column: str) -> str:
-    if rows.empty or column not in rows or rows.iloc[0]["undefined"] * 2 > rows.iloc[0]["seeds"]:
+    rows = reported(rows)
+    if rows.empty:
         return "-"
     row = rows.iloc[0]
     return formatter(row[column], row[f"{column}_low"], row[f"{column}_high"])
@@ -108,8 +117,7 @@ def plot_relative_rmse(result, path: str | Path) -> Path:
     for axis, (env, behaviour, target) in zip(axes.ravel(), panels, strict=False):
         part = table[(table["env"] == env) & (table["behaviour"] == behaviour) & (table["target"] == target)]
         for estimator in estimators:
-            line = part[part["estimator"] == estimator].sort_values("rounds")
-            line = line[(line["undefined"] * 2 <= line["seeds"])] if "relative_rmse" in line else line.iloc[:0]
+            line = reported(part[part["estimator"] == estimator]).sort_values("rounds")
             line = line[np.isfinite(line["relative_rmse"].to_numpy(float))] if not line.empty else line
             if line.empty:
                 continue
