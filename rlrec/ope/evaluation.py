@@ -31,18 +31,23 @@ PI_LOGGING = ("uniform", "epsilon-greedy")  # logging families whose pseudo-inve
 
 @functools.partial(jax.jit, static_argnames=("greedy",))
 def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, greedy):
-    """A stochastic target's probabilities and the reward model's predictions, per round of a block."""
+    """A stochastic target's probabilities and the reward model's predictions, per round of a block.
+
+    The slot and item probabilities, at the logged slate and at the greedy one, are read off the target's ``(k,
+    N)`` marginals, which the reward model's expectation needs anyway: one pass of a Monte Carlo target's draws
+    for all of them (the same estimates as its ``probabilities``/``item_probabilities``, of other draws).
+    """
     def one(key, ob, slate, greedy_slate):
-        probability_key, marginal_key, greedy_key = jax.random.split(key, 3)
-        log_prefix, slot = target.probabilities(probability_key, ob, slate, params)
-        item = target.item_probabilities(probability_key, ob, slate, params)
+        probability_key, marginal_key = jax.random.split(key)
+        slots = jnp.arange(slate.shape[0])
+        log_prefix = target.probabilities(probability_key, ob, slate, params)[0]
+        marginals = target.marginals(marginal_key, ob, params)
         request = ob["request"]
         logged_prediction = reward_model.predict_slate(weights, params, request, slate)
-        marginals = target.marginals(marginal_key, ob, params)
         target_prediction = jnp.sum(marginals * reward_model.predict_items(weights, params, request, slate.shape[0]))
+        slot, item = marginals[slots, slate], jnp.sum(marginals[:, slate], axis=0)
         if greedy:
-            greedy_slot = target.probabilities(greedy_key, ob, greedy_slate, params)[1]
-            greedy_item = target.item_probabilities(greedy_key, ob, greedy_slate, params)
+            greedy_slot, greedy_item = marginals[slots, greedy_slate], jnp.sum(marginals[:, greedy_slate], axis=0)
         else:
             greedy_slot = greedy_item = jnp.zeros(())
         return log_prefix, slot, item, logged_prediction, target_prediction, greedy_slot, greedy_item
@@ -54,8 +59,8 @@ def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, 
 def _deterministic_block(requests, slates, greedy_slates, target_slates, params, weights):
     """The same for a deterministic target, from the slates it shows (probabilities 0 or 1)."""
     def one(request, slate, greedy_slate, target_slate):
-        return (jnp.where(_matching_prefix(slate, target_slate), 0.0, -jnp.inf), (slate == target_slate).astype(jnp.float32),
-                _shown(slate, target_slate), reward_model.predict_slate(weights, params, request, slate),
+        return (jnp.where(_matching_prefix(slate, target_slate), 0.0, -jnp.inf),
+                (slate == target_slate).astype(jnp.float32), _shown(slate, target_slate), reward_model.predict_slate(weights, params, request, slate),
                 jnp.sum(reward_model.predict_slate(weights, params, request, target_slate)),
                 (greedy_slate == target_slate).astype(jnp.float32), _shown(greedy_slate, target_slate))
 
