@@ -150,13 +150,7 @@ class Suite:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suite:
-        fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise SuiteError(f"Unknown suite field(s) {unknown}; a suite has {sorted(fields)}.")
-        missing = sorted(name for name in ("name", "envs", "agents", "seeds", "steps") if name not in data)
-        if missing:
-            raise SuiteError(f"A suite needs the field(s) {missing}.")
+        check_fields(cls, data, ("name", "envs", "agents", "seeds", "steps"), SuiteError)
         wrong = [
             f"{name} must be {kind}, got {data[name]!r}"
             for name, kind, ok in (
@@ -247,6 +241,18 @@ SUITES: dict[str, Suite] = {
         steps=50,
     ),
 }
+
+
+def check_fields(cls: type, data: dict[str, Any], required: tuple[str, ...], error: type[Exception]) -> None:
+    """Raises ``error`` when a suite description ``data`` has a field the dataclass ``cls`` lacks, or lacks one of
+    ``required`` (the regret suites' and the OPE suites' JSON files)."""
+    fields = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise error(f"Unknown suite field(s) {unknown}; a suite has {sorted(fields)}.")
+    missing = sorted(name for name in required if name not in data)
+    if missing:
+        raise error(f"A suite needs the field(s) {missing}.")
 
 
 def get_suite(name_or_path: str | os.PathLike) -> Suite:

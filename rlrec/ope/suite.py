@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rlrec.bench.suite import check_fields
 from rlrec.envs.specs import REGISTRY
 from rlrec.ope.specs import parse_policy
 
@@ -76,13 +77,7 @@ class OPESuite:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OPESuite:
-        fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise OPESuiteError(f"Unknown suite field(s) {unknown}; a suite has {sorted(fields)}.")
-        missing = sorted({"name", "envs", "behaviours", "targets"} - set(data))
-        if missing:
-            raise OPESuiteError(f"The suite misses {missing}.")
+        check_fields(cls, data, ("name", "envs", "behaviours", "targets"), OPESuiteError)
         return cls(**{"description": "", **data}).validate()
 
 
