@@ -246,6 +246,17 @@ class RecEnv:
         )
         return utility, match, boredom
 
+    def slot_click_probabilities(self, slate_utility: jax.Array, shown: jax.Array, params: EnvParams) -> jax.Array:
+        """``(k,)`` the click probability of each slot of a slate whose items have utilities ``slate_utility``
+        (before position bias; ``shown``: False for repeats): the choice model, as :meth:`step_env` draws from it
+        and off-policy evaluation's exact truth (:func:`rlrec.ope.truth.slate_value`) reads it."""
+        return choice.click_probabilities(
+            (slate_utility + self._position_bias(params)) / params.temperature,
+            params.no_click_logit / params.temperature,
+            self.choice_model,
+            shown,
+        )
+
     def oracle_action(self, state: EnvState, params: EnvParams) -> jax.Array:
         """The slate maximising this step's click probability (reads hidden state: for checks and plots)."""
         utility, _, _ = self.item_utilities(state, params)
@@ -300,12 +311,7 @@ class RecEnv:
             slate_utility, slate_match, slate_boredom = self.slate_utilities(state, slate, params)
             best = jnp.full((self.slate_size,), -1, jnp.int32)
             oracle_expected_reward = jnp.asarray(jnp.nan, jnp.float32)
-        probabilities = choice.click_probabilities(
-            (slate_utility + position_bias) / params.temperature,
-            params.no_click_logit / params.temperature,
-            self.choice_model,
-            shown,
-        )
+        probabilities = self.slot_click_probabilities(slate_utility, shown, params)
         expected_reward = jnp.sum(probabilities)
         # The oracle is exact, so regret >= 0 up to float rounding; clip that rounding away (NaN stays NaN).
         regret = jnp.where(self.track_regret, jnp.maximum(oracle_expected_reward - expected_reward, 0.0), jnp.nan)

@@ -39,18 +39,13 @@ def monte_carlo_block(slate_size: int, num_items: int, budget: int = 2**27) -> i
 def slate_value(env: RecEnv, state, slate: jax.Array, params: EnvParams) -> jax.Array:
     """``()`` the exact expected clicks of ``slate`` (``(k,)``) for the user in ``state``: the env's own model."""
     utility, _, _ = env.slate_utilities(state, slate, params)
-    position_bias = jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (env.slate_size,))
-    return choice.expected_clicks(utility, position_bias, params.no_click_logit, params.temperature,
-                                  env.choice_model, ~choice.mask_repeats(slate))
+    return jnp.sum(env.slot_click_probabilities(utility, ~choice.mask_repeats(slate), params))
 
 
 def item_values(env: RecEnv, state, params: EnvParams) -> jax.Array:
     """``(N,)`` the exact click probability of each item shown alone (single-item envs)."""
     utility, _, _ = env.item_utilities(state, params)
-    position_bias = jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (1,))
-    logits = (utility + position_bias[0]) / params.temperature
-    return jax.vmap(lambda v: choice.click_probabilities(v[None], params.no_click_logit / params.temperature,
-                                                          env.choice_model)[0])(logits)
+    return jax.vmap(lambda u: env.slot_click_probabilities(u[None], jnp.ones((1,), bool), params)[0])(utility)
 
 
 @dataclasses.dataclass(frozen=True)
