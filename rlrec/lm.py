@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rlrec import _progress
+from rlrec.errors import InputError, MissingPathError, StateError
 from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
 # Never reach for the hub: every model is a local folder. HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE are set by
@@ -35,11 +36,11 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE_ENV_VAR = "RLREC_CACHE_DIR"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(MissingPathError):
     """A language-model folder is missing or is not a transformers model folder."""
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(StateError):
     """A language-model folder exists but transformers could not load it."""
 
 
@@ -189,9 +190,9 @@ class TextEncoder:
         show_progress: bool | None = None,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}.")
         if max_length < 2:
-            raise ValueError(f"max_length must be >= 2, got {max_length}.")
+            raise InputError(f"max_length must be >= 2, got {max_length}.")
         self.model_path = Path(model_path).expanduser().resolve() if model_path else default_model_path()
         _check_model_folder(self.model_path)
         self.batch_size = batch_size

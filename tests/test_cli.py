@@ -175,6 +175,61 @@ def test_bad_files_and_folders_end_in_one_error_line(tmp_path):
     assert a_file.read_text() == "not a folder"
 
 
+def _raising(error: BaseException):
+    def raise_it(*args, **kwargs):
+        raise error
+
+    return raise_it
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("Incompatible shapes for broadcasting: shapes=[(0,), (9066,)]"),  # issue 38's report
+    OSError("an OSError raised by code, not by the operating system"),
+    KeyError("prototypes"),
+    TypeError("unsupported operand"),
+])
+def test_a_bug_prints_its_traceback_and_asks_for_a_report(monkeypatch, error):
+    from rlrec import lm
+    from rlrec.cli import BUG_EXIT_CODE
+
+    monkeypatch.setattr(lm, "default_cache_dir", _raising(error))  # `rlrec info` calls it
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == BUG_EXIT_CODE and BUG_EXIT_CODE != 2, (result.exit_code, result.output)
+    assert "Traceback (most recent call last)" in result.output and type(error).__name__ in result.output
+    assert "default_cache_dir" in result.output  # the frames are there: the evidence is kept
+    assert "This is a bug in rlrec, not a mistake in your input" in result.output
+    assert "rlrec info" in result.output.splitlines()[-1]  # what to include in the report
+
+
+def _input_mistakes() -> list[BaseException]:
+    from rlrec import errors
+    from rlrec.bench.suite import SuiteError
+    from rlrec.data.preprocessing import CatalogError
+    from rlrec.files import FolderInUseError
+    from rlrec.ope.suite import OPESuiteError
+    from rlrec.train.checkpoint import CheckpointError
+
+    return [
+        errors.InputError("seeds must be a whole number >= 1, got 2.5."),
+        CatalogError("Row 3 has 4 fields, the header 3."),
+        SuiteError("A suite needs the field(s) ['seeds']."),
+        OPESuiteError("targets lists 'uniform' twice."),
+        errors.MissingPathError("No rlrec log at x.npz: check the path."),
+        FolderInUseError("runs/x is in use by another rlrec process."),
+        CheckpointError("Nothing to resume in runs/x."),
+        PermissionError(13, "Permission denied", "/root/runs/results.csv"),  # the operating system's refusal
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_input_mistakes())))
+def test_input_mistakes_and_refusals_of_the_machine_stay_one_error_line(monkeypatch, index):
+    from rlrec import lm
+
+    error = _input_mistakes()[index]
+    monkeypatch.setattr(lm, "default_cache_dir", _raising(error))
+    assert str(error) in _one_error_line(runner.invoke(app, ["info"]))
+
+
 def test_debug_env_var_shows_the_traceback(tmp_path):
     result = runner.invoke(app, ["run", "--set", "slate_size=abc", "--out", str(tmp_path)], env={"RLREC_DEBUG": "1"})
     assert isinstance(result.exception, ValueError) and "slate_size" in str(result.exception)

@@ -37,6 +37,7 @@ from rlrec.agents.base import (
     tie_breaks,
     top_k_slate,
 )
+from rlrec.errors import InputError
 
 ITEM = "item"
 REQUEST_ITEM = "request-item"
@@ -214,7 +215,7 @@ class LinearBandit(Agent):
         if self.context == REQUEST_ITEM:
             dim = env_params.item_features.shape[1]
             return base.at[:, :dim].multiply(request)
-        raise ValueError(f"context must be one of {CONTEXTS}, got {self.context!r}.")
+        raise InputError(f"context must be one of {CONTEXTS}, got {self.context!r}.")
 
     def _request_scale(self, env_params: Any, request: jax.Array) -> jax.Array:
         """``(f,)`` ``D_r``: the request-item features are ``x_i(r) = D_r z_i`` for the item features ``z_i``."""
@@ -391,5 +392,5 @@ class OracleAgent(Agent):
 
     def act(self, key, state, obs, env_params, env_state=None):
         if env_state is None:
-            raise ValueError("OracleAgent.act needs env_state (the runner passes it).")
+            raise InputError("OracleAgent.act needs env_state (the runner passes it).")
         return self.env.oracle_action(env_state, env_params)

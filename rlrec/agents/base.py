@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from rlrec import _repr
+from rlrec.errors import InputError
 from rlrec.simulators import choice
 
 # -- hyperparameter declarations --------------------------------------------------------------------------------
@@ -72,28 +73,28 @@ class Hyperparameter:
             return value
         if self.kind == "bool":
             if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(problem)
+                raise InputError(problem)
             return bool(value)
         if self.kind == "choice":
             if value not in self.choices:
-                raise ValueError(problem)
+                raise InputError(problem)
             return value
         if isinstance(value, (bool, np.bool_, str)) or value is None:
-            raise ValueError(problem)
+            raise InputError(problem)
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(problem) from None
+            raise InputError(problem) from None
         # Checked as float32 holds it (the dtype agents compute in): 1e39 is finite only in float64.
         with np.errstate(over="ignore"):
             used = array.astype(np.float32).astype(np.float64)
         too_low = used <= self.low if self.low_open else used < self.low
         too_high = used >= self.high if self.high_open else used > self.high
         if not np.all(np.isfinite(used)) or np.any(too_low) or np.any(too_high):
-            raise ValueError(problem)
+            raise InputError(problem)
         if self.kind == "int":
             if np.any(array != np.floor(array)):
-                raise ValueError(problem)
+                raise InputError(problem)
             return int(array) if array.ndim == 0 else value
         return float(array) if array.ndim == 0 and not isinstance(value, jax.Array) else value
 
@@ -171,13 +172,13 @@ def check_hyperparameters(cls: type, settings: dict[str, Any], agent: str | None
     label = agent or cls.__name__
     unknown = sorted(set(settings) - set(declared))
     if unknown:
-        raise ValueError(f"Unknown hyperparameter(s) {unknown} for {label}; it takes {sorted(declared)}.")
+        raise InputError(f"Unknown hyperparameter(s) {unknown} for {label}; it takes {sorted(declared)}.")
     checked = {}
     for name, value in settings.items():
         try:
             checked[name] = declared[name].check(name, value)
         except ValueError as error:
-            raise ValueError(f"{label}: {error}") from None
+            raise InputError(f"{label}: {error}") from None
     return checked
 
 

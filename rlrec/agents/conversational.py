@@ -44,6 +44,7 @@ from rlrec.agents.bandits import (
 )
 from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, hyperparameter, tie_breaks, top_k_slate
 from rlrec.envs.conversation import NO_QUESTION, ConversationalEnv
+from rlrec.errors import InputError
 
 LOG, LINEAR, NEVER = "log", "linear", "never"
 SCHEDULES = (LOG, LINEAR, NEVER)
@@ -60,7 +61,7 @@ def question_budget(schedule: str, scale: Any, rounds: jax.Array) -> jax.Array:
         return jnp.floor(scale * t)
     if schedule == NEVER:
         return jnp.zeros_like(t)
-    raise ValueError(f"question_schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    raise InputError(f"question_schedule must be one of {SCHEDULES}, got {schedule!r}.")
 
 
 class AskingAgent(Agent):
@@ -79,7 +80,7 @@ class AskingAgent(Agent):
     def env_defaults(cls, env: Any) -> dict[str, Any]:
         """No defaults; refuses an env that takes no questions (make_agent calls this first)."""
         if not isinstance(env, ConversationalEnv):
-            raise ValueError(f"{cls.__name__} asks questions: use a Conversational env such as "
+            raise InputError(f"{cls.__name__} asks questions: use a Conversational env such as "
                              f"MovieLens-Conversational-v0 (got {getattr(env, 'name', type(env).__name__)}).")
         return {}
 
@@ -297,7 +298,7 @@ class AskingLinear(AskingAgent, LinearBandit):
         elif self.question_selection == RANDOM:
             chosen = jax.random.randint(key, (), 0, env_params.key_term_features.shape[0])
         else:
-            raise ValueError(f"question_selection must be one of {QUESTION_SELECTIONS}, "
+            raise InputError(f"question_selection must be one of {QUESTION_SELECTIONS}, "
                              f"got {self.question_selection!r}.")
         return jnp.where(self.asks(state), chosen, NO_QUESTION).astype(jnp.int32)
 

@@ -20,6 +20,7 @@ from rlrec.agents import item_tree, networks, returns
 from rlrec.agents.base import Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
 from rlrec.agents.deep import DeepAgent, flatten_leading
 from rlrec.envs.recsys import blank_observation
+from rlrec.errors import InputError
 
 
 class DQNState(struct.PyTreeNode):
@@ -92,7 +93,7 @@ class DQN(DeepAgent):
 
     def __post_init__(self):
         if self.slate_size > 1 and not self.decomposed:
-            raise ValueError(
+            raise InputError(
                 "A Q-function over whole slates is combinatorial; slates need the SlateQ decomposition "
                 "(decomposed=True, the default of the 'slateq' agent)."
             )
@@ -106,7 +107,7 @@ class DQN(DeepAgent):
     def check_rollout(self, num_users: int) -> None:
         batch = self.rollout_length * num_users
         if batch > self.buffer_size:
-            raise ValueError(
+            raise InputError(
                 f"A rollout of {batch} transitions ({self.rollout_length} steps x {num_users} users) does not fit in "
                 f"the replay buffer of {self.buffer_size}; use buffer_size >= {batch} or fewer users."
             )

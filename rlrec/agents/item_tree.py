@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rlrec.agents.base import bandit_features
+from rlrec.errors import InputError
 
 
 # Logit of padding (and of items already chosen for a slate): finite, so gradients stay finite (0 * -inf is NaN).
@@ -79,7 +80,7 @@ def tree_shape(num_items: int, min_leaf_size: int = 1, num_leaves: int = 0) -> t
             )
         else:
             return num_leaves, size
-        raise ValueError(
+        raise InputError(
             f"An item tree of {num_items} items cannot have {num_leaves} leaves: {problem}. Use fewer leaves (a power "
             f"of two), or 0 for about sqrt(N) = {2 ** tree_depth(num_items)}."
         )

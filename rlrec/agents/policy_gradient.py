@@ -16,6 +16,7 @@ from rlrec import _repr
 from rlrec.agents import item_tree, networks, returns
 from rlrec.agents.base import Transition, as_slate, hyperparameter
 from rlrec.agents.deep import DeepAgent, flatten_leading, log_softmax_entropy, sample_by_cdf, shuffled
+from rlrec.errors import InputError
 
 
 class PGState(struct.PyTreeNode):
@@ -64,7 +65,7 @@ class PolicyGradient(DeepAgent):
     def check_rollout(self, num_users: int) -> None:
         batch = self.rollout_length * num_users
         if batch < self.minibatches:
-            raise ValueError(
+            raise InputError(
                 f"A rollout of {batch} transitions cannot be split into {self.minibatches} minibatches; use more users "
                 "or fewer minibatches."
             )
@@ -213,7 +214,7 @@ class PolicyGradient(DeepAgent):
 
     def update(self, key, state: PGState, transition: Transition, env_params):
         if transition.reward.ndim != 2:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__}.update takes a rollout with (steps, users) leading axes; got reward of "
                 f"shape {transition.reward.shape}. Train it with rlrec.train, which collects rollouts."
             )

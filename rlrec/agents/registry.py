@@ -19,6 +19,7 @@ from rlrec.agents.conversational import AskingLinTS, AskingLinUCB, ConUCB
 from rlrec.agents.dqn import DQN
 from rlrec.agents.policy_gradient import PolicyGradient
 from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
+from rlrec.errors import InputError
 
 # name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
 # request embedding.
@@ -60,7 +61,7 @@ assert ASKING_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.a
 def hyperparameter_names(name: str) -> list[str]:
     """The hyperparameters agent ``name`` takes (declared on its class; fields set from the env are not)."""
     if name not in AGENTS:
-        raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
+        raise InputError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
     return sorted(hyperparameters_of(AGENTS[name][0]))
 
 
@@ -81,7 +82,7 @@ def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
             the hyperparameter's declared range (the message names it and the range).
     """
     if name not in AGENTS:
-        raise ValueError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
+        raise InputError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
     cls, defaults = AGENTS[name]
     settings = check_hyperparameters(cls, dict(defaults, **hyperparameters), agent=name)
     return cls(label=name, **{**env_settings(cls, env), **settings})

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rlrec._lazy import attach
+from rlrec.errors import InputError
 
 
 _FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")  # a variant's name names its cell's file
 
 
-class SuiteError(ValueError):
+class SuiteError(InputError):
     """A suite that cannot run as asked (bad config, or a folder holding a different suite)."""
 
 

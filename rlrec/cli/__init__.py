@@ -10,6 +10,7 @@ torch, ...) are imported inside the commands that use them, so help and listings
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -19,26 +20,39 @@ from rlrec.cli import bench, data, ope, run, train
 from rlrec.cli.output import _print_error
 
 DEBUG_ENV_VAR = "RLREC_DEBUG"  # set to 1 to see the traceback behind an error line
+BUG_EXIT_CODE = os.EX_SOFTWARE if hasattr(os, "EX_SOFTWARE") else 70  # sysexits.h: an internal software error
+BUG_REPORT_HINT = (
+    "This is a bug in rlrec, not a mistake in your input. Please report it with the command you ran, the traceback "
+    "above and the output of `rlrec info`."
+)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean the input was wrong (a bad value, file, folder or run): shown as one error line.
+def _is_input_mistake(error: BaseException) -> bool:
+    """Whether ``error`` means the input was wrong, shown as one error line (exit 2); anything else is a bug.
 
-    Other exceptions are bugs and keep their traceback.
+    Input mistakes are rlrec's own ``rlrec.errors.UserInputError`` family, raised where inputs are checked, and
+    errors the operating system reports for a path (``OSError`` with an ``errno``: a folder that cannot be
+    written, a full disk): those are about the machine and the user's files, not rlrec's code. A bare
+    ``ValueError`` or ``OSError`` without an errno, a shape error from inside a compiled program included, is a
+    bug.
     """
-    from rlrec.files import FolderInUseError
-    from rlrec.lm import ModelLoadError
+    from rlrec.errors import UserInputError
 
-    try:
-        from rlrec.train.checkpoint import CheckpointError
-    except ImportError:  # pragma: no cover - orbax is a hard dependency
-        CheckpointError = ValueError  # noqa: N806
-    return (ValueError, OSError, CheckpointError, FolderInUseError, ModelLoadError)
+    return isinstance(error, UserInputError) or (isinstance(error, OSError) and error.errno is not None)
+
+
+def _report_bug(error: BaseException) -> None:
+    """The traceback of an unexpected exception, then what it means and what to report."""
+    import traceback
+
+    traceback.print_exception(error, file=sys.stderr)
+    _print_error(BUG_REPORT_HINT)
 
 
 class _Commands(typer.core.TyperGroup):
     """The ``rlrec`` group: every input mistake ends in one ``error: ...`` line and exit code 2, never a traceback
-    (usage errors from the parser included); ``RLREC_DEBUG=1`` shows the traceback."""
+    (usage errors from the parser included); ``RLREC_DEBUG=1`` shows the traceback. Any other exception is a bug:
+    its traceback, a request to report it, and exit code ``BUG_EXIT_CODE``."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         try:
@@ -68,9 +82,12 @@ class _Commands(typer.core.TyperGroup):
             else:
                 _print_error(f"{error.format_message()} (see `{command} --help`)")
             raise typer.Exit(code=2) from None
-        except _user_errors() as error:
+        except Exception as error:
             if os.environ.get(DEBUG_ENV_VAR):
                 raise
+            if not _is_input_mistake(error):
+                _report_bug(error)
+                raise typer.Exit(code=BUG_EXIT_CODE) from None
             _print_error(str(error) or type(error).__name__)
             raise typer.Exit(code=2) from None
 

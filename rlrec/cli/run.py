@@ -15,6 +15,7 @@ from rlrec.cli import output
 from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, _hyperparameters_for, _parse_assignments
 from rlrec.cli.output import _explain_missing_episodes, _fail, _print_summaries
 from rlrec.envs.specs import REGISTRY
+from rlrec.errors import PathTakenError
 
 RUN_FILES = ("summary.csv", "regret.png", "config.json")  # what `rlrec run` writes into its folder
 RUN_FORMAT = "rlrec-run/1"  # config.json of a `rlrec run` folder says so (train and bench folders hold one too)
@@ -59,7 +60,7 @@ def _new_run_folder(env_id: str) -> Path:
             return folder
         except FileExistsError:
             continue
-    raise OSError(f"Too many runs named {stem}-*; pass --out.")
+    raise PathTakenError(f"Too many runs named {stem}-*; pass --out.")
 
 
 def run(

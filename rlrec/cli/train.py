@@ -33,7 +33,6 @@ def train(
 ) -> None:
     """Train an agent (DQN/SlateQ, PPO, REINFORCE, ...) with checkpoints, metrics and resume."""
     from rlrec.agents import AGENTS, hyperparameter_specs
-    from rlrec.train.checkpoint import CheckpointError
     import json
 
     from rlrec.files import atomic_write_text
@@ -59,8 +58,6 @@ def train(
             seed=seed,
         )
         result = run_training(config, out, resume=resume)
-    except (ValueError, FileExistsError, CheckpointError) as error:
-        _fail(str(error))
     except KeyboardInterrupt as interrupt:
         output.console.print(f"[yellow]{interrupt}[/]")
         raise typer.Exit(code=130)
@@ -98,12 +95,8 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a saved checkpoint, frozen, on fresh simulated users (episode return, CTR, regret)."""
-    from rlrec.train.checkpoint import CheckpointError
     from rlrec.train.run import evaluate as evaluate_run
 
-    try:
-        given = {k: v for k, v in (("num_seeds", seeds), ("num_steps", steps)) if v is not None}
-        summary = evaluate_run(run_dir, step=step, deterministic=greedy, **given)
-    except (CheckpointError, ValueError) as error:
-        _fail(str(error))
+    given = {k: v for k, v in (("num_seeds", seeds), ("num_steps", steps)) if v is not None}
+    summary = evaluate_run(run_dir, step=step, deterministic=greedy, **given)
     _print_evaluation(summary, run_dir)

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from rlrec import _repr
+from rlrec.errors import InputError
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A catalog's input is unusable; the message names the problem and the fix."""
 
 

@@ -25,9 +25,10 @@ from rlrec.envs.conversation import ConversationalEnv
 from rlrec.envs.registry import make
 from rlrec.envs.specs import register_gymnasium
 from rlrec.envs.spaces import GymSlate
+from rlrec.errors import InputError
 
 
-class InvalidActionError(ValueError):
+class InvalidActionError(InputError):
     """An action that is not a valid item index or slate (or question) for this environment."""
 
 
@@ -122,10 +123,10 @@ def _checked(env, params, action: Any, strict_slates: bool, batch: int | None = 
 def _functional(env_id: str | None, functional, overrides: dict):
     if functional is not None:
         if env_id is not None or overrides:
-            raise ValueError("Pass either env_id (with overrides) or functional=(env, params), not both.")
+            raise InputError("Pass either env_id (with overrides) or functional=(env, params), not both.")
         return functional
     if env_id is None:
-        raise ValueError("Pass a registered env_id or functional=(env, params).")
+        raise InputError("Pass a registered env_id or functional=(env, params).")
     return make(env_id, **overrides)
 
 
@@ -146,7 +147,7 @@ class RecGymEnv(gymnasium.Env):
         """Args: a registered ``env_id`` with overrides, or ``functional=(env, params)`` built elsewhere;
         ``strict_slates=True`` refuses slates that repeat an item (by default a repeat is shown once)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
+            raise InputError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
         self.render_mode = render_mode
         self.strict_slates = bool(strict_slates)
         self.env, self.params = _functional(env_id, functional, overrides)
@@ -214,7 +215,7 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
         **overrides: Any,
     ):
         if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+            raise InputError(f"num_envs must be >= 1, got {num_envs}.")
         self.env, self.params = _functional(env_id, functional, overrides)
         self.num_envs = num_envs
         self.strict_slates = bool(strict_slates)

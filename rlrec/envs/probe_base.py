@@ -26,6 +26,7 @@ from flax import struct
 
 from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, empty_history, step_info
 from rlrec.envs.registry import NUMERIC_OVERRIDES
+from rlrec.errors import InputError
 from rlrec.simulators import choice
 
 
@@ -136,12 +137,12 @@ class ProbeEnv(RecEnv):
     def _check_params(self, params: EnvParams) -> None:
         # Shapes are static, so this runs once per trace.
         if self.num_items(params) != self._num_items():
-            raise ValueError(
+            raise InputError(
                 f"{self.name} has {self._num_items()} items but params have {self.num_items(params)}; build params "
                 "with env.default_params()."
             )
         if params.prototype_requests.shape[0] != self.num_user_types:
-            raise ValueError(
+            raise InputError(
                 f"{self.name} has {self.num_user_types} user type(s) but params have "
                 f"{params.prototype_requests.shape[0]} prototypes; build params with env.default_params()."
             )
@@ -243,7 +244,7 @@ class ProbeEnv(RecEnv):
             :class:`ProbeValues` with the states, their observations (to feed an agent's network) and ``Q*``.
         """
         if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}.")
+            raise InputError(f"gamma must be in [0, 1], got {gamma!r}.")
         return _optimal_values(self, params, jnp.asarray(gamma, jnp.float32))
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from rlrec.envs.probe_base import ProbeEnv, ProbeValues
 from rlrec.envs.recsys import EnvParams, EnvState
+from rlrec.errors import InputError
 
 ITEM_A = 0  # two-step probe: pays nothing now, ``delayed_reward`` at the next step
 ITEM_B = 1  # two-step probe: pays ``immediate_reward`` now, nothing later
@@ -36,7 +37,7 @@ ITEM_B = 1  # two-step probe: pays ``immediate_reward`` now, nothing later
 
 def _check_finite(name: str, values: Any) -> None:
     if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
-        raise ValueError(f"{name} must be finite, got {values!r}.")
+        raise InputError(f"{name} must be finite, got {values!r}.")
 
 
 # -- one step ------------------------------------------------------------------------------------------------
@@ -54,16 +55,16 @@ class _OneStepProbe(ProbeEnv):
     def _check_values(self, field: str) -> None:
         table = self._values()
         if not table or not table[0] or any(len(row) != len(table[0]) for row in table):
-            raise ValueError(f"{field} must be a non-empty table with one value per item in each row, got {table!r}.")
+            raise InputError(f"{field} must be a non-empty table with one value per item in each row, got {table!r}.")
         _check_finite(field, table)
         num_items = len(table[0])
         if self.slate_size > num_items:
-            raise ValueError(f"slate_size={self.slate_size} is larger than the catalog ({num_items} items).")
+            raise InputError(f"slate_size={self.slate_size} is larger than the catalog ({num_items} items).")
         for row in table:
             ranked = sorted(row, reverse=True)
             # A unique optimal slate (as a set): the k-th best value beats the (k+1)-th.
             if self.slate_size < num_items and ranked[self.slate_size - 1] == ranked[self.slate_size]:
-                raise ValueError(f"{field} {row!r} has no unique best slate of {self.slate_size}: tie in the values.")
+                raise InputError(f"{field} {row!r} has no unique best slate of {self.slate_size}: tie in the values.")
 
     @property
     def num_user_types(self) -> int:
@@ -123,7 +124,7 @@ class ContextualOneStepProbe(_OneStepProbe):
         self._check_values("type_values")
         best = {tuple(sorted(np.argsort(row)[::-1][: self.slate_size])) for row in np.asarray(self.type_values)}
         if len(best) < 2:
-            raise ValueError(
+            raise InputError(
                 f"type_values {self.type_values!r} give every user type the same best slate, so the request would "
                 "not matter; give at least two types different best items."
             )
@@ -160,15 +161,15 @@ class TwoStepProbe(ProbeEnv):
     def __post_init__(self):
         super().__post_init__()
         if self.slate_size != 1:
-            raise ValueError(f"The two-step probe shows one item per step, got slate_size={self.slate_size}.")
+            raise InputError(f"The two-step probe shows one item per step, got slate_size={self.slate_size}.")
         _check_finite("rewards", (self.immediate_reward, self.delayed_reward))
         if not 0.0 < self.immediate_reward < self.delayed_reward:
-            raise ValueError(
+            raise InputError(
                 "The two-step probe needs 0 < immediate_reward < delayed_reward (so that waiting pays for some "
                 f"gamma < 1), got immediate_reward={self.immediate_reward}, delayed_reward={self.delayed_reward}."
             )
         if self.payoff_item not in (None, ITEM_A, ITEM_B):
-            raise ValueError(f"payoff_item must be None, {ITEM_A} or {ITEM_B}, got {self.payoff_item!r}.")
+            raise InputError(f"payoff_item must be None, {ITEM_A} or {ITEM_B}, got {self.payoff_item!r}.")
 
     def _num_items(self) -> int:
         return 2
@@ -219,12 +220,12 @@ def make_probe(name: str, **overrides: Any) -> tuple[ProbeEnv, EnvParams]:
         ValueError: unknown name or override, or an invalid value.
     """
     if name not in PROBES:
-        raise ValueError(f"Unknown probe {name!r}; choose one of {', '.join(PROBES)}.")
+        raise InputError(f"Unknown probe {name!r}; choose one of {', '.join(PROBES)}.")
     cls = PROBES[name]
     valid = {field.name for field in dataclasses.fields(cls)} - {"choice_model"}
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise ValueError(f"Unknown override(s) {unknown} for probe {name!r}; valid overrides are {sorted(valid)}.")
+        raise InputError(f"Unknown override(s) {unknown} for probe {name!r}; valid overrides are {sorted(valid)}.")
     env = cls(**overrides)
     return env, env.default_params()
 

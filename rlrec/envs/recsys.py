@@ -15,6 +15,7 @@ from flax import struct
 
 from rlrec import _repr
 from rlrec.envs import spaces
+from rlrec.errors import InputError
 from rlrec.simulators import choice, dynamics, population
 
 
@@ -185,11 +186,11 @@ class RecEnv:
 
     def __post_init__(self):
         if self.slate_size < 1:
-            raise ValueError(f"slate_size must be >= 1, got {self.slate_size}.")
+            raise InputError(f"slate_size must be >= 1, got {self.slate_size}.")
         if self.history_length < 1:
-            raise ValueError(f"history_length must be >= 1, got {self.history_length}.")
+            raise InputError(f"history_length must be >= 1, got {self.history_length}.")
         if self.choice_model not in choice.CHOICE_MODELS:
-            raise ValueError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {self.choice_model!r}.")
+            raise InputError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {self.choice_model!r}.")
 
     # -- spaces -------------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from rlrec.envs.specs import (  # noqa: F401  (re-exported)
     EnvSpec,
     registered_envs,
 )
+from rlrec.errors import InputError
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population, default_population
 
@@ -90,9 +91,9 @@ class Knob:
         try:
             wide = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{self.name} must be a number in {self.range_text()}, got {value!r}.") from None
+            raise InputError(f"{self.name} must be a number in {self.range_text()}, got {value!r}.") from None
         if self.integer and np.all(np.isfinite(wide)) and np.any(wide != np.floor(wide)):
-            raise ValueError(f"{self.name} must be a whole number in {self.range_text()}, got {value!r}.")
+            raise InputError(f"{self.name} must be a whole number in {self.range_text()}, got {value!r}.")
         # Checked as the simulator will hold it: 1e39 is finite in float64 but inf in float32, 1e-45 positive in
         # float64 but a denormal that overflows a division in float32.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -100,7 +101,7 @@ class Knob:
         used_wide = np.asarray(used, np.float64)
         too_low = used_wide <= self.low if self.low_open else used_wide < self.low
         if not np.all(np.isfinite(used_wide)) or np.any(too_low) or np.any(used_wide > self.high):
-            raise ValueError(f"{self.name} must be in {self.range_text()} ({self.meaning}), got {value!r}.")
+            raise InputError(f"{self.name} must be in {self.range_text()} ({self.meaning}), got {value!r}.")
         return np.asarray(used, self.dtype)
 
 
@@ -159,7 +160,7 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     if unknown:
         talking = set(unknown) & (set(CONVERSATION_KNOBS) | set(CONVERSATION_DATA))
         hint = f"; {sorted(talking)} belong to the Conversational envs" if talking else ""
-        raise ValueError(
+        raise InputError(
             f"Unknown override(s) {unknown} for {env_id}{hint}; valid overrides are {sorted(valid)} "
             f"(`rlrec envs --knobs {env_id}` describes each)."
         )
@@ -171,11 +172,11 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     for name in ("slate_size", "history_length"):
         value = overrides.get(name, 1)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+            raise InputError(f"{name} must be a positive whole number, got {value!r}.")
     if overrides.get("choice_model", choice.MNL) not in choice.CHOICE_MODELS:
-        raise ValueError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {overrides['choice_model']!r}.")
+        raise InputError(f"choice_model must be one of {choice.CHOICE_MODELS}, got {overrides['choice_model']!r}.")
     if not isinstance(overrides.get("track_regret", True), (bool, np.bool_)):
-        raise ValueError(f"track_regret must be True or False, got {overrides['track_regret']!r}.")
+        raise InputError(f"track_regret must be True or False, got {overrides['track_regret']!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,7 +194,7 @@ def overrides_of(env_id: str) -> list[Override]:
     (``rlrec envs --knobs ID``); nothing is built."""
     env_id = env_id.removeprefix("rlrec/")
     if env_id not in REGISTRY:
-        raise ValueError(f"Unknown environment {env_id!r}; choose one of: {', '.join(registered_envs())}.")
+        raise InputError(f"Unknown environment {env_id!r}; choose one of: {', '.join(registered_envs())}.")
     spec = REGISTRY[env_id]
     defaults = dict(_NUMERIC_DEFAULTS, **SETTINGS[spec.setting], position_decay=DEFAULT_POSITION_DECAY)
     from rlrec.data.builtin import BUILTIN_CATALOGS
@@ -230,23 +231,23 @@ def build_params(
 ) -> EnvParams:
     """Puts a catalog (simulator space) and a population (projected into it) into :class:`EnvParams`."""
     if population.interests.shape[1] != catalog.embeddings.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"population vectors have dim {population.interests.shape[1]} but catalog {catalog.name!r} embeddings "
             f"have dim {catalog.embeddings.shape[1]}: build both with the same language model."
         )
     if slate_size > len(catalog):
-        raise ValueError(f"slate_size={slate_size} is larger than the catalog ({len(catalog)} items).")
+        raise InputError(f"slate_size={slate_size} is larger than the catalog ({len(catalog)} items).")
     count, requests_per_user, lm_dim = population.requests.shape
     interests = catalog.project(population.interests)
     requests = catalog.project(population.requests.reshape(-1, lm_dim)).reshape(count, requests_per_user, -1)
     unknown = sorted(set(numeric) - set(NUMERIC_OVERRIDES))
     if unknown:
-        raise ValueError(f"Unknown numeric setting(s) {unknown}; valid: {sorted(NUMERIC_OVERRIDES)}.")
+        raise InputError(f"Unknown numeric setting(s) {unknown}; valid: {sorted(NUMERIC_OVERRIDES)}.")
     checked = {name: KNOBS[name].check(value) for name, value in numeric.items()}
     if "position_bias" in checked:
         position_bias = checked.pop("position_bias").reshape(-1)
         if position_bias.shape != (slate_size,):
-            raise ValueError(f"position_bias must have one value per slot ({slate_size}), got {position_bias.shape}.")
+            raise InputError(f"position_bias must have one value per slot ({slate_size}), got {position_bias.shape}.")
     else:
         position_bias = -float(KNOBS["position_decay"].check(position_decay)) * np.arange(slate_size, dtype=np.float32)
     return EnvParams(
@@ -306,7 +307,7 @@ def _bank(kind: type, name: str, catalog: Catalog, given: Any) -> KeyTerms | Cri
         return given.check_catalog(catalog)
     if isinstance(given, (list, tuple)):
         return kind.from_texts(catalog, given)
-    raise ValueError(f"{name} must be a list of texts or a {kind.__name__}, got {type(given).__name__}.")
+    raise InputError(f"{name} must be a list of texts or a {kind.__name__}, got {type(given).__name__}.")
 
 
 def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
@@ -328,7 +329,7 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     """
     env_id = env_id.removeprefix("rlrec/")
     if env_id not in REGISTRY:
-        raise ValueError(f"Unknown environment {env_id!r}. Registered: {', '.join(registered_envs())}.")
+        raise InputError(f"Unknown environment {env_id!r}. Registered: {', '.join(registered_envs())}.")
     spec = REGISTRY[env_id]
     check_overrides(env_id, overrides)
 
@@ -339,7 +340,7 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     dim_given = "dim" in overrides
     dim = overrides.pop("dim", DEFAULT_DIM)
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
-        raise ValueError(f"dim must be a positive integer or None, got {dim!r}.")
+        raise InputError(f"dim must be a positive integer or None, got {dim!r}.")
     model_path = overrides.pop("model_path", None)
     position_decay = float(KNOBS["position_decay"].check(overrides.pop("position_decay", DEFAULT_POSITION_DECAY)))
     catalog = overrides.pop("catalog", spec.catalog)
@@ -358,11 +359,11 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
         if dim_given:  # a catalog object is used as given unless a dim is asked for
             catalog = catalog.with_projection(dim)
     else:
-        raise ValueError(f"catalog must be a built-in name or a Catalog, got {type(catalog).__name__}.")
+        raise InputError(f"catalog must be a built-in name or a Catalog, got {type(catalog).__name__}.")
     if population is None:
         population = default_population(model_path)
     elif not isinstance(population, Population):
-        raise ValueError(f"population must be a Population, got {type(population).__name__}.")
+        raise InputError(f"population must be a Population, got {type(population).__name__}.")
 
     static = dict(slate_size=slate_size, history_length=history_length, choice_model=choice_model, name=env_id,
                   track_regret=track_regret, catalog=catalog)

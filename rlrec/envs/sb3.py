@@ -30,6 +30,7 @@ import gymnasium
 import numpy as np
 
 from rlrec.envs.gym import RecVectorEnv
+from rlrec.errors import InputError
 
 try:
     from stable_baselines3.common.vec_env import VecEnv
@@ -121,7 +122,7 @@ class SB3VecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         if indices is not None and len(list(self._get_indices(indices))) != self.num_envs:
-            raise ValueError("SB3VecEnv steps every user in one call: attributes can only be set for all of them.")
+            raise InputError("SB3VecEnv steps every user in one call: attributes can only be set for all of them.")
         setattr(self.vector_env, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError, MissingPathError
 from rlrec.lm import atomic_save_npz
 
 FORMAT = "rlrec-env-v1"
@@ -27,7 +28,7 @@ def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
     """Writes ``env`` and ``params`` to ``path`` (``.npz``, atomically)."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ValueError(f"Environment snapshots are .npz files; got {path}.")
+        raise InputError(f"Environment snapshots are .npz files; got {path}.")
     # The env's settings (its catalog reference is not one: the params hold what the env needs of it).
     config = {"format": FORMAT, "env": {f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.compare}}
     if isinstance(env, ConversationalEnv):  # older snapshots have no kind: a plain RecEnv
@@ -41,19 +42,19 @@ def load_env(path: str | os.PathLike) -> tuple[RecEnv, EnvParams]:
     """Reads a snapshot written by :func:`save_env`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No environment snapshot at {path}.")
+        raise MissingPathError(f"No environment snapshot at {path}.")
     with np.load(path) as contents:
         try:
             config = json.loads(str(contents["config"]))
         except KeyError as error:
-            raise ValueError(f"{path} is not an rlrec environment snapshot (no config entry).") from error
+            raise InputError(f"{path} is not an rlrec environment snapshot (no config entry).") from error
         if config.get("format") != FORMAT:
-            raise ValueError(f"{path} has snapshot format {config.get('format')!r}; this rlrec reads {FORMAT!r}.")
+            raise InputError(f"{path} has snapshot format {config.get('format')!r}; this rlrec reads {FORMAT!r}.")
         env_class, params_class = _CLASSES[config.get("kind", PLAIN)]
         fields = {field.name for field in dataclasses.fields(params_class)}
         stored = {name.removeprefix("params."): contents[name] for name in contents.files if name.startswith("params.")}
         if set(stored) != fields:
-            raise ValueError(
+            raise InputError(
                 f"{path} does not match this rlrec's {params_class.__name__} (missing {sorted(fields - set(stored))}, "
                 f"unknown {sorted(set(stored) - fields)})."
             )

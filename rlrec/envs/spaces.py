@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
+from rlrec.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Discrete:
@@ -152,6 +154,6 @@ class GymSlate(gymnasium.spaces.MultiDiscrete):
 @batch_space.register(GymSlate)
 def _batch_slate(space: GymSlate, n: int = 1) -> GymSlate:
     if space.batch is not None:
-        raise ValueError("A batched slate space cannot be batched again.")
+        raise InputError("A batched slate space cannot be batched again.")
     return GymSlate(space.num_items, space.slate_size, batch=n, seed=int(space.np_random.integers(2**31)),
                     distinct=space.distinct)

@@ -31,6 +31,7 @@ import numpy as np
 from flax import struct
 
 from rlrec.envs import spaces
+from rlrec.errors import InputError
 
 _ENV_METHODS = ("reset", "step", "observation_space", "action_space")
 # Inner methods that skip the wrapper's work: forwarding them would silently return unwrapped observations.
@@ -135,7 +136,7 @@ def flatten_observation(obs: Any) -> jax.Array:
     (a dict's entries sorted by key). Works on one observation; ``vmap`` it for a batch."""
     leaves = jax.tree.leaves(obs)
     if not leaves:
-        raise ValueError("The observation has no arrays to flatten.")
+        raise InputError("The observation has no arrays to flatten.")
     return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)).astype(jnp.float32) for leaf in leaves])
 
 

@@ -10,10 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlrec.errors import InputError
+
 # -- reward and regret --------------------------------------------------------------------------------------
 
 
-class NonFiniteResultError(ValueError):
+class NonFiniteResultError(InputError):
     """A run produced NaN or inf where a number was due: its results cannot be trusted."""
 
 
@@ -83,7 +85,7 @@ def intra_list_diversity(slate_features: jax.Array) -> jax.Array:
     """
     k = slate_features.shape[-2]
     if k < 2:
-        raise ValueError("intra-list diversity needs slates of at least 2 items.")
+        raise InputError("intra-list diversity needs slates of at least 2 items.")
     similarity = jnp.einsum("...id,...jd->...ij", slate_features, slate_features)
     off_diagonal = jnp.sum(similarity, axis=(-1, -2)) - jnp.trace(similarity, axis1=-2, axis2=-1)
     return 1.0 - off_diagonal / (k * (k - 1))

@@ -11,6 +11,7 @@ from rlrec.agents.bandits import REQUEST_ITEM, LinearBandit
 from rlrec.agents.base import Agent
 from rlrec.agents.registry import make_agent
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.ope import policies
 from rlrec.ope.collector import TRAIN, stream_key
 from rlrec.ope.specs import LEARNING_AGENTS, UNIFORM, PolicySpec, parse_policy
@@ -36,7 +37,7 @@ def fitted(agent: Agent, env: RecEnv, params: EnvParams, *, num_users: int = TRA
     The training users are their own draw (``seed`` keys a stream apart from any log's), not the users of a log.
     """
     if num_users < 1 or num_steps < 1:
-        raise ValueError(f"num_users and num_steps must be >= 1, got {num_users} and {num_steps}.")
+        raise InputError(f"num_users and num_steps must be >= 1, got {num_users} and {num_steps}.")
     program_env = dataclasses.replace(env, track_regret=False, name="", catalog=None)
     key = stream_key(seed, TRAIN)  # the seed's training stream: apart from any log's users
     return _train(key, params, agent.replace(label=""), env=program_env, users=num_users, steps=num_steps)

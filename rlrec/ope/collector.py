@@ -22,6 +22,7 @@ import numpy as np
 from rlrec import _progress
 from rlrec.agents.base import slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.ope.log import OBSERVATION_FIELDS, Log
 from rlrec.ope.policies import Policy
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
@@ -93,14 +94,14 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
             "state=..., slate_size=env.slate_size)."
         )
     if policy.slate_size != env.slate_size:
-        raise ValueError(
+        raise InputError(
             f"The {role} {policy.name} shows slates of {policy.slate_size} but {env.name} shows {env.slate_size}; "
             "build it with slate_size=env.slate_size."
         )
     from rlrec.envs.probe_base import ProbeEnv
 
     if isinstance(env, ProbeEnv):  # its reward is the items' fixed values, not a click of the choice model
-        raise ValueError(
+        raise InputError(
             f"{env.name or type(env).__name__} is a probe (rewards are fixed item values, not clicks), so it has no "
             "click model for the exact truth; off-policy evaluation takes the recommendation envs (rlrec.make)."
         )
@@ -109,7 +110,7 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
 def check_log(log: Log, env: RecEnv, params: EnvParams) -> None:
     """Raises ``ValueError`` when ``log`` was not collected on an env of ``env``'s catalog and slate size."""
     if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
-        raise ValueError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
+        raise InputError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
                          f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
                          f"{env.slate_size}); pass the env and params it was collected on.")
 
@@ -142,7 +143,7 @@ def collect(
     """
     check_policy(behaviour, env, "behaviour")
     if num_rounds < 1 or steps_per_user < 1 or num_rounds % steps_per_user:
-        raise ValueError(
+        raise InputError(
             f"num_rounds ({num_rounds}) must be a positive multiple of steps_per_user ({steps_per_user}): the log "
             "holds whole user streams."
         )

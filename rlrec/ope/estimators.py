@@ -47,6 +47,7 @@ import numpy as np
 from flax import struct
 
 from rlrec import _repr
+from rlrec.errors import InputError
 
 
 @struct.dataclass
@@ -126,10 +127,10 @@ class EstimatorInputs:
         """
         reward = np.asarray(reward)
         if reward.ndim != 1 or reward.shape[0] == 0:
-            raise ValueError(f"reward must have shape (n,) with n >= 1 rounds, got {reward.shape}.")
+            raise InputError(f"reward must have shape (n,) with n >= 1 rounds, got {reward.shape}.")
         clicks = np.asarray(clicks)
         if clicks.ndim != 2 or clicks.shape[0] != reward.shape[0] or clicks.shape[1] == 0:
-            raise ValueError(f"clicks must have shape (n, k) = ({reward.shape[0]}, k) with k >= 1 slots (n from "
+            raise InputError(f"clicks must have shape (n, k) = ({reward.shape[0]}, k) with k >= 1 slots (n from "
                              f"reward), got {clicks.shape}.")
         n, k = clicks.shape
         fields: dict[str, np.ndarray] = {"reward": reward, "clicks": clicks}
@@ -140,7 +141,7 @@ class EstimatorInputs:
             shape = (n,) if name in ("dm_target", "pi_weight") else (n, k)
             value = np.full(shape, np.nan) if value is None else np.asarray(value)
             if value.shape != shape:
-                raise ValueError(f"{name} must have shape {shape} (n={n} rounds, k={k} slots), got {value.shape}.")
+                raise InputError(f"{name} must have shape {shape} (n={n} rounds, k={k} slots), got {value.shape}.")
             fields[name] = value
         for behaviour_name, target_name in _PROBABILITY_PAIRS:
             fields[behaviour_name], fields[target_name] = _float32_pair(
@@ -157,16 +158,16 @@ def _float32_pair(behaviour_name: str, behaviour: np.ndarray, target_name: str,
         bad = ~np.isfinite(value) | (value < 0.0) | (value > 1.0 + 1e-6)
         if bad.any():
             index = np.argwhere(bad)[0]
-            raise ValueError(f"{name} must hold probabilities in [0, 1], got {value[tuple(index)]!r} at "
+            raise InputError(f"{name} must hold probabilities in [0, 1], got {value[tuple(index)]!r} at "
                              f"{tuple(int(i) for i in index)}.")
     if (behaviour <= 0.0).any():
         index = np.argwhere(behaviour <= 0.0)[0]
-        raise ValueError(f"{behaviour_name} is 0 at {tuple(int(i) for i in index)}: the behaviour logged a slate it "
+        raise InputError(f"{behaviour_name} is 0 at {tuple(int(i) for i in index)}: the behaviour logged a slate it "
                          "could not show (every logged probability must be positive).")
     ratio = target / behaviour
     if (ratio > _FLOAT32_MAX).any():
         index = np.argwhere(ratio > _FLOAT32_MAX)[0]
-        raise ValueError(f"{target_name} / {behaviour_name} = {ratio[tuple(index)]:.3g} at "
+        raise InputError(f"{target_name} / {behaviour_name} = {ratio[tuple(index)]:.3g} at "
                          f"{tuple(int(i) for i in index)} exceeds float32's largest number (3.4e38).")
     tiny = (behaviour < _FLOAT32_TINY) | ((target > 0.0) & (target < _FLOAT32_TINY))
     if tiny.any():  # the same power of two for both keeps the ratio exact
@@ -362,7 +363,7 @@ def estimate_all(inputs: EstimatorInputs, names: Iterable[str] | None = None,
     names = tuple(ESTIMATORS) if names is None else tuple(names)
     unknown = [name for name in names if name not in ESTIMATORS]
     if unknown:
-        raise ValueError(f"Unknown estimators {unknown}; known: {', '.join(ESTIMATORS)}.")
+        raise InputError(f"Unknown estimators {unknown}; known: {', '.join(ESTIMATORS)}.")
     results = _estimate_all(inputs, names, switch_threshold)
     return {name: results[name] for name in names}  # jit returns dicts sorted by key
 
@@ -449,12 +450,12 @@ def pi_weights(kind: str, num_items: int, slate_size: int, target_slot: jax.Arra
         ValueError: an unknown ``kind``; ``slate_size`` not in ``1..num_items``; a missing or misshapen argument.
     """
     if kind not in PI_KINDS:
-        raise ValueError(f"pi_weights supports kind {' or '.join(map(repr, PI_KINDS))}, got {kind!r}: only for these "
+        raise InputError(f"pi_weights supports kind {' or '.join(map(repr, PI_KINDS))}, got {kind!r}: only for these "
                          "loggings is the pseudo-inverse of Gamma = E_b[1_s 1_s^T] known in closed form. For another "
                          "behaviour compute theta^T pinv(Gamma) 1_s yourself, or leave pi_weight NaN.")
     n_items, k = int(num_items), int(slate_size)
     if not 1 <= k <= n_items:
-        raise ValueError(f"slate_size must be in 1..num_items = 1..{n_items}, got {k}.")
+        raise InputError(f"slate_size must be in 1..num_items = 1..{n_items}, got {k}.")
     target_slot = _checked("target_slot", target_slot, k)
     rounds = target_slot.shape[0]
     target_item = _item_marginals("target_item", target_item, target_slot, n_items, k)
@@ -462,9 +463,9 @@ def pi_weights(kind: str, num_items: int, slate_size: int, target_slot: jax.Arra
     if kind == "uniform":
         return uniform
     if epsilon is None:
-        raise ValueError("pi_weights(kind='epsilon-greedy') needs epsilon, the exploration probability in (0, 1].")
+        raise InputError("pi_weights(kind='epsilon-greedy') needs epsilon, the exploration probability in (0, 1].")
     if isinstance(epsilon, (int, float, np.number)) and not 0.0 < float(epsilon) <= 1.0:
-        raise ValueError(f"epsilon must be in (0, 1] (with 0 the behaviour only ever shows its greedy slate and "
+        raise InputError(f"epsilon must be in (0, 1] (with 0 the behaviour only ever shows its greedy slate and "
                          f"Gamma's range holds no other target), got {epsilon}.")
     target_greedy_slot = _checked("target_greedy_slot", target_greedy_slot, k, rounds)
     target_greedy_item = _item_marginals("target_greedy_item", target_greedy_item, target_greedy_slot, n_items, k)
@@ -481,14 +482,14 @@ def pi_weights(kind: str, num_items: int, slate_size: int, target_slot: jax.Arra
 def _checked(name: str, value: Any, slate_size: int | None, rounds: int | None = None) -> jax.Array:
     """``value`` as float32 of shape ``(rounds, slate_size)`` (``(rounds,)`` when ``slate_size`` is None)."""
     if value is None:
-        raise ValueError(f"pi_weights needs {name} for this kind.")
+        raise InputError(f"pi_weights needs {name} for this kind.")
     value = jnp.asarray(value, jnp.float32)
     ndim = 1 if slate_size is None else 2
     ok = value.ndim == ndim and (rounds is None or value.shape[0] == rounds)
     ok = ok and (slate_size is None or value.shape[1] == slate_size)
     if not ok:
         expected = ("n" if rounds is None else str(rounds)) + ("" if slate_size is None else f", {slate_size}")
-        raise ValueError(f"{name} must have shape ({expected}{',' if slate_size is None else ''}), got {value.shape}.")
+        raise InputError(f"{name} must have shape ({expected}{',' if slate_size is None else ''}), got {value.shape}.")
     return value
 
 
@@ -499,6 +500,6 @@ def _item_marginals(name: str, value: Any, slot_marginals: jax.Array, num_items:
     if slate_size == num_items and value is None:
         return jnp.ones_like(slot_marginals)
     if value is None:
-        raise ValueError(f"pi_weights needs {name} (the target's probability of each item anywhere in its slate) "
+        raise InputError(f"pi_weights needs {name} (the target's probability of each item anywhere in its slate) "
                          f"when 1 < slate_size < num_items: without repetition, items shared in other slots count.")
     return _checked(name, value, slate_size, slot_marginals.shape[0])

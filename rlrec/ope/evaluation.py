@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
 from rlrec.ope.collector import EVALUATE, check_log, check_policy, stream_key
@@ -141,9 +142,9 @@ def evaluate(env: RecEnv, params: EnvParams, log: Log, target: Policy, *, estima
     names = default_estimators(log) if estimators is None else list(estimators)
     unknown = [name for name in names if name not in est.ESTIMATORS]
     if unknown:
-        raise ValueError(f"Unknown estimator(s) {unknown}; choose from {sorted(est.ESTIMATORS)}.")
+        raise InputError(f"Unknown estimator(s) {unknown}; choose from {sorted(est.ESTIMATORS)}.")
     if "pi" in names and log.behaviour_kind not in PI_LOGGING:
-        raise ValueError(f"The pseudo-inverse estimator needs a {' or '.join(PI_LOGGING)} logging policy (its "
+        raise InputError(f"The pseudo-inverse estimator needs a {' or '.join(PI_LOGGING)} logging policy (its "
                          f"weights are known in closed form only there); this log's is {log.behaviour_kind}.")
     inputs = estimator_inputs(env, params, log, target, regulariser=regulariser, seed=seed)
     options = {} if switch_threshold is None else {"switch_threshold": switch_threshold}

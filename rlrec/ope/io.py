@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rlrec.errors import InputError, MissingPathError
 from rlrec.files import _atomic, atomic_save_npz
 from rlrec.ope.log import Log
 
@@ -67,14 +68,14 @@ def load(path: str | os.PathLike) -> Log:
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No rlrec log at {path}: check the path (logs are written by rlrec.ope.io.save).")
+        raise MissingPathError(f"No rlrec log at {path}: check the path (logs are written by rlrec.ope.io.save).")
     meta, arrays = _load_npz(path) if suffix == ".npz" else _load_parquet(path)
     return _unflatten(path, meta, arrays)
 
 
 def _suffix(path: Path) -> str:
     if path.suffix not in SUFFIXES:
-        raise ValueError(f"{path}: rlrec saves logs as .npz (NumPy) or .parquet (pandas/pyarrow), not "
+        raise InputError(f"{path}: rlrec saves logs as .npz (NumPy) or .parquet (pandas/pyarrow), not "
                          f"{path.suffix or 'a file without a suffix'!r}; end the file name with one of {SUFFIXES}.")
     return path.suffix
 
@@ -97,10 +98,10 @@ def _flatten(log: Log) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     rounds = log.num_rounds
     for name, value in arrays.items():
         if value.ndim == 0 or value.shape[0] != rounds:
-            raise ValueError(f"Log field {name} has shape {value.shape}; every array of a log has the rounds first "
+            raise InputError(f"Log field {name} has shape {value.shape}; every array of a log has the rounds first "
                              f"({rounds} rounds, the length of reward).")
         if value.dtype.hasobject:
-            raise ValueError(f"Log field {name} holds Python objects (dtype object); logs hold numeric arrays only.")
+            raise InputError(f"Log field {name} holds Python objects (dtype object); logs hold numeric arrays only.")
     meta = {"format": FORMAT, "version": VERSION, **{name: getattr(log, name) for name in FACT_FIELDS},
             "states": list(log.states)}
     for name in _INTEGER_FACTS:
@@ -112,20 +113,20 @@ def _flatten(log: Log) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def _unflatten(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Log:
     """The :class:`Log` from what :func:`_flatten` made, after checking it is one this rlrec reads."""
     if not isinstance(meta, dict):
-        raise ValueError(f"{path} is not an rlrec log (its {META_KEY} entry is not a JSON object); logs are written "
+        raise InputError(f"{path} is not an rlrec log (its {META_KEY} entry is not a JSON object); logs are written "
                          "by rlrec.ope.io.save.")
     if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
-        raise ValueError(f"{path} is not an rlrec log (its {META_KEY} entry names format {meta.get('format')!r}, "
+        raise InputError(f"{path} is not an rlrec log (its {META_KEY} entry names format {meta.get('format')!r}, "
                          f"not {FORMAT!r}); logs are written by rlrec.ope.io.save.")
     if meta["version"] > VERSION:
-        raise ValueError(f"{path} was written by a newer rlrec (log format version {meta['version']}; this rlrec "
+        raise InputError(f"{path} was written by a newer rlrec (log format version {meta['version']}; this rlrec "
                          f"reads versions up to {VERSION}): upgrade rlrec (pip install --upgrade rlrec) to read it.")
     states = meta.get("states", [])
     needed = [*FACT_FIELDS, "states"]
     missing = [name for name in needed if name not in meta]
     missing += [name for name in (*Log.ROUND_FIELDS, *(STATE_PREFIX + state for state in states)) if name not in arrays]
     if missing:
-        raise ValueError(f"{path} is not a complete rlrec log (missing {missing}): it was damaged or not written by "
+        raise InputError(f"{path} is not a complete rlrec log (missing {missing}): it was damaged or not written by "
                          "rlrec.ope.io.save; save the log again.")
     return Log(**{name: meta[name] for name in FACT_FIELDS},
                **{name: arrays[name] for name in Log.ROUND_FIELDS},
@@ -143,11 +144,11 @@ def _load_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     except (OSError, ValueError, EOFError) as error:
         raise _not_a_log(path, "not a NumPy .npz file", error) from None
     if not isinstance(contents, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is not an rlrec log (a single .npy array, not an .npz archive); logs are written "
+        raise InputError(f"{path} is not an rlrec log (a single .npy array, not an .npz archive); logs are written "
                          "by rlrec.ope.io.save.")
     with contents:
         if META_KEY not in contents.files:
-            raise ValueError(f"{path} is not an rlrec log (it has no {META_KEY} entry, only {contents.files[:8]}); "
+            raise InputError(f"{path} is not an rlrec log (it has no {META_KEY} entry, only {contents.files[:8]}); "
                              "logs are written by rlrec.ope.io.save.")
         try:
             meta = json.loads(str(contents[META_KEY]))
@@ -195,7 +196,7 @@ def _load_parquet(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise _not_a_log(path, "not a Parquet file", error) from None
     stored = (table.schema.metadata or {}).get(META_KEY.encode())
     if stored is None:
-        raise ValueError(f"{path} is not an rlrec log (its Parquet schema metadata has no {META_KEY} entry); logs "
+        raise InputError(f"{path} is not an rlrec log (its Parquet schema metadata has no {META_KEY} entry); logs "
                          "are written by rlrec.ope.io.save.")
     meta = json.loads(stored)
     layout = meta.pop("columns", {})
@@ -266,13 +267,13 @@ def to_obp(log: Log, *, item_features: np.ndarray | None = None) -> dict[str, An
     rounds, slate_size = log.num_rounds, int(log.slate_size)
     slate = np.asarray(log.slate)
     if slate.shape != (rounds, slate_size):
-        raise ValueError(f"log.slate has shape {slate.shape}; a log of {rounds} rounds of slates of {slate_size} "
+        raise InputError(f"log.slate has shape {slate.shape}; a log of {rounds} rounds of slates of {slate_size} "
                          f"has ({rounds}, {slate_size}).")
     action_context = None
     if item_features is not None:
         action_context = np.array(item_features, dtype=np.float64)
         if action_context.ndim != 2 or action_context.shape[0] != log.num_items:
-            raise ValueError(f"item_features must be (num_items, features) = ({log.num_items}, f), one row per item "
+            raise InputError(f"item_features must be (num_items, features) = ({log.num_items}, f), one row per item "
                              f"of the log's catalog; got shape {action_context.shape}.")
     context = np.array(log.request, dtype=np.float64)
     if slate_size == 1:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from rlrec.errors import InputError
+
 # The observation's fields, as the recommender saw them (rlrec.envs.recsys.RecEnv.get_obs).
 OBSERVATION_FIELDS = ("request", "history_items", "history_clicks", "history_feedback", "progress")
 
@@ -99,7 +101,7 @@ class Log:
     def head(self, rounds: int) -> "Log":
         """The first ``rounds`` rounds (a smaller log of the same run: the suites' 1k and 10k logs)."""
         if not 1 <= rounds <= self.num_rounds:
-            raise ValueError(f"rounds must be in 1..{self.num_rounds} (the log's size), got {rounds}.")
+            raise InputError(f"rounds must be in 1..{self.num_rounds} (the log's size), got {rounds}.")
         cut = {name: getattr(self, name)[:rounds] for name in self.ROUND_FIELDS}
         if self.behaviour_greedy is not None:
             cut["behaviour_greedy"] = self.behaviour_greedy[:rounds]

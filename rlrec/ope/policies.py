@@ -26,6 +26,7 @@ import numpy as np
 from flax import struct
 
 from rlrec.agents.base import Agent, as_slate, random_distinct_items, top_k_slate
+from rlrec.errors import InputError
 
 _NEG_INF = -jnp.inf
 
@@ -337,7 +338,7 @@ def deterministic_slates(policy: Policy, obs: dict, params: Any) -> np.ndarray:
     and the built-in populations draw them from a few thousand texts.
     """
     if not policy.deterministic:
-        raise ValueError(f"{policy.name} is not deterministic: it has no one slate per observation.")
+        raise InputError(f"{policy.name} is not deterministic: it has no one slate per observation.")
     obs = {name: np.asarray(value) for name, value in obs.items()}
     rows = obs["request"].shape[0]
     inverse = None

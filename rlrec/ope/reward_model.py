@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlrec.errors import InputError
+
 # Rounds per block of the sufficient statistics (bounds the (block * k, f) feature matrix).
 BLOCK_ROUNDS = 65536
 
@@ -45,7 +47,7 @@ def fit(params, requests: np.ndarray, slates: np.ndarray, clicks: np.ndarray, re
     """``(f,)`` ridge weights predicting each slot's click (``requests (n, d)``, ``slates (n, k)``, ``clicks (n,
     k)``); ``regulariser`` is the ridge strength on the sum of squared errors over slots."""
     if regulariser <= 0:
-        raise ValueError(f"regulariser must be > 0 (the ridge strength), got {regulariser}.")
+        raise InputError(f"regulariser must be > 0 (the ridge strength), got {regulariser}.")
     gram, moment = None, None
     for start in range(0, len(requests), BLOCK_ROUNDS):
         cut = slice(start, start + BLOCK_ROUNDS)

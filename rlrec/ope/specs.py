@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlrec.errors import InputError
+
 UNIFORM = "uniform"
 FAMILIES = ("greedy", "epsilon-greedy", "softmax", "sampled")
 DEFAULT_NUMBERS = {"epsilon-greedy": 0.1, "softmax": 0.05}
@@ -57,22 +59,22 @@ def parse_policy(name: str) -> PolicySpec:
         parts = ["greedy", parts[0]]
     family, agent, *rest = parts
     if family not in FAMILIES or len(rest) > 1:
-        raise ValueError(f"Unknown policy {name!r}; a policy is {forms}.")
+        raise InputError(f"Unknown policy {name!r}; a policy is {forms}.")
     pool = SAMPLING_AGENTS if family == "sampled" else SCORING_AGENTS
     if agent not in pool:
-        raise ValueError(f"Policy {name!r}: {family} policies take one of {', '.join(pool)}, not {agent!r} ("
+        raise InputError(f"Policy {name!r}: {family} policies take one of {', '.join(pool)}, not {agent!r} ("
                          f"a policy is {forms}).")
     number = DEFAULT_NUMBERS.get(family)
     if rest:
         if family not in NUMBER_NAMES:
-            raise ValueError(f"Policy {name!r}: {family} policies take no number; write {family}:{agent}.")
+            raise InputError(f"Policy {name!r}: {family} policies take no number; write {family}:{agent}.")
         try:
             number = float(rest[0])
         except ValueError:
-            raise ValueError(f"Policy {name!r}: the {NUMBER_NAMES[family]} must be a number, got {rest[0]!r}.") \
+            raise InputError(f"Policy {name!r}: the {NUMBER_NAMES[family]} must be a number, got {rest[0]!r}.") \
                 from None
     if family == "epsilon-greedy" and not 0.0 < number <= 1.0:
-        raise ValueError(f"Policy {name!r}: epsilon must be in (0, 1], got {number:g} (epsilon 0 is greedy:{agent}).")
+        raise InputError(f"Policy {name!r}: epsilon must be in (0, 1], got {number:g} (epsilon 0 is greedy:{agent}).")
     if family == "softmax" and not number > 0.0:
-        raise ValueError(f"Policy {name!r}: the temperature must be > 0, got {number:g}.")
+        raise InputError(f"Policy {name!r}: the temperature must be > 0, got {number:g}.")
     return PolicySpec(family, agent, number)

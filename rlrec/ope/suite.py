@@ -15,6 +15,7 @@ from typing import Any
 
 from rlrec.bench.suite import check_fields
 from rlrec.envs.specs import REGISTRY
+from rlrec.errors import InputError
 from rlrec.ope.specs import parse_policy
 
 # The estimators' names (rlrec.ope.estimators.ESTIMATORS, kept equal by a test) and those for slates only.
@@ -22,7 +23,7 @@ ESTIMATOR_NAMES = ("dm", "ips", "snips", "dr", "sndr", "switch-dr", "iips", "rip
 SLATE_ONLY = ("iips", "rips", "pi")
 
 
-class OPESuiteError(ValueError):
+class OPESuiteError(InputError):
     """A suite that cannot run (its description or its run folder); the message says what to change."""
 
 

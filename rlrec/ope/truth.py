@@ -20,6 +20,7 @@ import numpy as np
 
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.ope.collector import TRUTH, check_log, check_policy, state_class, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates
@@ -75,7 +76,7 @@ def restore_states(env: RecEnv, params: EnvParams, log: Log):
     cls, name = type(example), state_class(example)
     fields = [field.name for field in dataclasses.fields(example)]
     if log.state_class != name or sorted(log.states) != sorted(fields):
-        raise ValueError(f"The log holds states of {log.state_class} ({', '.join(sorted(log.states))}), but {env.name} "
+        raise InputError(f"The log holds states of {log.state_class} ({', '.join(sorted(log.states))}), but {env.name} "
                          f"has {name} ({', '.join(sorted(fields))}); pass the env the log was collected on.")
     return cls(**{field: log.states[field] for field in fields})
 
@@ -114,7 +115,7 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
     check_policy(target, env, "target")
     check_log(log, env, params)
     if samples < 1:
-        raise ValueError(f"samples must be >= 1 (Monte Carlo draws of a stochastic target per round), got {samples}.")
+        raise InputError(f"samples must be >= 1 (Monte Carlo draws of a stochastic target per round), got {samples}.")
     exact = target.deterministic or (env.slate_size == 1 and target.samples == 0)
     samples = 0 if exact else samples
     program_env = dataclasses.replace(env, name="", catalog=None)

@@ -28,6 +28,7 @@ import numpy as np
 from rlrec import _progress, _repr, metrics
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.rollout.driver import join, run_chunks
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS, SeedPlacement, in_seed_blocks, seed_block, stream_keys
 from rlrec.rollout.modes import MODES, PERSONAL, SHARED
@@ -85,7 +86,7 @@ class RunResult:
     def by_user(self, name: str) -> np.ndarray:
         """A per-step array of a pinned-users run as ``(users, seeds, T, ...)``, users in the order asked."""
         if self.pinned is None:
-            raise ValueError("by_user needs a run with pinned users: rlrec.run(..., users=[...]).")
+            raise InputError("by_user needs a run with pinned users: rlrec.run(..., users=[...]).")
         users = len(dict.fromkeys(self.pinned.tolist()))
         values = getattr(self, name)
         return values.reshape((users, values.shape[0] // users) + values.shape[1:])
@@ -149,16 +150,16 @@ def _pinned_rows(users, params: EnvParams, num_seeds: int, mode: str):
     if users is None:
         return None, None, None
     if mode != PERSONAL:
-        raise ValueError("users= pins personal-mode user streams; shared mode serves a batch of random users.")
+        raise InputError("users= pins personal-mode user streams; shared mode serves a batch of random users.")
     count = int(params.prototype_log_weights.shape[0])
     users = list(range(count)) if isinstance(users, str) and users == "all" else users
     if isinstance(users, str) or not isinstance(users, Sequence | np.ndarray) or len(users) == 0:
-        raise ValueError(f"users must be 'all' or a non-empty list of population users (0..{count - 1}), got {users!r}.")
+        raise InputError(f"users must be 'all' or a non-empty list of population users (0..{count - 1}), got {users!r}.")
     chosen = np.asarray(users)
     if chosen.dtype.kind not in "iu" or chosen.ndim != 1 or chosen.min() < 0 or chosen.max() >= count:
-        raise ValueError(f"users must be population users 0..{count - 1} (the prototypes of params), got {users!r}.")
+        raise InputError(f"users must be population users 0..{count - 1} (the prototypes of params), got {users!r}.")
     if len(set(chosen.tolist())) != len(chosen):
-        raise ValueError(f"users lists a user twice: {users!r}; each pinned user runs every seed once already.")
+        raise InputError(f"users lists a user twice: {users!r}; each pinned user runs every seed once already.")
     prototypes = np.repeat(chosen, num_seeds)
     weights = np.where(np.arange(count)[None, :] == prototypes[:, None], 0.0, -np.inf).astype(np.float32)
     return prototypes, np.tile(np.arange(num_seeds), len(chosen)), weights
@@ -185,22 +186,22 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
              users=None) -> _Compiled:
     """Checks the arguments of :func:`run`, places its inputs and compiles its programs."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}.")
     if agent.learns_from_rollouts:
-        raise ValueError(
+        raise InputError(
             f"{agent.name} learns from whole rollouts, not step by step: train it with rlrec.train (or `rlrec "
             "train`), then run the trained learner with rlrec.agents.base.Frozen.of(agent, state)."
         )
     if agent.slate_size != env.slate_size:
-        raise ValueError(
+        raise InputError(
             f"The agent shows slates of {agent.slate_size} but the env expects {env.slate_size}; build the agent "
             f"with slate_size=env.slate_size."
         )
     for name, value in (("num_seeds", num_seeds), ("num_steps", num_steps), ("num_users", num_users)):
         if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}.")
+            raise InputError(f"{name} must be >= 1, got {value}.")
     if accuracy_k < 0 or accuracy_k > env.num_items(params):
-        raise ValueError(f"accuracy_k must be in 0..{env.num_items(params)}, got {accuracy_k}.")
+        raise InputError(f"accuracy_k must be in 0..{env.num_items(params)}, got {accuracy_k}.")
     pinned, row_seeds, row_weights = _pinned_rows(users, params, num_seeds, mode)
     rows = num_seeds if pinned is None else len(pinned)
     chunk_size = min(chunk_size or num_steps, num_steps)

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rlrec.errors import InputError
+
 # XLA compiler options of the training loop (rlrec.train): XLA's CPU backend hands dots *and* the element-wise
 # ops and reductions around them to YNNPACK as one fusion by default; under ``vmap`` over seeds some of those
 # fused reductions ran far slower than XLA's own loops. Handing YNNPACK only the dots themselves made PPO's
@@ -41,7 +43,7 @@ def seed_mesh(num_seeds: int) -> Mesh:
     local = min(len(group) for group in by_process)
     per_process = [n for n in range(1, local + 1) if num_seeds % (n * processes) == 0]
     if not per_process:
-        raise ValueError(
+        raise InputError(
             f"With {processes} processes num_seeds must be a multiple of {processes} (every process runs an equal "
             f"share of the seeds), got {num_seeds}."
         )

@@ -22,6 +22,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlrec.errors import InputError
+
 MNL = "mnl"
 CASCADE = "cascade"
 CHOICE_MODELS = (MNL, CASCADE)
@@ -59,7 +61,7 @@ def click_probabilities(
         examine_click = jnp.where(shown, jax.nn.sigmoid(slot_logits - no_click_logit), 0.0)
         reach = jnp.cumprod(jnp.concatenate([jnp.ones((1,)), 1.0 - examine_click[:-1]]))
         return examine_click * reach
-    raise ValueError(f"Unknown choice model {model!r}; use one of {CHOICE_MODELS}.")
+    raise InputError(f"Unknown choice model {model!r}; use one of {CHOICE_MODELS}.")
 
 
 def sample_click(key: chex.PRNGKey, probabilities: jax.Array) -> jax.Array:

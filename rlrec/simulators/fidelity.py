@@ -27,6 +27,7 @@ import pandas as pd
 
 from rlrec.data.builtin import bayesian_average
 from rlrec.data.catalog import Catalog, CatalogError
+from rlrec.errors import InputError
 from rlrec.simulators.population import interests_from_ratings, movielens_population
 
 LIKED_AT = 4.0  # ratings >= this count as liked
@@ -96,9 +97,9 @@ def split_ratings(
     """
     _check_interactions(interactions)
     if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}.")
+        raise InputError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}.")
     if int(min_train_ratings) < 1:
-        raise ValueError(f"min_train_ratings must be >= 1 so every user keeps train ratings, got {min_train_ratings}.")
+        raise InputError(f"min_train_ratings must be >= 1 so every user keeps train ratings, got {min_train_ratings}.")
     rng = np.random.default_rng(seed)
     _, user = np.unique(interactions["user_id"].to_numpy(), return_inverse=True)
     counts = np.bincount(user)
@@ -129,7 +130,7 @@ def like_labels(
         ``(kept, liked)``: two ``(M,)`` bool arrays; ``kept`` is False for ratings strictly in between.
     """
     if not disliked_at < liked_at:
-        raise ValueError(f"disliked_at ({disliked_at}) must be below liked_at ({liked_at}).")
+        raise InputError(f"disliked_at ({disliked_at}) must be below liked_at ({liked_at}).")
     ratings = np.asarray(ratings, dtype=np.float64)
     liked = ratings >= liked_at
     return liked | (ratings <= disliked_at), liked
@@ -157,15 +158,15 @@ def per_user_auc(
     labels = np.asarray(labels)
     user_index = np.asarray(user_index)
     if scores.ndim != 1 or labels.shape != scores.shape or user_index.shape != scores.shape:
-        raise ValueError(
+        raise InputError(
             f"scores, labels and user_index must be 1-D of the same length; got shapes {scores.shape}, "
             f"{labels.shape}, {user_index.shape}."
         )
     if not np.isfinite(scores).all():
-        raise ValueError(f"scores contain NaN or inf (first at {int(np.argmax(~np.isfinite(scores)))}).")
+        raise InputError(f"scores contain NaN or inf (first at {int(np.argmax(~np.isfinite(scores)))}).")
     if labels.dtype != bool:
         if not np.isin(labels, (0, 1)).all():
-            raise ValueError("labels must be bool or 0/1 (True = liked); binarise ratings with like_labels().")
+            raise InputError("labels must be bool or 0/1 (True = liked); binarise ratings with like_labels().")
         labels = labels.astype(bool)
     if len(scores) == 0:
         return user_index[:0], np.zeros(0)
@@ -286,10 +287,10 @@ def predictor_scores(
     pairs = pairs[["user_id", "item_index"]]  # ratings of the pairs are never read
     dims = list(dict.fromkeys(dims))  # unique, in order
     if not dims:
-        raise ValueError("dims is empty: give at least one space (None for the full LM space, or a PCA dim).")
+        raise InputError("dims is empty: give at least one space (None for the full LM space, or a PCA dim).")
     bad = [d for d in dims if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)))]
     if bad:
-        raise ValueError(f"dims must be None (full LM space) or positive ints (PCA dims), got {bad}.")
+        raise InputError(f"dims must be None (full LM space) or positive ints (PCA dims), got {bad}.")
     num_items = len(catalog)
     train_item = train["item_index"].to_numpy()
     pair_item = pairs["item_index"].to_numpy()

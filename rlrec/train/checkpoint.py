@@ -24,13 +24,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.path import atomicity_types
 
+from rlrec.errors import InputError, UserInputError
+
 PyTree = Any
 FORMAT = "rlrec-checkpoint-v1"
 _MAX_PROBLEMS = 5
 _MISSING = "<missing>"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserInputError):
     """A checkpoint is missing, unreadable, or does not match what the caller expects."""
 
 
@@ -146,7 +148,7 @@ class Checkpointer:
             ValueError: If ``max_to_keep`` is below 1.
         """
         if max_to_keep < 1:
-            raise ValueError(f"max_to_keep must be at least 1; got {max_to_keep}.")
+            raise InputError(f"max_to_keep must be at least 1; got {max_to_keep}.")
         # Absolute once, here: orbax refuses relative paths, and a path resolved later could point elsewhere if
         # the working directory changed.
         self.directory = Path(run_dir).expanduser().resolve() / "checkpoints"

@@ -24,6 +24,7 @@ from rlrec import _progress
 from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
+from rlrec.errors import InputError, NotAFolderError, PathTakenError
 from rlrec.files import FolderLock, atomic_write_text, package_versions
 from rlrec.metrics import check_finite
 from rlrec.rollout.driver import join, run_chunks
@@ -63,18 +64,18 @@ class TrainConfig:
         for name in ("seeds", "users", "iterations", "chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                raise InputError(f"{name} must be a positive integer, got {value!r}.")
         if "track_regret" in self.env_overrides:
-            raise ValueError("track_regret is chosen by the trainer (off while training, on in evaluation).")
+            raise InputError("track_regret is chosen by the trainer (off while training, on in evaluation).")
         # Checked before anything is built or written: a typo fails in a second, not after the catalog loads.
         from rlrec.agents import AGENTS
         from rlrec.agents.base import check_hyperparameters
         from rlrec.envs.registry import REGISTRY, check_overrides
 
         if self.env.removeprefix("rlrec/") not in REGISTRY:
-            raise ValueError(f"Unknown environment {self.env!r}; choose one of {', '.join(sorted(REGISTRY))}.")
+            raise InputError(f"Unknown environment {self.env!r}; choose one of {', '.join(sorted(REGISTRY))}.")
         if self.agent not in AGENTS:
-            raise ValueError(f"Unknown agent {self.agent!r}; choose one of {', '.join(AGENTS)}.")
+            raise InputError(f"Unknown agent {self.agent!r}; choose one of {', '.join(AGENTS)}.")
         check_overrides(self.env, self.env_overrides)
         check_hyperparameters(AGENTS[self.agent][0], dict(AGENTS[self.agent][1], **self.hyperparameters), self.agent)
 
@@ -158,10 +159,10 @@ def run_training(
     """
     out_dir = Path(out_dir).expanduser().resolve()  # once, at the edge: checkpoints need an absolute path
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} is a file, not a folder; choose another --out for the training run.")
+        raise NotAFolderError(f"{out_dir} is a file, not a folder; choose another --out for the training run.")
     config_path = out_dir / "config.json"
     if config_path.exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+        raise PathTakenError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
     if resume and not config_path.exists():
         raise CheckpointError(f"Nothing to resume in {out_dir} (no config.json); start a new run without --resume.")
     env, params, agent = config.build()
@@ -170,7 +171,7 @@ def run_training(
     # the holder, instead of interleaving its checkpoints and metrics with the first's.
     with FolderLock(out_dir, "training run"):
         if config_path.exists() and not resume:  # another process started a run here since the check above
-            raise FileExistsError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+            raise PathTakenError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
         return _train_locked(config, out_dir, resume, progress, env, agent, trainer)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from rlrec import _progress, _repr
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.errors import InputError
 from rlrec.rollout.driver import join, run_chunks
 from rlrec.rollout.seeds import LOOP_COMPILER_OPTIONS, SeedPlacement, stream_keys
 from rlrec.rollout.runner import unnamed
@@ -121,9 +122,9 @@ class Trainer:
     def __post_init__(self):
         for name in ("num_seeds", "num_users"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.agent.slate_size != self.env.slate_size:
-            raise ValueError(
+            raise InputError(
                 f"The agent shows slates of {self.agent.slate_size} but the env expects {self.env.slate_size}; "
                 "build the agent with slate_size=env.slate_size (rlrec.agents.make_agent does)."
             )
@@ -213,7 +214,7 @@ def train(
     For checkpoints, logs and resuming use :func:`rlrec.train.run_training` or ``rlrec train``.
     """
     if num_iterations < 1:
-        raise ValueError(f"num_iterations must be >= 1, got {num_iterations}.")
+        raise InputError(f"num_iterations must be >= 1, got {num_iterations}.")
     trainer = Trainer(env, params, agent, num_seeds=num_seeds, num_users=num_users, seed=seed)
     chunk_size = min(chunk_size or num_iterations, num_iterations)
     started = time.perf_counter()
