@@ -32,6 +32,7 @@ from flax import struct
 
 from rlrec.envs import spaces
 from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, StepInfo
+from rlrec.errors import InputError
 from rlrec.simulators import choice
 
 NO_QUESTION = -1  # the question of an action that asks nothing
@@ -118,7 +119,8 @@ class ConversationalEnv(RecEnv):
 
     Action: a dict ``{"slate": <the RecEnv action>, "question": int32 ()}``, ``question`` a key-term index or
         ``-1`` for none. A bare slate (a RecEnv action) asks nothing, so every agent of the plain env runs here.
-        In the functional core a question outside ``-1 .. K-1`` is not asked; the Gymnasium adapters refuse it.
+        In the functional core an integer question outside ``-1 .. K-1`` is not asked (the Gymnasium adapters
+        refuse it), and a float or bool question raises ``InputError`` under ``jit`` and eagerly alike.
     Observation: the :class:`RecEnv` observation plus ``question`` (int32 ``(1,)``, the key-term asked at the
         last step, -1 none), ``answer`` (float32 ``(1,)``, +1 yes, -1 no, 0 no answer or none asked),
         ``critique`` (int32 ``(1,)``, -1 none) and ``critique_embedding`` (float32 ``(d,)``, zeros for none).
@@ -154,11 +156,22 @@ class ConversationalEnv(RecEnv):
 
     def split_action(self, action: Any, params: ConversationalParams) -> tuple[jax.Array, jax.Array]:
         """``(slate, question)`` of an action (a dict, or a bare slate: no question); a question outside
-        ``-1 .. K-1`` becomes ``-1``."""
-        if isinstance(action, dict):
-            slate, question = action["slate"], jnp.asarray(action["question"], jnp.int32).reshape(())
-        else:
-            slate, question = action, jnp.asarray(NO_QUESTION, jnp.int32)
+        ``-1 .. K-1`` becomes ``-1``.
+
+        The question must be one integer (any integer dtype; Python ints too). A float or bool question raises
+        :class:`~rlrec.errors.InputError`: a key-term is an index, and no rounding of 3.7 or NaN is one a researcher
+        would guess (casting gave 3 for 3.7 everywhere, and for NaN key-term 0 under ``jit`` but none in eager
+        mode). The dtype is known when tracing, so ``jit`` and eager refuse alike, at no cost per step.
+        """
+        if not isinstance(action, dict):
+            return action, jnp.asarray(NO_QUESTION, jnp.int32)
+        slate, question = action["slate"], jnp.asarray(action["question"])
+        if question.dtype == jnp.bool_ or not jnp.issubdtype(question.dtype, jnp.integer):
+            raise InputError(f"The question must be an integer key-term index (-1 for none), got dtype "
+                             f"{question.dtype}; pass it as jnp.int32, e.g. jnp.int32(3) or x.astype(jnp.int32).")
+        if question.size != 1:
+            raise InputError(f"The question must be one key-term index (-1 for none), got shape {question.shape}.")
+        question = question.astype(jnp.int32).reshape(())
         valid = jnp.logical_and(question >= 0, question < self.num_key_terms(params))
         return slate, jnp.where(valid, question, NO_QUESTION)
 
