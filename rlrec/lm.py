@@ -95,6 +95,18 @@ def _model_fingerprint(path: Path, max_length: int) -> str:
     return digest.hexdigest()[:24]
 
 
+def _configured_dim(path: Path) -> int | None:
+    """The vector dimension a model folder's config.json declares, or ``None`` (then only loading it tells)."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("hidden_size", "d_model", "dim"):
+        if isinstance(config, dict) and isinstance(config.get(key), int):
+            return int(config[key])
+    return None
+
+
 def _text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).hexdigest().encode("ascii")
 
@@ -103,13 +115,43 @@ class EmbeddingCache:
     """On-disk store of text embeddings for one model, keyed by the SHA-256 of each text.
 
     Each write is one shard file (``.npz`` with ``keys`` and ``vectors``), written atomically, so a killed run
-    never leaves a half-written entry; an unreadable shard is skipped with a warning and recomputed.
+    never leaves a half-written entry. A shard is checked when read (:meth:`shard_problem`): one that cannot be
+    read or fails a check (edited, or written by other code) is a cache miss, said once per process with a
+    warning; its texts are encoded again and the next :meth:`store` replaces it.
+
+    Args:
+        directory: the folder of one model's shards.
+        dim: the model's vector dimension, which every shard must have (``None``: not checked).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, dim: int | None = None):
         self.directory = Path(directory)
+        self.dim = dim
         self._index: dict[bytes, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self._bad: set[Path] = set()  # shards ignored since the last store, which replaces them
+        self._warned: set[Path] = set()  # shards already warned about (reload reads them again)
+
+    def shard_problem(self, keys: np.ndarray, vectors: np.ndarray) -> str | None:
+        """What is wrong with a shard's ``keys`` and ``vectors`` (as :meth:`store` writes them: one SHA-256 key
+        per text, and its unit-norm float vector of the model's dimension), or ``None`` if nothing is."""
+        if keys.ndim != 1 or keys.dtype.kind != "S":
+            return f"its keys are not a list of text hashes (shape {keys.shape}, dtype {keys.dtype})"
+        if vectors.ndim != 2 or vectors.dtype.kind != "f":
+            return f"its vectors are not a float matrix (shape {vectors.shape}, dtype {vectors.dtype})"
+        if len(vectors) != len(keys):
+            return f"it holds {len(keys)} keys but {len(vectors)} vectors"
+        if self.dim is not None and vectors.shape[1] != self.dim:
+            return f"its vectors have dimension {vectors.shape[1]}, not the model's {self.dim}"
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            return f"vector {int(np.argmin(finite))} holds NaN or inf"
+        # The encoder L2-normalises every vector (float32: norms within ~1e-6 of 1).
+        off = np.abs(np.linalg.norm(vectors.astype(np.float64), axis=1) - 1.0) > 1e-3
+        if off.any():
+            row = int(np.argmax(off))
+            return f"vector {row} has norm {np.linalg.norm(vectors[row]):.4g}, where the encoder's have norm 1"
+        return None
 
     def _load(self) -> dict[bytes, np.ndarray]:
         if self._index is None:
@@ -118,8 +160,15 @@ class EmbeddingCache:
                 try:
                     with np.load(shard) as contents:
                         keys, vectors = contents["keys"], contents["vectors"]
+                    problem = self.shard_problem(keys, vectors)
+                    said = None if problem is None else f"Ignoring embedding cache file {shard}: {problem}"
                 except Exception as error:  # noqa: BLE001 - any unreadable shard is treated alike
-                    warnings.warn(f"Ignoring unreadable embedding cache file {shard}: {error}", stacklevel=3)
+                    said = f"Ignoring unreadable embedding cache file {shard} ({error})"
+                if said is not None:
+                    self._bad.add(shard)
+                    if shard not in self._warned:
+                        self._warned.add(shard)
+                        warnings.warn(f"{said}. Its texts will be re-encoded and the file replaced.", stacklevel=3)
                     continue
                 index.update(zip(keys.tolist(), vectors))
             self._index = index
@@ -136,8 +185,15 @@ class EmbeddingCache:
             index = self._load()
             key_array = np.array(keys, dtype="S64")
             name = hashlib.sha256(b"".join(keys)).hexdigest()[:20]
-            atomic_save_npz(self.directory / f"shard-{name}.npz", keys=key_array, vectors=vectors)
+            shard = self.directory / f"shard-{name}.npz"
+            atomic_save_npz(shard, keys=key_array, vectors=vectors)  # replaces a bad shard of the same texts
             index.update(zip(keys, vectors))
+            # Bad shards of other texts go once this one is written: nothing in them was used, and any of their
+            # texts asked for again is encoded again.
+            for bad in self._bad - {shard}:
+                with contextlib.suppress(OSError):
+                    bad.unlink(missing_ok=True)
+            self._bad.clear()
 
     def __len__(self) -> int:
         return len(self._load())
@@ -204,7 +260,7 @@ class TextEncoder:
             self.cache = None
         else:
             root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
-            self.cache = EmbeddingCache(root / "embeddings" / self.fingerprint)
+            self.cache = EmbeddingCache(root / "embeddings" / self.fingerprint, dim=_configured_dim(self.model_path))
         self._model = None
         self._tokenizer = None
         self.texts_encoded = 0  # texts that went through the model (not served by the cache)
@@ -247,10 +303,9 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
-        config = json.loads((self.model_path / "config.json").read_text())
-        for key in ("hidden_size", "d_model", "dim"):
-            if key in config:
-                return int(config[key])
+        configured = _configured_dim(self.model_path)
+        if configured is not None:
+            return configured
         model, _ = self._load()
         return int(model.config.hidden_size)
 
