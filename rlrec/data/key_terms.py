@@ -24,7 +24,7 @@ import pandas as pd
 from rlrec import _repr
 from rlrec.data.builtin import readable_title
 from rlrec.data.catalog import Catalog
-from rlrec.data.preprocessing import CatalogError, normalise_rows
+from rlrec.data.preprocessing import CatalogError, check_vectors, normalise_rows
 
 # How MovieLens and IMDB genre labels read in a question ("Do you like war films?"); others become "<genre> films".
 GENRE_PHRASES = {
@@ -87,8 +87,9 @@ class KeyTerms:
     kinds: tuple[str, ...]
 
     def __post_init__(self):
-        count = len(self.texts)
-        features = np.asarray(self.features, np.float32)
+        texts = _check_texts(self.texts, "Key-terms")
+        count = len(texts)
+        features = np.asarray(self.features)
         if features.ndim != 2 or features.shape[0] != count:
             raise CatalogError(f"Key-term features must be ({count}, d), one row per key-term; got {features.shape}.")
         if len(self.related) != count or len(self.kinds) != count:
@@ -102,7 +103,8 @@ class KeyTerms:
             if np.unique(items).size != items.size:
                 raise CatalogError(f"Key-term {text!r} lists a related item twice.")
             related.append(items.astype(np.int32))
-        object.__setattr__(self, "features", normalise_rows(features))
+        object.__setattr__(self, "texts", texts)
+        object.__setattr__(self, "features", check_vectors(features, "Key-term features", rows="key-terms"))
         object.__setattr__(self, "related", tuple(related))
 
     def __len__(self) -> int:
@@ -228,10 +230,12 @@ class Critiques:
     features: np.ndarray
 
     def __post_init__(self):
-        features = np.asarray(self.features, np.float32)
-        if features.ndim != 2 or features.shape[0] != len(self.texts):
-            raise CatalogError(f"Critique features must be ({len(self.texts)}, d); got {features.shape}.")
-        object.__setattr__(self, "features", normalise_rows(features))
+        texts = _check_texts(self.texts, "Critiques")
+        features = np.asarray(self.features)
+        if features.ndim != 2 or features.shape[0] != len(texts):
+            raise CatalogError(f"Critique features must be ({len(texts)}, d); got {features.shape}.")
+        object.__setattr__(self, "texts", texts)
+        object.__setattr__(self, "features", check_vectors(features, "Critique features", rows="critiques"))
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -8,6 +8,7 @@ population (its vectors) and the registry (standardised appeal). Every problem i
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 from pathlib import Path
@@ -132,21 +133,62 @@ class Projection:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Reads a CSV or Parquet file, with clear errors for a missing, unknown or empty file."""
+    """Reads a CSV or Parquet file, with clear errors for a missing, unknown, empty or ragged file."""
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"No such file: {path}. Give the path of a CSV or Parquet file.")
     suffix = path.suffix.lower()
     try:
         if suffix in {".csv", ".tsv", ".txt"}:
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            separator = "\t" if suffix == ".tsv" else ","
+            check_field_counts(path, separator)
+            # index_col=False: pandas would take the first column as the index of rows one field longer than the
+            # header (every column shifted); the check above refuses such rows, and this keeps pandas from guessing.
+            return pd.read_csv(path, sep=separator, index_col=False)
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
     except pd.errors.EmptyDataError as error:
         raise CatalogError(f"{path} is empty: it needs a header row and at least one item.") from error
+    except pd.errors.ParserError as error:  # e.g. a quote opened and never closed
+        raise CatalogError(f"{path} is not a readable CSV file ({error}). Close every double quote you open; "
+                           "write a quote inside a quoted field as two (\"\").") from error
     except ImportError as error:
         raise CatalogError(f"Reading {path} needs a Parquet engine: `pip install pyarrow`.") from error
     raise CatalogError(f"Unsupported file type {suffix!r} for {path}: use .csv, .tsv or .parquet.")
+
+
+def check_field_counts(path: Path, separator: str = ",") -> None:
+    """Raises a :class:`CatalogError` naming the first line of a CSV file whose field count differs from the
+    header's, and the fix.
+
+    pandas does not refuse them: a row with one field too many makes it take the first column as the index (every
+    column shifts: ids read "Action"), a short row is filled with NaN, a long row later on is a bare
+    ``ParserError``. The ``csv`` module splits fields as pandas' default dialect does (double quotes, doubled
+    inside a field) and counts physical lines, as an editor shows them.
+    """
+    name = {",": "comma", "\t": "tab"}.get(separator, repr(separator))
+    header = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=separator)
+            end = 0
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):  # a blank line, which pandas skips too
+                    continue
+                if header is None:
+                    header = len(row)
+                elif len(row) != header:
+                    fix = (f"a field that contains a {name} (a title such as \"Face, The\") must be in double quotes"
+                           if len(row) > header else "give every row one value per column (an empty value is "
+                           f"nothing between two {name}s)")
+                    raise CatalogError(f"{path}, line {start}: {len(row)} fields where the header has {header} "
+                                       f"({row!r:.120}); {fix}.")
+    except UnicodeDecodeError as error:
+        raise CatalogError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                           "UTF-8.") from None
+    except csv.Error as error:
+        raise CatalogError(f"{path}, line {reader.line_num}: {error}; save it as a plain-text CSV file.") from None
 
 
 def multi_hot(labels: pd.Series, separator: str = "|") -> tuple[np.ndarray, tuple[str, ...]]:
