@@ -9,6 +9,16 @@ that sample each slot on its own (Stable-Baselines3's PPO) can produce ``[5, 5, 
 core, an item is shown once, in its first slot; a later copy leaves its slot empty (never clicked), which costs
 the agent a slot and so shows up in its reward and regret. ``strict_slates=True`` refuses such slates instead
 (``InvalidActionError``) for code that should never produce them. Random samples are always distinct.
+
+Flat actions (``flat_action=True``, for libraries without ``Dict`` action spaces, such as Stable-Baselines3):
+a conversational env's ``{"slate", "question"}`` action becomes one :class:`GymFlatConversational`, a
+``MultiDiscrete([N] * k + [K + 1])``: the slate's ``k`` item ids, then the question plus one (``0`` asks
+nothing, ``j + 1`` asks key-term ``j``). The other ids' actions are already flat and do not change, so one
+``flat_action=True`` serves every id::
+
+    env = gymnasium.make("rlrec/MovieLens-ConversationalSlate-v0", flat_action=True)
+    env.step(np.array([12, 7, 40, 3, 99, 0]))    # slate [12, 7, 40, 3, 99], no question
+    env.step(np.array([12, 7, 40, 3, 99, 5]))    # the same slate, and ask key-term 4
 """
 
 from __future__ import annotations
@@ -101,7 +111,89 @@ def validate_conversational_actions(
     return {"slate": slate, "question": question.astype(np.int32)}
 
 
-def _gym_action_space(env, params, strict_slates: bool) -> gymnasium.spaces.Space:
+def validate_flat_conversational_actions(
+    action: Any, num_items: int, slate_size: int, num_key_terms: int, batch: int | None = None, distinct: bool = True
+) -> dict[str, np.ndarray]:
+    """Checks a flat conversational action (``k`` item ids, then the question plus one; see the module docstring)
+    or a batch of them, and returns the ``{"slate", "question"}`` dict the env takes (the question -1 for none)."""
+    expected = (slate_size + 1,) if batch is None else (batch, slate_size + 1)
+    what = f"{slate_size} item id{'s' if slate_size > 1 else ''} then the question plus one (0 asks nothing)"
+    try:
+        array = np.asarray(action)
+    except (ValueError, TypeError, OverflowError) as error:  # ragged lists, objects numpy cannot hold
+        raise InvalidActionError(f"A flat action is {what}, shape {expected}; {action!r:.80} is not an array "
+                                 f"({error}).") from None
+    if array.shape != expected:
+        raise InvalidActionError(f"A flat action is {what}, shape {expected}; got shape {array.shape}.")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise InvalidActionError(f"A flat action must hold integers ({what}), got dtype {array.dtype}.")
+    question = array[..., slate_size]
+    bad = (question < 0) | (question > num_key_terms)
+    if bad.any():
+        raise InvalidActionError(f"The flat action's last entry {int(question[bad].flat[0])} is out of range: 0 asks "
+                                 f"nothing, 1..{num_key_terms} ask key-terms 0..{num_key_terms - 1}.")
+    slate = array[..., 0] if slate_size == 1 else array[..., :slate_size]
+    return validate_conversational_actions({"slate": slate, "question": question - 1}, num_items, slate_size,
+                                           num_key_terms, batch=batch, distinct=distinct)
+
+
+class GymFlatConversational(gymnasium.spaces.MultiDiscrete):
+    """A conversational action as one ``MultiDiscrete([N] * k + [K + 1])``: ``k`` slots of ``N`` items, then the
+    question plus one (``0`` asks nothing). Samples show distinct items and ask uniformly (nothing included).
+
+    ``contains`` requires distinct items when ``distinct`` (``strict_slates``), as :class:`GymSlate` does.
+    Batched (``shape (B, k + 1)``) by :func:`gymnasium.vector.utils.batch_space`: each row is its own action.
+    """
+
+    def __init__(self, num_items: int, slate_size: int, num_key_terms: int, batch: int | None = None,
+                 seed: int | None = None, distinct: bool = True):
+        row = [num_items] * slate_size + [num_key_terms + 1]
+        super().__init__(np.array(row if batch is None else [row] * batch, dtype=np.int64), seed=seed)
+        self.num_items, self.slate_size, self.num_key_terms = num_items, slate_size, num_key_terms
+        self.batch, self.distinct = batch, bool(distinct)
+
+    def sample(self, mask=None, probability=None):
+        if mask is not None or probability is not None:
+            raise NotImplementedError("GymFlatConversational.sample does not take a mask or probabilities.")
+        rows = 1 if self.batch is None else self.batch
+        actions = np.stack([
+            np.append(self.np_random.choice(self.num_items, self.slate_size, replace=False),
+                      self.np_random.integers(self.num_key_terms + 1))
+            for _ in range(rows)
+        ]).astype(self.dtype)
+        return actions[0] if self.batch is None else actions
+
+    def contains(self, x) -> bool:
+        if not super().contains(x):
+            return False
+        if not self.distinct:
+            return True
+        slates = np.sort(np.asarray(x).reshape(-1, self.slate_size + 1)[:, :self.slate_size], axis=1)
+        return bool(np.all(slates[:, 1:] != slates[:, :-1]))
+
+    def __repr__(self) -> str:
+        batch = "" if self.batch is None else f", batch={self.batch}"
+        repeats = "" if self.distinct else ", distinct=False"
+        return (f"GymFlatConversational(num_items={self.num_items}, slate_size={self.slate_size}, "
+                f"num_key_terms={self.num_key_terms}{batch}{repeats})")
+
+    def __eq__(self, other) -> bool:
+        fields = ("num_items", "slate_size", "num_key_terms", "batch", "distinct")
+        return isinstance(other, GymFlatConversational) and all(getattr(self, f) == getattr(other, f) for f in fields)
+
+
+@batch_space.register(GymFlatConversational)
+def _batch_flat_conversational(space: GymFlatConversational, n: int = 1) -> GymFlatConversational:
+    if space.batch is not None:
+        raise InputError("A batched action space cannot be batched again.")
+    return GymFlatConversational(space.num_items, space.slate_size, space.num_key_terms, batch=n,
+                                 seed=int(space.np_random.integers(2**31)), distinct=space.distinct)
+
+
+def _gym_action_space(env, params, strict_slates: bool, flat_action: bool) -> gymnasium.spaces.Space:
+    if flat_action and isinstance(env, ConversationalEnv):
+        return GymFlatConversational(env.num_items(params), env.slate_size, env.num_key_terms(params),
+                                     distinct=strict_slates)
     space = env.action_space(params).to_gymnasium()
     if isinstance(space, GymSlate):
         space = GymSlate(space.num_items, space.slate_size, distinct=strict_slates)
@@ -112,11 +204,12 @@ def _gym_action_space(env, params, strict_slates: bool) -> gymnasium.spaces.Spac
     return space
 
 
-def _checked(env, params, action: Any, strict_slates: bool, batch: int | None = None) -> Any:
-    """An action for ``env`` checked as its kind takes it (a slate, or a conversational dict)."""
+def _checked(env, params, action: Any, strict_slates: bool, flat_action: bool, batch: int | None = None) -> Any:
+    """An action for ``env`` checked as its kind takes it (a slate, a conversational dict, or its flat form)."""
     if isinstance(env, ConversationalEnv):
-        return validate_conversational_actions(action, env.num_items(params), env.slate_size,
-                                               env.num_key_terms(params), batch=batch, distinct=strict_slates)
+        check = validate_flat_conversational_actions if flat_action else validate_conversational_actions
+        return check(action, env.num_items(params), env.slate_size, env.num_key_terms(params), batch=batch,
+                     distinct=strict_slates)
     return validate_actions(action, env.num_items(params), env.slate_size, batch=batch, distinct=strict_slates)
 
 
@@ -142,16 +235,18 @@ class RecGymEnv(gymnasium.Env):
         *,
         functional=None,
         strict_slates: bool = False,
+        flat_action: bool = False,
         **overrides: Any,
     ):
         """Args: a registered ``env_id`` with overrides, or ``functional=(env, params)`` built elsewhere;
-        ``strict_slates=True`` refuses slates that repeat an item (by default a repeat is shown once)."""
+        ``strict_slates=True`` refuses slates that repeat an item (by default a repeat is shown once);
+        ``flat_action=True`` takes a conversational action as one integer array (see the module docstring)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise InputError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
         self.render_mode = render_mode
-        self.strict_slates = bool(strict_slates)
+        self.strict_slates, self.flat_action = bool(strict_slates), bool(flat_action)
         self.env, self.params = _functional(env_id, functional, overrides)
-        self.action_space = _gym_action_space(self.env, self.params, self.strict_slates)
+        self.action_space = _gym_action_space(self.env, self.params, self.strict_slates, self.flat_action)
         self.observation_space = self.env.observation_space(self.params).to_gymnasium()
         self._reset = jax.jit(self.env.reset)
         self._step = jax.jit(self.env.step_env)
@@ -170,7 +265,7 @@ class RecGymEnv(gymnasium.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        action = _checked(self.env, self.params, action, self.strict_slates)
+        action = _checked(self.env, self.params, action, self.strict_slates, self.flat_action)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, reward, terminated, truncated, info = self._step(step_key, self._state, action, self.params)
         info = {name: value.item() if value.ndim == 0 else value for name, value in _to_numpy(info).items()}
@@ -212,14 +307,15 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
         *,
         functional=None,
         strict_slates: bool = False,
+        flat_action: bool = False,
         **overrides: Any,
     ):
         if num_envs < 1:
             raise InputError(f"num_envs must be >= 1, got {num_envs}.")
         self.env, self.params = _functional(env_id, functional, overrides)
         self.num_envs = num_envs
-        self.strict_slates = bool(strict_slates)
-        self.single_action_space = _gym_action_space(self.env, self.params, self.strict_slates)
+        self.strict_slates, self.flat_action = bool(strict_slates), bool(flat_action)
+        self.single_action_space = _gym_action_space(self.env, self.params, self.strict_slates, self.flat_action)
         self.single_observation_space = self.env.observation_space(self.params).to_gymnasium()
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -240,7 +336,7 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
     def step(self, actions):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
-        actions = _checked(self.env, self.params, actions, self.strict_slates, batch=self.num_envs)
+        actions = _checked(self.env, self.params, actions, self.strict_slates, self.flat_action, batch=self.num_envs)
         self._key, step_key = jax.random.split(self._key)
         obs, self._state, rewards, terminated, truncated, info = self._step(
             jax.random.split(step_key, self.num_envs), self._state, actions, self.params

@@ -1,5 +1,6 @@
-"""Stable-Baselines3 on many simulated users at once: :class:`SB3VecEnv`, an SB3 ``VecEnv`` over rlrec's
-JAX-batched Gymnasium vector env (one jitted, vmapped call steps every user).
+"""Stable-Baselines3 on rlrec: :class:`SB3VecEnv`, an SB3 ``VecEnv`` over rlrec's JAX-batched Gymnasium vector
+env (one jitted, vmapped call steps every user), and :class:`ItemFeaturesExtractor`, a features extractor that
+reads the history's item ids as the items' features instead of as numbers.
 
 SB3 works unchanged on ``gymnasium.make("rlrec/<id>")`` (it wraps the env in its ``DummyVecEnv``, one Python
 step per user). This adapter is the fast path for many users::
@@ -18,8 +19,12 @@ ended it, so SB3 bootstraps from ``terminal_observation``). Every ``infos[i]`` a
 info (``regret``, ``expected_reward``, ``clicked_item``, ...). Slates that repeat an item (SB3 samples each
 slot of a ``MultiDiscrete`` on its own) are shown once, as in :mod:`rlrec.envs.gym`.
 
-Stable-Baselines3 is not a dependency of rlrec (it is in the ``dev`` extra): importing this module without it
-raises an ``ImportError`` that says how to install it.
+Conversational ids act with a slate and a question (a ``Dict`` action, which SB3 refuses): make them with
+``flat_action=True`` (:mod:`rlrec.envs.gym`), one ``MultiDiscrete`` of the slate and the question plus one;
+``flat_action=True`` leaves every other id as it is, so the same call serves every id.
+
+Stable-Baselines3 (and with it torch) is not a dependency of rlrec (it is in the ``dev`` extra): ``import rlrec``
+never loads this module, and importing it without SB3 raises an ``ImportError`` that says how to install it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from rlrec.envs.gym import RecVectorEnv
 from rlrec.errors import InputError
 
 try:
+    import torch
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import VecEnv
 except ImportError as error:  # pragma: no cover - exercised only without SB3
     raise ImportError(
@@ -69,8 +76,8 @@ class SB3VecEnv(VecEnv):
         if isinstance(inner.single_action_space, gymnasium.spaces.Dict):
             raise TypeError(
                 f"Stable-Baselines3 does not take Dict action spaces, and {inner.env.name} acts with a slate and a "
-                "question; train SB3 on its plain twin (e.g. MovieLens-BanditSlate-v0) or write the questions into "
-                "your own wrapper's action."
+                "question; make it with flat_action=True (SB3VecEnv.make(env_id, num_envs, flat_action=True)): one "
+                "MultiDiscrete of the slate's item ids, then the question plus one (0 asks nothing)."
             )
         self.vector_env = inner
         self._actions: np.ndarray | None = None
@@ -79,7 +86,7 @@ class SB3VecEnv(VecEnv):
     @classmethod
     def make(cls, env_id: str, num_envs: int, **kwargs: Any) -> SB3VecEnv:
         """``SB3VecEnv(gymnasium.make_vec("rlrec/<env_id>", num_envs, **kwargs))``; kwargs are env overrides
-        (``max_steps=50``, ``slate_size=3``) or ``strict_slates``."""
+        (``max_steps=50``, ``slate_size=3``), ``strict_slates`` or ``flat_action`` (needed on conversational ids)."""
         env_id = env_id if env_id.startswith("rlrec/") else f"rlrec/{env_id}"
         return cls(gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs))
 
@@ -131,3 +138,121 @@ class SB3VecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type[gymnasium.Wrapper], indices=None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
+
+
+# -- Item features for SB3's policies ----------------------------------------------------------------------------
+
+
+def item_features(env: Any) -> np.ndarray:
+    """The ``(N, d + 2)`` float32 item features of an rlrec env, for :class:`ItemFeaturesExtractor`.
+
+    Each item's embedding in the simulator space, its quality and its appeal: the attributes the simulated
+    user's click utility is built from, as rlrec's linear bandits read them
+    (:func:`rlrec.agents.base.bandit_features`).
+
+    Args:
+        env: ``gymnasium.make("rlrec/<id>")`` (wrapped or not), ``gymnasium.make_vec("rlrec/<id>")``,
+            an :class:`SB3VecEnv` (wrapped in SB3's ``VecEnvWrapper`` s or not), or SB3's ``DummyVecEnv`` of
+            rlrec envs.
+
+    Returns:
+        float32 ``(N, d + 2)``, row ``i`` for item id ``i``.
+    """
+    from rlrec.agents.base import bandit_features  # the agents' item features: one home for them
+
+    inner = getattr(env, "unwrapped", env)  # gymnasium wrappers, SB3's VecEnvWrappers
+    if isinstance(inner, SB3VecEnv):
+        inner = inner.vector_env
+    elif getattr(inner, "envs", None):  # SB3's DummyVecEnv: every env has the same catalog
+        inner = inner.envs[0].unwrapped
+    params = getattr(inner, "params", None)
+    if params is None or not hasattr(params, "item_features"):
+        raise TypeError(
+            f"item_features reads an rlrec env's catalog: pass gymnasium.make('rlrec/<id>'), "
+            f"gymnasium.make_vec('rlrec/<id>', num_envs=N) or an SB3VecEnv; got {type(inner).__name__}."
+        )
+    return np.asarray(bandit_features(params), np.float32)
+
+
+class ItemFeaturesExtractor(BaseFeaturesExtractor):
+    """An SB3 features extractor for rlrec observations: history item ids looked up in the items' features.
+
+    SB3's default ``CombinedExtractor`` flattens ``history_items`` into the network as numbers, so item 4,512 is
+    "bigger" than item 17 and two similar films look unrelated. This extractor reads each past step as the
+    features of the item clicked (zeros without a click), the mean features of the slate shown (zeros for the
+    padding before the first step) and whether there was a click; it concatenates these with every other entry
+    of the observation, flattened as numbers (``request``, ``history_feedback``, ``progress``, and on
+    conversational ids ``question``, ``answer``, ``critique``, ``critique_embedding``), and feeds an MLP (ReLU
+    after each layer). The item features are a fixed buffer (saved with the model, not trained)::
+
+        from stable_baselines3 import PPO
+        from rlrec.envs.sb3 import ItemFeaturesExtractor, SB3VecEnv, item_features
+
+        envs = SB3VecEnv.make("MovieLens-Session-v0", num_envs=64)
+        policy_kwargs = dict(features_extractor_class=ItemFeaturesExtractor,
+                             features_extractor_kwargs=dict(item_features=item_features(envs)))
+        PPO("MultiInputPolicy", envs, policy_kwargs=policy_kwargs, n_steps=64, batch_size=512).learn(50_000)
+
+    Args:
+        observation_space: the env's ``Dict`` observation space (SB3 passes it).
+        item_features: ``(N, f)`` features of the catalog's ``N`` items, row ``i`` for item id ``i``; usually
+            :func:`item_features` of the env.
+        net_arch: the MLP's layer sizes; the last is the features' size.
+
+    Raises:
+        InputError: ``item_features`` is not a finite ``(N, f)`` array with one row per item of the env, or
+            ``net_arch`` is empty or holds a size below 1.
+        TypeError: ``observation_space`` is not an rlrec observation (a ``Dict`` with ``history_items`` and
+            ``history_clicks``).
+    """
+
+    def __init__(self, observation_space: gymnasium.spaces.Dict, item_features: Any,
+                 net_arch: tuple[int, ...] | list[int] = (256, 256)):
+        entries = getattr(observation_space, "spaces", {})
+        if not {"history_items", "history_clicks"} <= set(entries):
+            raise TypeError(
+                "ItemFeaturesExtractor reads an rlrec observation (a Dict with history_items and history_clicks); "
+                f"got {observation_space}. Use it with an rlrec env and SB3's MultiInputPolicy."
+            )
+        features = np.asarray(item_features, np.float32)
+        num_items = int(entries["history_items"].high.max()) + 1
+        if features.ndim != 2 or features.shape[0] != num_items:
+            raise InputError(
+                f"item_features must be (items, features) with one row per item of the env ({num_items}), got shape "
+                f"{features.shape}; pass item_features(env) from rlrec.envs.sb3."
+            )
+        if not np.isfinite(features).all():
+            raise InputError("item_features holds NaN or infinite values; every item needs finite features.")
+        sizes = [int(size) for size in net_arch]
+        if not sizes or min(sizes) < 1:
+            raise InputError(f"net_arch must be one or more layer sizes >= 1 (e.g. (256, 256)), got {net_arch!r}.")
+        history, _ = entries["history_items"].shape
+        others = sorted(set(entries) - {"history_items", "history_clicks"})
+        width = history * (2 * features.shape[1] + 1) + sum(int(np.prod(entries[name].shape)) for name in others)
+        super().__init__(observation_space, features_dim=sizes[-1])
+        self.other_entries = others
+        # Row 0 is the padding id -1 (no item shown yet): zeros, so padding adds nothing.
+        self.register_buffer("item_table", torch.as_tensor(np.concatenate([np.zeros_like(features[:1]), features])))
+        layers: list[torch.nn.Module] = []
+        for size in sizes:
+            layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+            width = size
+        self.mlp = torch.nn.Sequential(*layers)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, net_arch[-1])`` features of a batch of observations: the MLP of :meth:`inputs`."""
+        return self.mlp(self.inputs(observations))
+
+    def inputs(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, width)`` input of the MLP: per history step (oldest first) the clicked item's features, then per
+        step the shown slate's mean features, then per step 1.0 for a click, then the other entries by name."""
+        # SB3 hands every Box entry over as float32; ids up to 2**24 are exact, rounding guards the cast.
+        items = observations["history_items"].round().long() + 1  # (B, H, k), 0 for padding
+        clicks = observations["history_clicks"].round().long()  # (B, H), -1 for no click
+        shown = self.item_table[items]  # (B, H, k, f)
+        clicked = (clicks >= 0).unsqueeze(-1)  # (B, H, 1)
+        slot = clicks.clamp(min=0)[..., None, None].expand(-1, -1, 1, shown.shape[-1])
+        clicked_features = torch.gather(shown, 2, slot).squeeze(2) * clicked
+        parts = [clicked_features.flatten(1), shown.mean(2).flatten(1), clicked.flatten(1).float()]
+        parts += [observations[name].flatten(1).float() for name in self.other_entries]
+        return torch.cat(parts, dim=1)
