@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlrec import _progress
+from rlrec import _memory, _progress
 from rlrec.agents.base import slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
-from rlrec.ope.log import OBSERVATION_FIELDS, Log
+from rlrec.ope.log import OBSERVATION_FIELDS, ROUND_LAYOUT, Log
 from rlrec.ope.policies import Policy
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
 
@@ -107,12 +109,117 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
         )
 
 
+# Static settings that do not change what a user does: the env's name (its id, named beside the fingerprint) and
+# track_regret (the oracle's bookkeeping).
+_NOT_BEHAVIOUR = ("name", "track_regret")
+
+
+def env_fingerprint(env: RecEnv, params: EnvParams) -> dict[str, str]:
+    """What makes ``env``'s users behave as they do, one readable entry per part, the same in every process.
+
+    The class, each static setting that shapes the simulation (``choice_model``, ``slate_size``,
+    ``history_length``, ...; not the name or ``track_regret``) and every leaf of ``params``: a scalar by its value
+    as JAX computes with it (``"float32 3.0"``: a Python ``3.0`` and ``jnp.float32(3.0)`` are the same env), an
+    array by dtype, shape and the SHA-256 of its bytes (never Python's ``hash()``, which is salted per process).
+    A log records it (:func:`collect`) and :func:`check_log` compares it part by part, so a log is never evaluated
+    on another env of the same sizes (a cascade for an MNL, another ``no_click_logit``), whose truth differs.
+
+    Returns:
+        ``{part: description}``, e.g. ``{"class": "rlrec.envs.recsys.RecEnv", "choice_model": "'mnl'",
+        "params.no_click_logit": "float32 3.0", "params.item_features": "float32[10, 8] sha256:<16 hex digits>"}``.
+    """
+    parts = {"class": state_class(env)}
+    for field in dataclasses.fields(env):
+        if field.compare and field.name not in _NOT_BEHAVIOUR:
+            parts[field.name] = repr(getattr(env, field.name))
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        value = np.asarray(jnp.asarray(leaf))
+        if value.ndim == 0:
+            description = f"{value.dtype} {value}"
+        else:
+            digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
+            description = f"{value.dtype}{list(value.shape)} sha256:{digest}"
+        parts["params" + jax.tree_util.keystr(path)] = description
+    return parts
+
+
 def check_log(log: Log, env: RecEnv, params: EnvParams) -> None:
-    """Raises ``ValueError`` when ``log`` was not collected on an env of ``env``'s catalog and slate size."""
+    """Raises :class:`~rlrec.errors.InputError` unless ``log`` is sound (:meth:`Log.check`) and was collected on
+    ``env``: the same catalog and slate size, the same fingerprint (:func:`env_fingerprint`), observations of the
+    env's shapes. A log without a fingerprint (format 1, or built by hand) is evaluated with a warning."""
+    log.check()
     if log.slate_size != env.slate_size or log.num_items != env.num_items(params):
         raise InputError(f"The log ({log.env_id}: {log.num_items} items, slates of {log.slate_size}) was not "
                          f"collected on this env ({env.name}: {env.num_items(params)} items, slates of "
                          f"{env.slate_size}); pass the env and params it was collected on.")
+    here = env_fingerprint(env, params)
+    if log.env_fingerprint is None:
+        warnings.warn(f"The log has no env fingerprint (saved before log format 2, or built by hand), so rlrec "
+                      f"cannot check that {env.name or 'this env'} is the env it was collected on (another env "
+                      "gives wrong numbers without an error): collect it again with rlrec.ope.collect, which records "
+                      "the fingerprint, to have it checked.", UserWarning, stacklevel=3)
+    else:
+        logged = log.env_fingerprint
+        differ = [part for part in {**logged, **here} if logged.get(part) != here.get(part)]
+        if differ:
+            shown = "; ".join(f"{part}: {logged.get(part, 'absent')} in the log's env, {here.get(part, 'absent')} "
+                              "in this one" for part in differ[:3])
+            more = f" (and {len(differ) - 3} more parts)" if len(differ) > 3 else ""
+            raise InputError(f"The log was collected on {log.env_id}, which differs from this env ({env.name}) in "
+                             f"{shown}{more}; pass the env and params the log was collected on (rlrec.make with the "
+                             "same id and settings).")
+    spaces = env.observation_space(params).spaces
+    for name in OBSERVATION_FIELDS:
+        shape, expected = np.shape(getattr(log, name))[1:], tuple(spaces[name].shape)
+        if shape != expected:
+            raise InputError(f"The log's {name} is {shape} per round, but {env.name} observes {expected}; pass the "
+                             "env and params the log was collected on.")
+
+
+def round_bytes(env: RecEnv, params: EnvParams, behaviour: Policy) -> int:
+    """Bytes of one logged round: the log's arrays (:data:`~rlrec.ope.log.ROUND_LAYOUT` in the env's sizes) and
+    the env's hidden state (its shapes traced, nothing computed)."""
+    sizes = {"d": int(params.item_features.shape[1]), "H": env.history_length, "k": env.slate_size}
+    total = sum(math.prod(sizes.get(size, size) for size in shape) * np.dtype(dtype).itemsize
+                for name, (shape, dtype) in ROUND_LAYOUT.items()
+                if name != "behaviour_greedy" or behaviour.kind == "epsilon-greedy")
+    state = jax.eval_shape(lambda key: env.reset(key, params)[1], jax.random.key(0))
+    return total + sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+
+
+def check_memory(env: RecEnv, params: EnvParams, behaviour: Policy, num_rounds: int, *,
+                 steps_per_user: int = 1) -> None:
+    """Raises :class:`~rlrec.errors.InputError`, naming the largest size that fits, when :func:`collect`'s
+    ``num_rounds`` would not fit in the memory available now; allocates nothing.
+
+    :func:`collect` holds the blocks' outputs and, while joining them, the whole log once more, plus the block
+    being computed: about ``(2 * rounds + block rounds) * round_bytes``. Sizes of unknown memory pass.
+    """
+    available = _memory.available_bytes()
+    if available is None:
+        return
+    per_user = steps_per_user * round_bytes(env, params, behaviour)
+    block = MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS
+
+    def needed(users: int) -> int:
+        return (2 * users + min(users, block)) * per_user
+
+    users = num_rounds // steps_per_user
+    if needed(users) <= available:
+        return
+    fits = available // (3 * per_user)  # the largest number of users that fits (needed is increasing)
+    if fits >= block:
+        fits = (available - block * per_user) // (2 * per_user)
+    advice = (f"collect at most {fits * steps_per_user:,} rounds here" if fits else
+              f"not one stream of {steps_per_user} rounds fits: free memory") + ", or use a machine with more memory"
+    raise InputError(f"{num_rounds:,} rounds of {behaviour.name} on {env.name} need about "
+                     f"{_memory.describe(needed(users))} of memory ({_memory.describe(per_user / steps_per_user)} a "
+                     f"round, the log held twice while its blocks are joined), and {_memory.describe(available)} is "
+                     f"available: {advice}.")
+
+
+def _whole_number(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def collect(
@@ -130,7 +237,8 @@ def collect(
     Args:
         env, params: from :func:`rlrec.make` (any env: plain or conversational, any setting).
         behaviour: the logging policy (:mod:`rlrec.ope.policies`); it does not learn while it logs.
-        num_rounds: rounds in the log, a multiple of ``steps_per_user``.
+        num_rounds: rounds in the log, a multiple of ``steps_per_user``; a size whose log would not fit in the
+            memory available is refused before anything is allocated (:func:`check_memory`).
         steps_per_user: consecutive rounds of each simulated user (1: every round a fresh cold-start user, the
             classic contextual-bandit log; more: the same user again, with the history of what was shown).
         seed: the log's seed (users, the behaviour's draws and the clicks).
@@ -139,14 +247,20 @@ def collect(
     Returns:
         A :class:`~rlrec.ope.log.Log`, rounds user by user (``user`` and ``step`` say which), with the exact
         expected reward of every logged slate and the users' hidden states, which :func:`rlrec.ope.true_value`
-        reads (no estimator does).
+        reads (no estimator does), and the env's fingerprint (:func:`env_fingerprint`).
     """
     check_policy(behaviour, env, "behaviour")
+    for name, value in (("num_rounds", num_rounds), ("steps_per_user", steps_per_user)):
+        if not _whole_number(value):
+            raise InputError(f"{name} must be a whole number (an int), got {value!r} ({type(value).__name__}); "
+                             "e.g. 10_000, not 1e4.")
+    num_rounds, steps_per_user = int(num_rounds), int(steps_per_user)
     if num_rounds < 1 or steps_per_user < 1 or num_rounds % steps_per_user:
         raise InputError(
             f"num_rounds ({num_rounds}) must be a positive multiple of steps_per_user ({steps_per_user}): the log "
             "holds whole user streams."
         )
+    check_memory(env, params, behaviour, num_rounds, steps_per_user=steps_per_user)
     num_users = num_rounds // steps_per_user
     block = min(num_users, MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS)
     blocks = math.ceil(num_users / block)
@@ -189,5 +303,6 @@ def collect(
         state_class=state_class(state),
         propensity_samples=behaviour.samples,
         behaviour_greedy=flat.pop("behaviour_greedy", None),
+        env_fingerprint=env_fingerprint(env, params),
         **flat,
     )

@@ -12,6 +12,14 @@ array with exactly the dtype and shape it was saved with:
   order. The facts, the format version and every column's per-round shape and NumPy dtype are JSON in the schema
   metadata under ``rlrec_log``.
 
+A file is never trusted. :func:`load` reads the facts first, then only the arrays they declare (an entry or column
+some other tool added is never read, let alone decompressed): each one's shape and dtype, from its ``.npy``
+header or Parquet schema, are checked against the log's own sizes, and their total against the memory available,
+before any data is read. The log is then checked field by field (:meth:`~rlrec.ope.log.Log.check`), as
+:func:`save` checks it before writing. A damaged file (cut short, a byte changed, a header that disagrees with its
+data) is one :class:`~rlrec.errors.InputError` naming the file. Format 2 added the env's fingerprint (the facts'
+``env_fingerprint``); a format 1 log loads with none, and evaluating it warns that its env cannot be checked.
+
 :func:`to_obp` exports a log as Open Bandit Pipeline's ``bandit_feedback`` dictionary (single items or slates), so
 OBP's estimators run on rlrec's logs and their answers can be checked against :func:`rlrec.ope.true_value`.
 """
@@ -19,25 +27,35 @@ OBP's estimators run on rlrec's logs and their answers can be checked against :f
 from __future__ import annotations
 
 import json
+import math
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rlrec import _memory
 from rlrec.errors import InputError, MissingPathError
 from rlrec.files import _atomic, atomic_save_npz
-from rlrec.ope.log import Log
+from rlrec.ope.log import STATE_PREFIX, Log, check_layout
 
 FORMAT = "rlrec-ope-log"
-VERSION = 1  # raise when a saved field changes meaning; load refuses logs of a newer version
+VERSION = 2  # raise when a saved field changes meaning; load refuses logs of a newer version
 META_KEY = "rlrec_log"  # the npz entry / Parquet schema metadata key holding the facts
-STATE_PREFIX = "state."
 SUFFIXES = (".npz", ".parquet")
 # The log's scalar facts (saved as JSON); its arrays are Log.ROUND_FIELDS, behaviour_greedy and the states.
 FACT_FIELDS = ("env_id", "behaviour", "behaviour_kind", "behaviour_settings", "num_items", "slate_size", "seed",
-               "state_class", "propensity_samples")
+               "state_class", "propensity_samples", "env_fingerprint")
+# Facts added after format 1, by the version that added them: a log of an older format loads with None.
+_ADDED_FACTS = {"env_fingerprint": 2}
 _INTEGER_FACTS = ("num_items", "slate_size", "seed", "propensity_samples")
+# The facts' JSON entry of an .npz may hold at most this many bytes (a log's are a few KB): a bound on what a
+# damaged header can make load allocate before it knows the file is a log.
+META_LIMIT = 2**24
+# What reading an .npz entry raises when the file is damaged (zipfile: a bad CRC; NumPy: a bad header, short data).
+_DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 _PYARROW_MISSING = ("Parquet logs need pyarrow: pip install pyarrow (or pip install 'rlrec[dev]'); or save the log "
                     "as .npz, which needs only NumPy.")
 
@@ -46,8 +64,9 @@ def save(log: Log, path: str | os.PathLike) -> Path:
     """Writes ``log`` to ``path`` atomically, as ``.npz`` or ``.parquet`` by its suffix (see the module docstring).
 
     Args:
-        log: the log to save; its arrays may be NumPy or JAX arrays (saved as NumPy, dtypes kept). Its
-            ``behaviour_settings`` are saved as JSON: NumPy scalars come back as Python numbers, tuples as lists.
+        log: the log to save, checked first (:meth:`~rlrec.ope.log.Log.check`: nothing is written if a field is
+            bad); its arrays may be NumPy or JAX arrays (saved as NumPy, dtypes kept). Its ``behaviour_settings``
+            are saved as JSON: NumPy scalars come back as Python numbers, tuples as lists.
         path: where to write, ending in ``.npz`` or ``.parquet``; its folder is created if missing.
 
     Returns:
@@ -55,6 +74,7 @@ def save(log: Log, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     suffix = _suffix(path)
+    log.check()
     meta, arrays = _flatten(log)
     if suffix == ".npz":
         atomic_save_npz(path, **{META_KEY: np.asarray(json.dumps(meta))}, **arrays)
@@ -64,7 +84,12 @@ def save(log: Log, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> Log:
-    """Reads a log written by :func:`save` (``.npz`` or ``.parquet``, by suffix), arrays as NumPy."""
+    """Reads a log written by :func:`save` (``.npz`` or ``.parquet``, by suffix), arrays as NumPy.
+
+    Raises:
+        InputError: the file is not a log, is damaged, is of a newer format, would not fit in the memory
+            available, or holds a field :meth:`~rlrec.ope.log.Log.check` refuses; the message names the file.
+    """
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
@@ -90,28 +115,18 @@ def _json_value(value: Any) -> Any:
 
 
 def _flatten(log: Log) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The log as (facts, arrays by entry name), checked to have one row per round in every array."""
-    arrays = {name: np.asarray(getattr(log, name)) for name in Log.ROUND_FIELDS}
-    if log.behaviour_greedy is not None:
-        arrays["behaviour_greedy"] = np.asarray(log.behaviour_greedy)
-    arrays.update({STATE_PREFIX + name: np.asarray(value) for name, value in log.states.items()})
-    rounds = log.num_rounds
-    for name, value in arrays.items():
-        if value.ndim == 0 or value.shape[0] != rounds:
-            raise InputError(f"Log field {name} has shape {value.shape}; every array of a log has the rounds first "
-                             f"({rounds} rounds, the length of reward).")
-        if value.dtype.hasobject:
-            raise InputError(f"Log field {name} holds Python objects (dtype object); logs hold numeric arrays only.")
+    """The log as (facts, arrays by entry name)."""
     meta = {"format": FORMAT, "version": VERSION, **{name: getattr(log, name) for name in FACT_FIELDS},
             "states": list(log.states)}
     for name in _INTEGER_FACTS:
         meta[name] = int(meta[name])
     meta["behaviour_settings"] = json.loads(json.dumps(log.behaviour_settings, default=_json_value))
-    return meta, arrays
+    return meta, log.arrays()
 
 
-def _unflatten(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Log:
-    """The :class:`Log` from what :func:`_flatten` made, after checking it is one this rlrec reads."""
+def _declared(path: Path, meta: Any, present: set[str]) -> list[str]:
+    """The arrays the facts ``meta`` declare (those of ``present`` that the log has), after checking that the
+    facts are a complete log of a format this rlrec reads."""
     if not isinstance(meta, dict):
         raise InputError(f"{path} is not an rlrec log (its {META_KEY} entry is not a JSON object); logs are written "
                          "by rlrec.ope.io.save.")
@@ -121,41 +136,116 @@ def _unflatten(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     if meta["version"] > VERSION:
         raise InputError(f"{path} was written by a newer rlrec (log format version {meta['version']}; this rlrec "
                          f"reads versions up to {VERSION}): upgrade rlrec (pip install --upgrade rlrec) to read it.")
+    for name, version in _ADDED_FACTS.items():
+        if meta["version"] < version:
+            meta[name] = None
     states = meta.get("states", [])
-    needed = [*FACT_FIELDS, "states"]
-    missing = [name for name in needed if name not in meta]
-    missing += [name for name in (*Log.ROUND_FIELDS, *(STATE_PREFIX + state for state in states)) if name not in arrays]
+    if not isinstance(states, list) or not all(isinstance(state, str) for state in states):
+        raise InputError(f"{path} is not an rlrec log (its states are {states!r}, not a list of field names); save "
+                         "the log again.")
+    needed = [*Log.ROUND_FIELDS, *(STATE_PREFIX + state for state in states)]
+    missing = [name for name in (*FACT_FIELDS, "states") if name not in meta]
+    missing += [name for name in needed if name not in present]
     if missing:
         raise InputError(f"{path} is not a complete rlrec log (missing {missing}): it was damaged or not written by "
                          "rlrec.ope.io.save; save the log again.")
-    return Log(**{name: meta[name] for name in FACT_FIELDS},
-               **{name: arrays[name] for name in Log.ROUND_FIELDS},
-               states={state: arrays[STATE_PREFIX + state] for state in states},
-               behaviour_greedy=arrays.get("behaviour_greedy"))
+    return needed + (["behaviour_greedy"] if "behaviour_greedy" in present else [])
 
 
-def _not_a_log(path: Path, what: str, error: Exception) -> ValueError:
-    return ValueError(f"{path} is not an rlrec log ({what}: {error}); logs are written by rlrec.ope.io.save.")
+def _check_layout(path: Path, meta: dict[str, Any], layout: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Raises unless the declared shapes are the log's own (:func:`~rlrec.ope.log.check_layout`) and the arrays fit
+    in the memory available: before any data is read."""
+    slate_size = meta["slate_size"]
+    if not isinstance(slate_size, int) or isinstance(slate_size, bool) or slate_size < 1:
+        raise InputError(f"{path}: slate_size must be a whole number >= 1, got {slate_size!r}; save the log again.")
+    rounds = check_layout(layout, slate_size, str(path))
+    needed = sum(math.prod(shape) * dtype.itemsize for shape, dtype in layout.values())
+    available = _memory.available_bytes()
+    if available is not None and needed > available:
+        raise InputError(f"{path} needs {_memory.describe(needed)} of memory to load ({rounds:,} rounds), and "
+                         f"{_memory.describe(available)} is available: load it on a machine with more memory (or "
+                         "free some), or save a shorter log (log.head(rounds)) where it was collected.")
+
+
+def _unflatten(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Log:
+    """The :class:`Log` of what :func:`_flatten` made, checked field by field."""
+    log = Log(**{name: meta[name] for name in FACT_FIELDS},
+              **{name: arrays[name] for name in Log.ROUND_FIELDS},
+              states={state: arrays[STATE_PREFIX + state] for state in meta["states"]},
+              behaviour_greedy=arrays.get("behaviour_greedy"))
+    log.check(str(path))
+    return log
+
+
+def _not_a_log(path: Path, what: str, error: Exception) -> InputError:
+    return InputError(f"{path} is not an rlrec log ({what}: {error}); the file is damaged (e.g. cut short) or not a "
+                      "log: save the log again (logs are written by rlrec.ope.io.save).")
+
+
+def _damaged(path: Path, part: str, error: Exception | str) -> InputError:
+    """The error of a damaged ``part`` (``"entry request"``, ``"column slate"``) of a log's file."""
+    return InputError(f"{path}: {part} is damaged ({error}); the file was cut short or changed after it was "
+                      "written: save the log again (rlrec.ope.io.save).")
 
 
 def _load_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The facts, then only the entries they declare, each header checked before its data is read."""
     try:
-        contents = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise _not_a_log(path, "not a NumPy .npz file", error) from None
-    if not isinstance(contents, np.lib.npyio.NpzFile):
-        raise InputError(f"{path} is not an rlrec log (a single .npy array, not an .npz archive); logs are written "
-                         "by rlrec.ope.io.save.")
-    with contents:
-        if META_KEY not in contents.files:
-            raise InputError(f"{path} is not an rlrec log (it has no {META_KEY} entry, only {contents.files[:8]}); "
+    with archive:
+        entries = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        if META_KEY not in entries:
+            raise InputError(f"{path} is not an rlrec log (it has no {META_KEY} entry, only {list(entries)[:8]}); "
                              "logs are written by rlrec.ope.io.save.")
+        shape, dtype = _entry_header(path, archive, META_KEY, entries[META_KEY])
+        if shape != () or dtype.kind != "U" or dtype.itemsize > META_LIMIT:
+            raise InputError(f"{path} is not an rlrec log (its {META_KEY} entry is {dtype} {shape}, not a JSON "
+                             "string); logs are written by rlrec.ope.io.save.")
         try:
-            meta = json.loads(str(contents[META_KEY]))
-            arrays = {name: contents[name] for name in contents.files if name != META_KEY}
+            meta = json.loads(str(_read_entry(path, archive, META_KEY, entries[META_KEY])))
         except ValueError as error:
-            raise _not_a_log(path, "unreadable entries", error) from None
+            raise _not_a_log(path, f"its {META_KEY} entry is not JSON", error) from None
+        names = _declared(path, meta, set(entries))
+        layout = {name: _entry_header(path, archive, name, entries[name]) for name in names}
+        _check_layout(path, meta, layout)
+        arrays = {name: _read_entry(path, archive, name, entries[name]) for name in names}
     return meta, arrays
+
+
+def _entry_header(path: Path, archive: zipfile.ZipFile, name: str,
+                  info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """An entry's shape and dtype from its ``.npy`` header, which must agree with the entry's size in the zip
+    (a header claiming petabytes over a few bytes of data is damage, found before anything is allocated)."""
+    try:
+        with archive.open(info) as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:  # 3.0 (UTF-8 field names) is never written for a log's plain dtypes
+                raise ValueError(f".npy format version {version}, which rlrec does not write")
+            offset = stream.tell()
+    except _DAMAGED as error:
+        raise _damaged(path, f"entry {name}", error) from None
+    if dtype.hasobject:  # unpickling could run code: never read from a file
+        raise InputError(f"{path}: entry {name} holds Python objects (dtype object), which rlrec never reads from a "
+                         "file; logs hold numbers only: save the log again (rlrec.ope.io.save).")
+    size = math.prod(shape) * dtype.itemsize
+    if info.file_size != offset + size:
+        raise _damaged(path, f"entry {name}", f"its header declares {dtype} {shape}, {_memory.describe(size)}, but "
+                                              f"the entry holds {_memory.describe(max(info.file_size - offset, 0))}")
+    return shape, dtype
+
+
+def _read_entry(path: Path, archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo) -> np.ndarray:
+    try:
+        with archive.open(info) as stream:
+            return np.lib.format.read_array(stream, allow_pickle=False)
+    except _DAMAGED as error:
+        raise _damaged(path, f"entry {name}", error) from None
 
 
 def _import_pyarrow():
@@ -189,28 +279,71 @@ def _save_parquet(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray
 
 
 def _load_parquet(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The facts from the schema, then only the declared columns, each column's type checked before reading."""
     pa, pq = _import_pyarrow()
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
     except (OSError, pa.ArrowException) as error:
         raise _not_a_log(path, "not a Parquet file", error) from None
-    stored = (table.schema.metadata or {}).get(META_KEY.encode())
-    if stored is None:
-        raise InputError(f"{path} is not an rlrec log (its Parquet schema metadata has no {META_KEY} entry); logs "
-                         "are written by rlrec.ope.io.save.")
-    meta = json.loads(stored)
-    layout = meta.pop("columns", {})
+    with parquet:
+        stored = (schema.metadata or {}).get(META_KEY.encode())
+        if stored is None:
+            raise InputError(f"{path} is not an rlrec log (its Parquet schema metadata has no {META_KEY} entry); "
+                             "logs are written by rlrec.ope.io.save.")
+        try:
+            meta = json.loads(stored)
+        except ValueError as error:
+            raise _not_a_log(path, f"its {META_KEY} metadata is not JSON", error) from None
+        columns = meta.pop("columns", {}) if isinstance(meta, dict) else {}
+        if not isinstance(columns, dict):
+            raise _not_a_log(path, f"its {META_KEY} metadata's columns", TypeError(f"{columns!r} is not a dict"))
+        names = _declared(path, meta, set(schema.names) & set(columns))  # a column another tool added: not read
+        layout = {name: _column_layout(path, name, columns[name], schema.field(name).type, rows, pa)
+                  for name in names}
+        _check_layout(path, meta, layout)
+        try:
+            table = parquet.read(columns=names)
+        except (OSError, pa.ArrowException) as error:
+            raise _damaged(path, f"columns {names}", error) from None
     arrays = {}
-    for name in table.column_names:
-        if name not in layout:
-            continue  # a column some other tool added: not part of the log
-        column = table.column(name).combine_chunks()
-        shape, dtype = tuple(layout[name]["shape"]), np.dtype(layout[name]["dtype"])
-        if shape:
-            column = column.flatten()
-        values = column.to_numpy(zero_copy_only=False)
-        arrays[name] = np.array(values, dtype=dtype).reshape(table.num_rows, *shape)  # a copy: writable
+    for name in names:
+        shape, dtype = layout[name]
+        try:
+            column = table.column(name).combine_chunks()
+            if len(shape) > 1:
+                column = column.flatten()
+            values = column.to_numpy(zero_copy_only=False)
+            arrays[name] = np.array(values, dtype=dtype).reshape(shape)  # a copy: writable
+        except (ValueError, TypeError, pa.ArrowException) as error:  # nulls, say, where numbers were declared
+            raise _damaged(path, f"column {name}", error) from None
     return meta, arrays
+
+
+def _column_layout(path: Path, name: str, declared: Any, column_type, rows: int,
+                   pa) -> tuple[tuple[int, ...], np.dtype]:
+    """A column's ``(shape, dtype)`` as its metadata declares it, checked against the column's Parquet type."""
+    try:
+        per_round = tuple(int(size) for size in declared["shape"])
+        dtype = np.dtype(declared["dtype"])
+        if any(size < 0 for size in per_round):
+            raise ValueError("a negative size")
+    except (KeyError, TypeError, ValueError) as error:
+        raise _damaged(path, f"column {name}", f"its declared layout {declared!r} is not a shape and dtype: "
+                                               f"{error}") from None
+    size = math.prod(per_round)
+    value_type = column_type
+    if per_round:
+        fixed = pa.types.is_fixed_size_list(column_type) and column_type.list_size == size
+        value_type = column_type.value_type if fixed or (size == 0 and pa.types.is_list(column_type)) else None
+    try:
+        same = value_type is not None and np.dtype(value_type.to_pandas_dtype()) == dtype
+    except (NotImplementedError, TypeError):
+        same = False
+    if not same:
+        raise _damaged(path, f"column {name}", f"it holds {column_type}, not the {dtype} {list(per_round)} per "
+                                               "round its metadata declares")
+    return (rows, *per_round), dtype
 
 
 def to_obp(log: Log, *, item_features: np.ndarray | None = None) -> dict[str, Any]:

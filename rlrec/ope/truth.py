@@ -70,7 +70,8 @@ def restore_states(env: RecEnv, params: EnvParams, log: Log):
     """The env states of a log's rounds (a pytree of ``(n, ...)`` arrays) in ``env``'s own state class.
 
     The class comes from the env, never from the file (a name read from a file is not something to import), and
-    the log must name the same class and hold its fields; ``ValueError`` otherwise.
+    the log must name the same class and hold its fields, each of the env's dtype and per-round shape;
+    :class:`~rlrec.errors.InputError` otherwise.
     """
     example = env.reset(jax.random.key(0), params)[1]
     cls, name = type(example), state_class(example)
@@ -78,6 +79,11 @@ def restore_states(env: RecEnv, params: EnvParams, log: Log):
     if log.state_class != name or sorted(log.states) != sorted(fields):
         raise InputError(f"The log holds states of {log.state_class} ({', '.join(sorted(log.states))}), but {env.name} "
                          f"has {name} ({', '.join(sorted(fields))}); pass the env the log was collected on.")
+    for field in fields:
+        value, expected = np.asarray(log.states[field]), getattr(example, field)
+        if value.shape[1:] != expected.shape or value.dtype != expected.dtype:
+            raise InputError(f"The log's state.{field} is {value.dtype} {value.shape[1:]} per round, but {env.name}'s "
+                             f"is {expected.dtype} {expected.shape}; pass the env the log was collected on.")
     return cls(**{field: log.states[field] for field in fields})
 
 
