@@ -77,6 +77,7 @@ class Knob:
     meaning: str
     low_open: bool = False  # the range excludes ``low``
     integer: bool = False
+    per_slot: bool = False  # one value per slot of the slate (position_bias); every other knob is one number
 
     @property
     def dtype(self):
@@ -92,6 +93,8 @@ class Knob:
             wide = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise InputError(f"{self.name} must be a number in {self.range_text()}, got {value!r}.") from None
+        if wide.ndim != 0 and not self.per_slot:  # a list would broadcast into the choice model's arrays
+            raise InputError(f"{self.name} must be one number in {self.range_text()} ({self.meaning}), got {value!r}.")
         if self.integer and np.all(np.isfinite(wide)) and np.any(wide != np.floor(wide)):
             raise InputError(f"{self.name} must be a whole number in {self.range_text()}, got {value!r}.")
         # Checked as the simulator will hold it: 1e39 is finite in float64 but inf in float32, 1e-45 positive in
@@ -113,7 +116,8 @@ KNOBS: dict[str, Knob] = {
         Knob("affinity_weight", -_WEIGHT, _WEIGHT, "weight of the taste match <u, e_i> in the click utility"),
         Knob("quality_weight", -_WEIGHT, _WEIGHT, "weight of item quality in the click utility"),
         Knob("appeal_weight", -_WEIGHT, _WEIGHT, "weight of appeal (standardised log-popularity): clickbait"),
-        Knob("position_bias", -_WEIGHT, _WEIGHT, "per-slot logit added to the utility, one value per slot"),
+        Knob("position_bias", -_WEIGHT, _WEIGHT, "per-slot logit added to the utility, one value per slot",
+             per_slot=True),
         Knob("no_click_logit", -_WEIGHT, _WEIGHT, "utility of not clicking: higher, fewer clicks"),
         Knob("temperature", 1e-3, _WEIGHT, "divides every logit: lower, more deterministic choices"),
         Knob("drift_rate", 0.0, 1.0, "how far interest moves toward a consumed item"),
