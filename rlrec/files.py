@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlrec.errors import NotAFolderError, PathPermissionError, StateError
+from rlrec.errors import NotAFolderError, PathPermissionError, PathTakenError, StateError
 
 VERSIONED_PACKAGES = (
     "rlrec", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "flashbax", "numpy", "torch", "transformers",
@@ -74,6 +74,49 @@ def package_versions(packages=VERSIONED_PACKAGES) -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
+
+
+# Each command that writes a run folder marks it with a JSON file whose "format" names the command, so that no
+# command writes into (or resumes) another's folder. Here is every format: the one home of each.
+RUN_FORMAT = "rlrec-run/1"
+TRAIN_FORMAT = "rlrec-train-v1"
+BENCH_FORMAT = "rlrec-bench-suite/1"
+OPE_FORMAT = "rlrec-ope-suite/1"
+FOLDER_FORMATS = {  # format: (the file in the folder that holds it, the command that writes such folders)
+    RUN_FORMAT: ("config.json", "rlrec run"),
+    TRAIN_FORMAT: ("config.json", "rlrec train"),
+    BENCH_FORMAT: ("config.json", "rlrec bench"),
+    OPE_FORMAT: ("suite.json", "rlrec ope"),
+}
+
+
+def folder_command(folder: str | os.PathLike) -> str | None:
+    """The ``rlrec`` command whose run folder ``folder`` is (``"rlrec bench"``, ...), read from the format its
+    marker file states (:data:`FOLDER_FORMATS`); ``None`` for a folder no command marked (or no folder)."""
+    for marker in dict.fromkeys(file for file, _ in FOLDER_FORMATS.values()):
+        try:
+            written = json.loads((Path(folder) / marker).read_text())
+        except (OSError, ValueError):  # no such file, or not JSON: not this command's mark
+            continue
+        kind = FOLDER_FORMATS.get(written.get("format")) if isinstance(written, dict) else None
+        if kind is not None and kind[0] == marker:
+            return kind[1]
+    return None
+
+
+def check_folder_command(folder: str | os.PathLike, command: str) -> None:
+    """Refuses to let ``command`` (e.g. ``"rlrec ope"``) write into a run folder another command wrote.
+
+    Raises:
+        PathTakenError: naming the folder's command (its files would be overwritten or mixed with this one's).
+    """
+    owner = folder_command(folder)
+    if owner is not None and owner != command:
+        marker = next(file for file, writer in FOLDER_FORMATS.values() if writer == owner)
+        raise PathTakenError(
+            f"{folder} holds another kind of run: it is a `{owner}` folder (its {marker} says so), and `{command}` "
+            "never writes into another command's folder; choose another --out."
+        )
 
 
 LOCK_NAME = ".rlrec.lock"

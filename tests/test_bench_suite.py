@@ -80,7 +80,7 @@ def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
         ({"envs": ("Nowhere-v0",)}, "unknown env"),
         ({"agents": ("random", "ppo")}, "ppo learns from whole rollouts"),
         ({"agents": ("random", "random")}, "listed twice"),
-        ({"seeds": 0}, "seeds must be a positive integer"),
+        ({"seeds": 0}, r"seeds must be a whole number in \[1, 2147483647\], got 0"),
         ({"mode": "team"}, "mode must be one of"),
         ({"env_overrides": {"MovieLens-Bandit-v0": {"colour": 1}}}, r"Unknown override\(s\) \['colour'\]"),
         ({"env_overrides": {"MovieLens-Bandit-v0": {"temperature": 1e-45}}}, r"temperature must be in \[0.001"),

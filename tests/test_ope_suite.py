@@ -39,7 +39,8 @@ def test_the_quick_suite_is_what_the_issue_asks_for():
         ({"envs": ("Nope-v0",)}, "Unknown env"),
         ({"behaviours": ("softmax:text-match:-1",)}, "temperature must be > 0"),
         ({"targets": ("foo",)}, "greedy policies take one of"),
-        ({"seeds": 1}, "seeds must be >= 2"),
+        ({"seeds": 1}, r"seeds must be a whole number in \[2, 2147483647\] \(bias and variance are measured over "
+                       r"seeds\), got 1"),
         ({"sizes": (1_005,)}, "multiples of steps_per_user"),
         ({"estimators": ("magic",)}, "Unknown estimator"),
     ],

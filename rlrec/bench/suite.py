@@ -20,7 +20,13 @@ from rlrec._lazy import attach
 from rlrec.errors import InputError
 
 
-_FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")  # a variant's name names its cell's file
+_FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")  # a suite's or a variant's name names a folder or a file
+
+# The integers a suite (and the commands' options) take. Counts and sizes become int32 arrays and loop bounds in
+# JAX; a root seed becomes jax.random.key(seed), which keeps 32 bits (key(2**32) is key(0), key(-3) is
+# key(2**32 - 3)), so a seed outside [0, MAX_SEED] would silently run another seed's users.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1
 
 
 class SuiteError(InputError):
@@ -84,28 +90,26 @@ class Suite:
         from rlrec.rollout.modes import MODES
         from rlrec.envs.registry import REGISTRY, check_overrides
 
-        problems = []
+        problems = [name_problem("name", self.name)]
+        if not isinstance(self.description, str):
+            problems.append(f"description must be a string, got {self.description!r}")
         if not self.envs or not self.agents:
             problems.append("a suite needs at least one env and one agent")
-        for name, value in (("seeds", self.seeds), ("steps", self.steps), ("users", self.users)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.accuracy_k, bool) or not isinstance(self.accuracy_k, int) or self.accuracy_k < 0:
-            problems.append(f"accuracy_k must be an integer >= 0, got {self.accuracy_k!r}")
-        if self.mode not in MODES:
+        problems += [whole_number_problem(name, getattr(self, name), low, high) for name, low, high in (
+            ("seeds", 1, MAX_COUNT), ("steps", 1, MAX_COUNT), ("users", 1, MAX_COUNT), ("accuracy_k", 0, MAX_COUNT),
+            ("seed", 0, MAX_SEED))]
+        if not isinstance(self.mode, str) or self.mode not in MODES:
             problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
-        for kind, names in (("env", self.envs), ("agent", self.agents)):
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                problems.append(f"{kind}s listed twice: {repeated}")
+        problems += [repeated_problem("envs", self.envs), repeated_problem("agents", self.agents)]
+        problems = [problem for problem in problems if problem]
         unknown_envs = [env for env in self.envs if env not in REGISTRY]
         if unknown_envs:
             problems.append(f"unknown env(s) {unknown_envs}; registered: {', '.join(sorted(REGISTRY))}")
         for name, variant in self.variants.items():
             if name in AGENTS:
                 problems.append(f"variant {name!r} has the name of a registered agent; give it its own")
-            elif not _FILE_SAFE.fullmatch(name):
-                problems.append(f"variant name {name!r} must be letters, digits, '.', '_', '=' or '-'")
+            elif name_problem("variant name", name):
+                problems.append(name_problem("variant name", name))
             if variant.get("agent") not in AGENTS:
                 problems.append(f"variant {name!r} needs \"agent\": one of {', '.join(AGENTS)}")
         unknown_agents = [agent for agent in self.agents if agent not in AGENTS and agent not in self.variants]
@@ -151,24 +155,22 @@ class Suite:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Suite:
+        """A suite from its JSON fields. The containers are checked here, before the suite holds them; every
+        field's value (names, numbers, ranges) by :meth:`validate`."""
         check_fields(cls, data, ("name", "envs", "agents", "seeds", "steps"), SuiteError)
-        wrong = [
+        wrong = [list_problem(name, data[name], what) for name, what in (
+            ("envs", "a list of env ids"), ("agents", "a list of agent names")) if name in data]
+        wrong += [
             f"{name} must be {kind}, got {data[name]!r}"
-            for name, kind, ok in (
-                ("name", "a string", lambda v: isinstance(v, str)),
-                ("description", "a string", lambda v: isinstance(v, str)),
-                ("mode", "a string", lambda v: isinstance(v, str)),
-                ("envs", "a list of env ids", lambda v: isinstance(v, list) and all(isinstance(e, str) for e in v)),
-                ("agents", "a list of agent names", lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v)),
-                ("env_overrides", "an object {env: {name: value}}",
-                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
-                ("hyperparameters", "an object {agent: {name: value}}",
-                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
-                ("variants", 'an object {name: {"agent": agent, name: value}}',
-                 lambda v: isinstance(v, dict) and all(isinstance(o, dict) for o in v.values())),
+            for name, kind in (
+                ("env_overrides", "an object {env: {name: value}}"),
+                ("hyperparameters", "an object {agent: {name: value}}"),
+                ("variants", 'an object {name: {"agent": agent, name: value}}'),
             )
-            if name in data and not ok(data[name])
+            if name in data
+            and not (isinstance(data[name], dict) and all(isinstance(v, dict) for v in data[name].values()))
         ]
+        wrong = [problem for problem in wrong if problem]
         if wrong:
             raise SuiteError("Suite JSON: " + "; ".join(wrong) + ".")
         return cls(**data)
@@ -242,6 +244,51 @@ SUITES: dict[str, Suite] = {
         steps=50,
     ),
 }
+
+
+# -- checks both kinds of suite share (regret suites here, OPE suites in rlrec.ope.suite) ----------------------------
+
+
+def whole_number_problem(name: str, value: Any, low: int, high: int, why: str = "") -> str | None:
+    """What is wrong with a suite's integer field, or ``None`` when ``value`` is a whole number in ``[low, high]``.
+
+    Only a Python ``int`` is one: ``True``, ``2.0``, ``2.5`` and ``"3"`` are refused, never coerced, so what runs
+    is what the suite says.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        because = f" ({why})" if why else ""
+        return f"{name} must be a whole number in [{low}, {high}]{because}, got {value!r}"
+    return None
+
+
+def list_problem(name: str, value: Any, what: str, of: type | None = str) -> str | None:
+    """What is wrong with a suite's list field, or ``None`` when ``value`` is a list (a tuple in Python) whose
+    entries are all ``of`` (any type for ``None``); ``what`` says what it should be, e.g. ``a list of env ids``."""
+    if isinstance(value, (list, tuple)) and (of is None or all(isinstance(entry, of) for entry in value)):
+        return None
+    return f"{name} must be {what}, got {value!r}"
+
+
+def repeated_problem(name: str, values: tuple | list) -> str | None:
+    """What is wrong with a suite's list of names or sizes, or ``None`` when no entry is listed twice (a repeated
+    entry would run twice and count twice in the tables)."""
+    repeated = []
+    for value in values:  # by equality, not hashing: a JSON list may hold unhashable entries
+        if values.count(value) > 1 and value not in repeated:
+            repeated.append(value)
+    return f"{name} listed twice: {repeated}" if repeated else None
+
+
+def name_problem(what: str, name: Any) -> str | None:
+    """What is wrong with the name of a suite or a variant, or ``None``: a name becomes a folder's or a file's
+    name (``runs/bench-NAME``, ``cells/ENV__VARIANT.npz``), so it is never a path (no separator, no leading dot,
+    not empty)."""
+    if not isinstance(name, str):
+        return f"{what} must be a string, got {name!r}"
+    if not _FILE_SAFE.fullmatch(name):
+        return (f"{what} {name!r} must be letters, digits, '.', '_', '=' or '-', starting with a letter or digit "
+                "(it names a folder or a file, never a path)")
+    return None
 
 
 def check_fields(cls: type, data: dict[str, Any], required: tuple[str, ...], error: type[Exception]) -> None:

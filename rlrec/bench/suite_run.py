@@ -33,9 +33,18 @@ from rlrec import _progress
 from rlrec.bench import report
 from rlrec.bench.suite import Suite, SuiteError, get_suite
 from rlrec.bench.suite_results import Cell, SuiteResult, write_outputs
-from rlrec.files import LOCK_FILES, FolderInUseError, FolderLock, atomic_save_npz, atomic_write_text, package_versions
+from rlrec.files import (
+    BENCH_FORMAT,
+    LOCK_FILES,
+    FolderInUseError,
+    FolderLock,
+    atomic_save_npz,
+    atomic_write_text,
+    check_folder_command,
+    package_versions,
+)
 
-FORMAT = "rlrec-bench-suite/1"
+FORMAT = BENCH_FORMAT  # config.json says so: rlrec.files.FOLDER_FORMATS
 
 
 # -- one cell ---------------------------------------------------------------------------------------------------
@@ -204,6 +213,7 @@ def run_suite(
     writer = jax.process_index() == 0  # with jax.distributed, every process runs; one writes
     if not writer:
         return _run_cells(suite, out, writer, progress, on_cell, compile_ahead)
+    check_folder_command(out, "rlrec bench")  # before the lock, which would write into another command's folder
     # One process writes a run folder at a time: a second run on the same folder is refused (naming who holds
     # it) instead of mixing its config, cells or results with the first's.
     try:

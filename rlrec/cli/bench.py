@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.cli import output
+from rlrec.cli.options import whole_number_option
 from rlrec.cli.output import _fail, _print_suite
 
 
@@ -19,9 +21,9 @@ def bench(
                           help="Built-in suite (quick, standard, conversational) or a JSON file describing one.")
     ] = "quick",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Override the suite's seeds per cell.", min=1)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Override the suite's steps per seed.", min=1)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the suite's root seed.")] = None,
+    seeds: Annotated[Optional[int], whole_number_option("Override the suite's seeds per cell.", 1, MAX_COUNT)] = None,
+    steps: Annotated[Optional[int], whole_number_option("Override the suite's steps per seed.", 1, MAX_COUNT)] = None,
+    seed: Annotated[Optional[int], whole_number_option("Override the suite's root seed.", 0, MAX_SEED)] = None,
     list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
 ) -> None:
     """Run a regret benchmark suite (envs x agents x seeds): tidy CSV/JSON, summary.md and plots, resumable."""
@@ -41,6 +43,7 @@ def bench(
                              highlight=False)
         return
     from rlrec.bench.suite_run import run_suite
+    from rlrec.files import check_folder_command
 
     try:
         chosen = get_suite(suite_name)
@@ -49,6 +52,7 @@ def bench(
         out = out or Path("runs") / f"bench-{chosen.name}"
         if out.exists() and not out.is_dir():
             _fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
+        check_folder_command(out, "rlrec bench")  # run_suite checks too; here, before the line below
         output.console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x "
                              f"{len(chosen.agents)} agents), {chosen.seeds} seeds x {chosen.steps} steps each; "
                              f"results in {out}", highlight=False)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
+from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.cli import output
+from rlrec.cli.options import whole_number_option
 from rlrec.cli.output import _fail
 
 
@@ -19,9 +21,10 @@ def ope(
     ] = "quick",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/ope-SUITE); rerun to resume.")] = None,
     seeds: Annotated[
-        Optional[int], typer.Option(help="Override the suite's seeds (more on an existing --out adds seeds).", min=2)
+        Optional[int],
+        whole_number_option("Override the suite's seeds (more on an existing --out adds seeds).", 2, MAX_COUNT),
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the suite's root seed.")] = None,
+    seed: Annotated[Optional[int], whole_number_option("Override the suite's root seed.", 0, MAX_SEED)] = None,
     list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
 ) -> None:
     """Score off-policy estimators against the exact truth: summary.md, tables and a plot (resumable)."""
@@ -39,15 +42,14 @@ def ope(
             output.console.print(f"  targets: {', '.join(each.targets)}", highlight=False)
         output.console.print("run one with `rlrec ope --suite NAME`; a JSON file describes your own", highlight=False)
         return
-    from rlrec.ope.suite_run import run_ope_suite
+    from rlrec.ope.suite_run import check_run_folder, run_ope_suite
 
     try:
         chosen = get_suite(suite_name)
         changes = {k: v for k, v in (("seeds", seeds), ("seed", seed)) if v is not None}
         chosen = dataclasses.replace(chosen, **changes).validate()
         out = out or Path("runs") / f"ope-{chosen.name}"
-        if out.exists() and not out.is_dir():
-            _fail(f"--out {out} is a file, not a folder; choose another --out for the OPE run.")
+        check_run_folder(out)  # before the line below says where the results go
         cells = len(chosen.envs) * len(chosen.behaviours) * chosen.seeds
         output.console.print(f"OPE suite {chosen.name}: {cells} logs ({len(chosen.envs)} envs x "
                              f"{len(chosen.behaviours)} behaviours x {chosen.seeds} seeds), {len(chosen.targets)} "

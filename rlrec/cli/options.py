@@ -3,7 +3,7 @@ hyperparameters, and the reading of their ``name=value`` pairs."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -25,6 +25,19 @@ Hyperparameters = Annotated[
     typer.Option("--hp", help="Agent hyperparameter name=value (repeatable); `rlrec train --agent NAME --list-hp` "
                  "lists an agent's."),
 ]
+
+
+def whole_number_option(help: str, low: int, high: int) -> Any:
+    """A typer option for a whole number in ``[low, high]``: the help shows the range, and a value outside it is
+    refused as one error line naming the value and the range (typer's own ``min``/``max`` name neither)."""
+
+    def check(value: int | None) -> int | None:  # None: the option was not given
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be a whole number in [{low}, {high}], got {value}")
+        return value
+
+    # "<int range>": typer's metavar for a bounded integer (click's wrapping of the help depends on its width).
+    return typer.Option(help=f"{help}  [{low}<=x<={high}]", callback=check, metavar="<int range>")
 
 
 def _parse_assignments(pairs: list[str] | None, what: str) -> dict:

@@ -12,13 +12,21 @@ import typer
 
 from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, ROLLOUT_AGENTS
 from rlrec.cli import output
-from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, _hyperparameters_for, _parse_assignments
+from rlrec.cli.options import (
+    ENV_HELP,
+    EnvOverrides,
+    Hyperparameters,
+    _hyperparameters_for,
+    _parse_assignments,
+    whole_number_option,
+)
 from rlrec.cli.output import _explain_missing_episodes, _fail, _print_summaries
 from rlrec.envs.specs import REGISTRY
 from rlrec.errors import PathTakenError
+from rlrec.bench.suite import MAX_COUNT, MAX_SEED
+from rlrec.files import RUN_FORMAT
 
 RUN_FILES = ("summary.csv", "regret.png", "config.json")  # what `rlrec run` writes into its folder
-RUN_FORMAT = "rlrec-run/1"  # config.json of a `rlrec run` folder says so (train and bench folders hold one too)
 
 
 def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
@@ -28,19 +36,15 @@ def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
     """
     if out is None:
         return None
+    from rlrec.files import check_folder_command, folder_command
+
     if out.exists() and not out.is_dir():
         _fail(f"--out {out} is a file, not a folder; choose another --out for the run.")
+    check_folder_command(out, "rlrec run")
     held = [name for name in RUN_FILES if (out / name).exists()]
-    if "config.json" in held:
-        import json
-
-        try:
-            written_by_run = json.loads((out / "config.json").read_text()).get("format") == RUN_FORMAT
-        except (OSError, ValueError, AttributeError):
-            written_by_run = False
-        if not written_by_run:
-            _fail(f"--out {out} holds another kind of run (its config.json is not from `rlrec run`, e.g. a training "
-                  "or benchmark run); choose another --out.")
+    if "config.json" in held and folder_command(out) != "rlrec run":
+        _fail(f"--out {out} holds another kind of run (its config.json is not from `rlrec run`); choose another "
+              "--out.")
     if held and not overwrite:
         _fail(f"--out {out} already holds a run ({', '.join(held)}); choose another --out, or add --overwrite to "
               "replace it.")
@@ -74,12 +78,14 @@ def run(
             + f" ({', '.join(ROLLOUT_AGENTS)}: `rlrec train`).",
         ),
     ] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Independent seeds (vmapped, sharded over devices).")] = 8,
-    steps: Annotated[int, typer.Option(min=1, help="Steps per seed.")] = 200,
+    seeds: Annotated[int, whole_number_option("Independent seeds (vmapped, sharded over devices).", 1, MAX_COUNT)] = 8,
+    steps: Annotated[int, whole_number_option("Steps per seed.", 1, MAX_COUNT)] = 200,
     mode: Annotated[str, typer.Option(help="personal (one learner per user) or shared (one for a batch).")] = "personal",
-    users: Annotated[int, typer.Option(min=1, help="Users per seed in shared mode.")] = 64,
-    seed: Annotated[int, typer.Option(help="Root random seed.")] = 0,
-    accuracy_k: Annotated[int, typer.Option(min=0, help="Size of each user's true top set for accuracy@k.")] = 10,
+    users: Annotated[int, whole_number_option("Users per seed in shared mode.", 1, MAX_COUNT)] = 64,
+    seed: Annotated[int, whole_number_option("Root random seed.", 0, MAX_SEED)] = 0,
+    accuracy_k: Annotated[
+        int, whole_number_option("Size of each user's true top set for accuracy@k.", 0, MAX_COUNT)
+    ] = 10,
     env_overrides: EnvOverrides = None,
     hyperparameters: Hyperparameters = None,
     out: Annotated[

@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlrec.bench.suite import check_fields
+from rlrec.bench.suite import (
+    MAX_COUNT,
+    MAX_SEED,
+    check_fields,
+    list_problem,
+    name_problem,
+    repeated_problem,
+    whole_number_problem,
+)
 from rlrec.envs.specs import REGISTRY
 from rlrec.errors import InputError
 from rlrec.ope.specs import parse_policy
@@ -45,33 +53,49 @@ class OPESuite:
     train_steps: int = 50
 
     def validate(self) -> OPESuite:
-        """The suite with its lists as tuples, or :class:`OPESuiteError` naming the problem and the fix."""
+        """The suite with its lists as tuples and its sizes in order, or :class:`OPESuiteError` naming every
+        field that is wrong and what it takes. Checks names and numbers only (nothing is built): cheap, and done
+        before any log is collected."""
+        problems = [name_problem("name", self.name)]
+        if not isinstance(self.description, str):
+            problems.append(f"description must be a string, got {self.description!r}")
+        lists = {"envs": "a list of env ids", "behaviours": "a list of policy names",
+                 "targets": "a list of policy names", "estimators": "a list of estimator names"}
+        shapes = [list_problem(field, getattr(self, field), what) for field, what in lists.items()]
+        shapes.append(list_problem("sizes", self.sizes, "a list of log sizes", of=None))
+        if any(shapes):  # the entries are checked below, once the lists are lists
+            raise OPESuiteError(_invalid(self.name, problems + shapes))
         suite = dataclasses.replace(self, envs=tuple(self.envs), behaviours=tuple(self.behaviours),
-                                    targets=tuple(self.targets), sizes=tuple(sorted(int(s) for s in self.sizes)),
+                                    targets=tuple(self.targets), sizes=tuple(self.sizes),
                                     estimators=tuple(self.estimators))
+        problems += [repeated_problem(field, getattr(suite, field)) for field in (*lists, "sizes")]
         unknown = [env for env in suite.envs if env not in REGISTRY]
         if unknown or not suite.envs:
-            raise OPESuiteError(f"Unknown env(s) {unknown or '(none given)'}; see `rlrec envs` for the ids.")
-        for name in suite.behaviours + suite.targets:
-            try:
-                parse_policy(name)
-            except ValueError as error:
-                raise OPESuiteError(str(error)) from None
+            problems.append(f"Unknown env(s) {unknown or '(none given)'}; see `rlrec envs` for the ids")
         if not suite.behaviours or not suite.targets:
-            raise OPESuiteError("A suite needs at least one behaviour and one target policy.")
+            problems.append("a suite needs at least one behaviour and one target policy")
+        for field in ("behaviours", "targets"):
+            problems += _policy_problems(field, getattr(suite, field))
         bad = [name for name in suite.estimators if name not in ESTIMATOR_NAMES]
         if bad:
-            raise OPESuiteError(f"Unknown estimator(s) {bad}; choose from {', '.join(ESTIMATOR_NAMES)}.")
-        if suite.seeds < 2:
-            raise OPESuiteError(f"seeds must be >= 2 (bias and variance are measured over seeds), got {suite.seeds}.")
-        if suite.steps_per_user < 1 or any(size < 1 or size % suite.steps_per_user for size in suite.sizes):
-            raise OPESuiteError(f"Log sizes {list(suite.sizes)} must be positive multiples of steps_per_user "
-                                f"({suite.steps_per_user}).")
+            problems.append(f"Unknown estimator(s) {bad}; choose from {', '.join(ESTIMATOR_NAMES)}")
+        numbers = [
+            *(whole_number_problem(f"sizes[{index}]", size, 1, MAX_COUNT) for index, size in enumerate(suite.sizes)),
+            whole_number_problem("seeds", suite.seeds, 2, MAX_COUNT, "bias and variance are measured over seeds"),
+            whole_number_problem("steps_per_user", suite.steps_per_user, 1, MAX_COUNT),
+            whole_number_problem("seed", suite.seed, 0, MAX_SEED),
+            whole_number_problem("train_users", suite.train_users, 1, MAX_COUNT),
+            whole_number_problem("train_steps", suite.train_steps, 1, MAX_COUNT),
+        ]
+        problems += numbers
         if not suite.sizes:
-            raise OPESuiteError("A suite needs at least one log size.")
-        if suite.train_users < 1 or suite.train_steps < 1:
-            raise OPESuiteError("train_users and train_steps must be >= 1.")
-        return suite
+            problems.append("a suite needs at least one log size")
+        elif not any(numbers) and any(size % suite.steps_per_user for size in suite.sizes):
+            problems.append(f"log sizes {list(suite.sizes)} must be multiples of steps_per_user "
+                            f"({suite.steps_per_user})")
+        if any(problems):
+            raise OPESuiteError(_invalid(suite.name, problems))
+        return dataclasses.replace(suite, sizes=tuple(sorted(suite.sizes)))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
@@ -80,6 +104,25 @@ class OPESuite:
     def from_dict(cls, data: dict[str, Any]) -> OPESuite:
         check_fields(cls, data, ("name", "envs", "behaviours", "targets"), OPESuiteError)
         return cls(**{"description": "", **data}).validate()
+
+
+def _invalid(name: Any, problems: list[str | None]) -> str:
+    """One message for every problem of a suite (``None`` entries: checks that passed)."""
+    return f"OPE suite {name!r} is not valid: " + "; ".join(problem for problem in problems if problem) + "."
+
+
+def _policy_problems(field: str, names: tuple[str, ...]) -> list[str]:
+    """What is wrong with a suite's list of policy names: a name that does not parse, or two spellings of one
+    policy (``linucb`` and ``greedy:linucb``), which would run and count twice as a repeated name would."""
+    problems, spellings = [], {}
+    for name in dict.fromkeys(names):
+        try:
+            spellings.setdefault(parse_policy(name), []).append(name)
+        except InputError as error:
+            problems.append(str(error).rstrip("."))
+    problems += [f"{field} name one policy twice: {' and '.join(map(repr, same))}"
+                 for same in spellings.values() if len(same) > 1]
+    return problems
 
 
 QUICK = OPESuite(

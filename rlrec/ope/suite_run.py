@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from rlrec import _progress
-from rlrec.files import FolderInUseError, FolderLock, atomic_write_text
+from rlrec.errors import NotAFolderError, PathTakenError
+from rlrec.files import LOCK_FILES, OPE_FORMAT, FolderInUseError, FolderLock, atomic_write_text, check_folder_command
 from rlrec.ope.suite import OPESuite, OPESuiteError, get_suite
 
-FORMAT = "rlrec-ope-suite/1"
+FORMAT = OPE_FORMAT  # suite.json says so: rlrec.files.FOLDER_FORMATS
 CONFIDENCE = 0.95
 BOOTSTRAP = 2000  # resamples of the seeds for the RMSE intervals
 
@@ -38,13 +39,28 @@ def _cell_path(out: Path, env: str, behaviour: str, seed: int) -> Path:
     return out / "cells" / f"{safe}__seed{seed}.json"
 
 
+def check_run_folder(out: str | os.PathLike) -> None:
+    """Refuses, before anything is written there, a ``--out`` that cannot hold an OPE suite run: a file, another
+    command's run folder, or a folder of other files (which ``results.csv`` or ``summary.md`` could overwrite).
+    A new or empty folder, or one holding an OPE suite run (to resume), passes."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotAFolderError(f"{out} is a file, not a folder; choose another --out.")
+    check_folder_command(out, "rlrec ope")
+    if out.is_dir() and not (out / "suite.json").exists() and any(p.name not in LOCK_FILES for p in out.iterdir()):
+        raise PathTakenError(f"{out} exists and does not hold an OPE suite run (no suite.json); choose another --out.")
+
+
 def _prepare(suite: OPESuite, out: Path) -> None:
     """Writes ``suite.json``, or checks that the folder's suite is this one (resume; only a new number of seeds
     may differ, which continues the run: each seed's log is a cell of its own)."""
     path = out / "suite.json"
     description = {"format": FORMAT, **json.loads(suite.to_json())}
     if path.exists():
-        existing = json.loads(path.read_text())
+        try:
+            existing = json.loads(path.read_text())
+        except ValueError as error:
+            raise OPESuiteError(f"{path} is not valid JSON ({error}); delete {out} or choose another --out.") from None
         if {**existing, "seeds": 0} != {**description, "seeds": 0}:
             raise OPESuiteError(f"{out} holds another suite's run ({existing.get('name')!r} with other settings); "
                                 "choose another --out, or delete the folder to start over.")
@@ -93,8 +109,7 @@ def run_ope_suite(suite: OPESuite | str, out: str | os.PathLike, *, progress: bo
     """Runs ``suite`` (or resumes it) in the folder ``out`` and writes its outputs (see the module docstring)."""
     suite = (get_suite(suite) if isinstance(suite, str) else suite).validate()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OPESuiteError(f"{out} is a file, not a folder; choose another --out.")
+    check_run_folder(out)
     try:
         with FolderLock(out, "OPE suite run"):
             _prepare(suite, out)

@@ -25,13 +25,13 @@ from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
 from rlrec.envs.registry import make
 from rlrec.errors import InputError, NotAFolderError, PathTakenError
-from rlrec.files import FolderLock, atomic_write_text, package_versions
+from rlrec.files import TRAIN_FORMAT, FolderLock, atomic_write_text, check_folder_command, package_versions
 from rlrec.metrics import check_finite
 from rlrec.rollout.driver import join, run_chunks
 from rlrec.train.checkpoint import Checkpointer, CheckpointError, check_metadata
 from rlrec.train.trainer import Trainer, TrainResult
 
-FORMAT = "rlrec-train-v1"
+FORMAT = TRAIN_FORMAT  # config.json says so: rlrec.files.FOLDER_FORMATS
 
 
 @dataclasses.dataclass
@@ -160,6 +160,7 @@ def run_training(
     out_dir = Path(out_dir).expanduser().resolve()  # once, at the edge: checkpoints need an absolute path
     if out_dir.exists() and not out_dir.is_dir():
         raise NotAFolderError(f"{out_dir} is a file, not a folder; choose another --out for the training run.")
+    check_folder_command(out_dir, "rlrec train")
     config_path = out_dir / "config.json"
     if config_path.exists() and not resume:
         raise PathTakenError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
