@@ -137,8 +137,29 @@ def _run_chunk(carry, seed_keys, start, params, agent, row_weights, *, env, mode
     return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys, row_weights), seed_block)
 
 
+def program_label(cls: type) -> str:
+    """What an agent of class ``cls`` is labelled in compiled programs: the class, never a display name.
+
+    The id tells apart two classes of one name (a class defined again in a notebook), whose programs differ.
+    """
+    return f"{cls.__module__}.{cls.__qualname__}#{id(cls):x}"
+
+
 def unnamed(thing):
-    """``thing`` without its display name (an env's ``name``, an agent's ``label``), where it has one."""
+    """``thing`` as compiled programs see it: without its display name (an env's ``name``), and an agent, with
+    any agent it holds, labelled by its class (:func:`program_label`) instead of its display name.
+
+    Display names stay out, so "linucb" and "lm-linucb" (one class, other numbers), or the Bandit and Drift
+    settings (the same shapes, other parameters), share one compilation. The class goes in because jaxlib 0.10
+    compares the tree structures of two ``flax.struct`` classes by their static fields' values alone, not by
+    class (it hashes the class): JAX's caches then sometimes handed one agent class the program traced for another
+    with the same fields. LinUCB ran LinTS's initialisation and failed with "Incompatible shapes for
+    broadcasting: shapes=[(0,), (9066,)]" (issue 38); where the shapes agree, the wrong program runs silently.
+    """
+    if isinstance(thing, Agent):
+        held = {field.name: unnamed(value) for field in dataclasses.fields(thing)
+                if isinstance(value := getattr(thing, field.name), Agent)}
+        return thing.replace(label=program_label(type(thing)), **held)
     for field in ("name", "label"):
         if dataclasses.is_dataclass(thing) and field in {f.name for f in dataclasses.fields(thing)}:
             thing = dataclasses.replace(thing, **{field: ""})
