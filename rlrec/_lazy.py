@@ -1,16 +1,25 @@
-"""Names a module loads on first use (PEP 562): how ``import rlrec`` and ``rlrec --help`` stay free of JAX.
+"""Things built on first use, safely from several threads: names a module loads (PEP 562), memoised builders.
 
-A small helper of our own rather than ``lazy_loader`` (scientific-python): that package wants every submodule
-listed, and a module here must also reach any of its submodules as an attribute (``rlrec.envs.registry``), as
-the eager imports of earlier releases allowed.
+:func:`attach`: how ``import rlrec`` and ``rlrec --help`` stay free of JAX. A small helper of our own rather
+than ``lazy_loader`` (scientific-python): that package wants every submodule listed, and a module here must also
+reach any of its submodules as an attribute (``rlrec.envs.registry``), as the eager imports of earlier releases
+allowed.
+
+:func:`memoised`: ``functools.lru_cache`` for the builders of shared objects (catalogs, populations, encoders,
+banks, network graphs), which may be called from several threads: a suite's compiling threads trace deep agents,
+which build their graphs (``rlrec.bench.suite_run``), and a program of yours may build envs in threads.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, TypeVar
+
+Result = TypeVar("Result")
 
 
 def attach(
@@ -21,6 +30,11 @@ def attach(
     ``names`` maps an attribute to the module that defines it; any other attribute that names a submodule of a
     package imports it. A loaded value is kept in ``namespace``, so each is looked up once. ``listed``: more
     names for ``dir()`` (e.g. ``__all__``).
+
+    Safe from threads without a lock of its own: Python's per-module import lock makes a second thread wait until
+    the module has run (only an import cycle between threads is handed a partly run module, and rlrec's lazy
+    names form none), and a value is stored once complete (two threads store the same object). A lock here, held
+    while importing, could deadlock against the import lock of a module whose body reads a lazy name.
     """
     is_package = "__path__" in namespace
     listed = set(listed)
@@ -39,3 +53,40 @@ def attach(
         return sorted(set(namespace) | set(names) | listed)
 
     return __getattr__, __dir__
+
+
+def memoised(maxsize: int | None = 128) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """``functools.lru_cache(maxsize)`` that builds each key once, even when threads ask for it at the same time.
+
+    ``lru_cache`` alone lets two threads that miss the same key both build it, and each get its own object (two
+    copies of a catalog, two language models loaded). Here a thread that misses holds a lock for that key while
+    it builds; another thread asking for the same key waits and gets the same object, while other keys build in
+    parallel. An exception is not cached (as with ``lru_cache``): the next call tries again. The wrapper keeps
+    ``cache_info`` and ``cache_clear``.
+    """
+
+    def decorate(function: Callable[..., Result]) -> Callable[..., Result]:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+        guard = threading.Lock()
+        building: dict[Hashable, list] = {}  # key -> [its lock, threads using it]; dropped when none do
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Result:
+            key = (args, tuple(sorted(kwargs.items())))
+            with guard:
+                entry = building.setdefault(key, [threading.RLock(), 0])
+                entry[1] += 1
+            try:
+                with entry[0]:
+                    return cached(*args, **kwargs)
+            finally:
+                with guard:
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        del building[key]
+
+        wrapper.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

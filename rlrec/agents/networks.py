@@ -20,11 +20,11 @@ leaf), which lives in :mod:`rlrec.agents.item_tree`; its names are re-exported h
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from rlrec._lazy import memoised
 
 # The item tree and its kernels used to live here: existing imports from rlrec.agents.networks keep working.
 from rlrec.agents.item_tree import (  # noqa: F401  (re-exported)
@@ -114,7 +114,7 @@ class UserTower(nnx.Module):
         }
 
 
-@functools.lru_cache(maxsize=64)
+@memoised(maxsize=64)  # traced by a suite's compiling threads: one graph per shape
 def graphdef(feature_dim: int, item_dim: int, hidden: int, heads: int) -> nnx.GraphDef:
     """The (static, hashable) graph of a :class:`UserTower` of these sizes, built from shapes only."""
     abstract = nnx.eval_shape(lambda: UserTower(feature_dim, item_dim, hidden, heads, nnx.Rngs(0)))

@@ -231,12 +231,22 @@ def _compile_ahead_pool():
     holds the GIL, so two programs at a time is what a 2-core CPU gains from; more threads would only contend.
     With ``jax.distributed`` every process must compile the same programs in the same order, so the suite then
     compiles as it goes.
+
+    What the threads share is safe to share: they build agents (small frozen pytrees) and trace and compile
+    programs, reading the env, params and catalog that the main thread built before and never changes; builders
+    they may reach are memoised per key under a lock (``rlrec._lazy.memoised``); and each program's key names its
+    agent's class (``rlrec.rollout.runner.unnamed``: without it, JAX's caches could hand one agent class another's
+    program, threads or not, issue 38). ``benchmarks/compile_ahead_stress.py`` runs suites cold, again and again.
     """
     import jax
 
     if len(os.sched_getaffinity(0)) < 2 or jax.process_count() > 1:
         return None
     from concurrent.futures import ThreadPoolExecutor
+
+    # What the threads import, imported here first, so that no thread meets a module another is still running.
+    import rlrec.agents.registry  # noqa: F401
+    import rlrec.rollout.runner  # noqa: F401
 
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlrec-compile")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from rlrec import lm
+from rlrec._lazy import memoised
 from rlrec.data.catalog import Catalog, CatalogError
 
 _TRAILING_ARTICLE = re.compile(r"^(?P<base>.+?), (?P<article>The|A|An)(?P<rest>\s*\(.*\))?$")
@@ -143,12 +143,12 @@ def load_catalog(name: str, *, dim: int | None = None, model_path: str | None = 
     return _load_catalog(name, dim, str(model_path) if model_path else None)
 
 
-@lru_cache(maxsize=8)
+@memoised(maxsize=8)  # one Catalog per key, also when threads ask at once
 def _load_catalog(name: str, dim: int | None, model_path: str | None) -> Catalog:
     base = _load_base(name, model_path)
     return base.with_projection(dim) if dim is not None else base
 
 
-@lru_cache(maxsize=4)
+@memoised(maxsize=4)
 def _load_base(name: str, model_path: str | None) -> Catalog:
     return BUILTIN_CATALOGS[name](encoder=lm.get_encoder(model_path))

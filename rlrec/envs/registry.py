@@ -12,12 +12,12 @@ Three settings, each as a single-item and a slate environment:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
+from rlrec._lazy import memoised
 from rlrec.agents.base import bandit_features
 from rlrec.data import Catalog, load_catalog
 from rlrec.data.key_terms import Critiques, KeyTerms
@@ -297,7 +297,7 @@ def build_conversational_params(
     )
 
 
-@functools.lru_cache(maxsize=8)
+@memoised(maxsize=8)
 def _default_bank(kind: type, catalog: Catalog) -> KeyTerms | Critiques:
     return kind.for_catalog(catalog)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from functools import lru_cache
 
 import chex
 import jax
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rlrec import _repr
+from rlrec._lazy import memoised
 from rlrec.data.builtin import readable_title
 from rlrec.data.catalog import Catalog, CatalogError
 from rlrec.data.preprocessing import check_vectors, normalise_rows
@@ -284,7 +284,7 @@ def movielens_population(catalog: Catalog, ratings: pd.DataFrame | None = None) 
     )
 
 
-@lru_cache(maxsize=4)
+@memoised(maxsize=4)
 def default_population(model_path: str | None = None) -> Population:
     """The 671 real MovieLens users as prototypes (memoised; request embeddings use the on-disk cache)."""
     from rlrec.data import load_catalog
