@@ -270,8 +270,8 @@ def test_make_agent_errors(slate_bandit):
     [
         # A typo used to be dropped silently by the CLI; a negative ridge ran a NaN LinUCB stuck on one item.
         ("linucb", {"alpah": 5}, r"Unknown hyperparameter\(s\) \['alpah'\] for linucb; it takes \[.*'alpha'"),
-        ("linucb", {"regulariser": -1.0}, r"linucb: regulariser must be \(0, 1e\+06\] \(ridge strength"),
-        ("linucb", {"regulariser": 0}, r"regulariser must be \(0, 1e\+06\]"),
+        ("linucb", {"regulariser": -1.0}, r"linucb: regulariser must be \[0.01, 1e\+06\] \(ridge strength"),
+        ("linucb", {"regulariser": 0}, r"regulariser must be \[0.01, 1e\+06\]"),
         ("lm-lints", {"posterior_scale": float("nan")}, r"posterior_scale must be \[0, 1e\+06\]"),
         ("epsilon-greedy", {"epsilon": 1.5}, r"epsilon must be \[0, 1\]"),
         ("epsilon-greedy", {"decay": 0.0}, r"decay must be \(0, 1\]"),

@@ -87,7 +87,7 @@ def test_built_in_suites_are_valid_and_round_trip_through_json(tmp_path):
         ({"env_overrides": {"IMDB-Bandit-v0": {"max_steps": 5}}}, "not one of the suite's envs"),
         ({"hyperparameters": {"random": {"alpha": 1.0}}}, r"Unknown hyperparameter\(s\) \['alpha'\] for random"),
         ({"agents": ("random", "linucb"), "hyperparameters": {"linucb": {"regulariser": -1.0}}},
-         r"linucb: regulariser must be \(0, 1e\+06\]"),
+         r"linucb: regulariser must be \[0.01, 1e\+06\]"),
         ({"agents": ("random", "wide"), "variants": {"wide": {"agent": "linucb", "alpha": -1.0}}},
          r"wide: alpha must be \[0, 1e\+06\]"),
         ({"agents": ("random", "wide"), "variants": {"wide": {"agent": "lin-ucb"}}}, r"variant 'wide' needs \"agent\""),

@@ -137,7 +137,7 @@ def _one_error_line(result) -> str:
     [
         # Hyperparameters: a typo was silently ignored, a negative ridge ran a NaN LinUCB as a normal result.
         (["run", "-a", "linucb", "--hp", "alpah=5"], "no agent of this command takes 'alpah' (linucb: alpha,"),
-        (["run", "-a", "linucb", "--hp", "regulariser=-1"], "linucb: regulariser must be (0, 1e+06]"),
+        (["run", "-a", "linucb", "--hp", "regulariser=-1"], "linucb: regulariser must be [0.01, 1e+06]"),
         (["run", "-a", "random", "--hp", "linucb:alpha=1"], "'linucb' is not one of the agents of this command"),
         (["run", "-a", "linucb", "--hp", "linucb:alpah=1"], "linucb has no hyperparameter 'alpah'"),
         (["run", "-a", "linucb", "--hp", "alpha"], "--hp 'alpha' must look like name=value"),

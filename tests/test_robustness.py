@@ -58,3 +58,76 @@ def test_integer_questions_give_the_same_step_in_jit_and_eager(talking, question
     assert (float(info["answer"]) != 0.0) == asked
     for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+# -- the ridge of the linear bandits in float32 ---------------------------------------------------------------------
+
+
+def _linucb_error_after_2000_updates(regulariser: float) -> float:
+    """Largest gap between float32 LinUCB's kept scores and a float64 inversion after 400 random slates of 5."""
+    from rlrec.agents import LinUCB, Transition
+    from rlrec.agents.base import bandit_features
+
+    env, params = synthetic_env("MovieLens-BanditSlate-v0", items=200, dim=32, slate_size=5)
+    agent = LinUCB(slate_size=5, regulariser=regulariser)  # the class itself: no range check
+    rng = np.random.default_rng(1)
+    slates = np.stack([rng.choice(200, 5, replace=False) for _ in range(400)]).astype(np.int32)
+    clicks = (rng.random((400, 5)) < 0.1).astype(np.float32)
+    obs, _ = env.reset(jax.random.key(0), params)
+
+    def one(state, round_):
+        slate, click = round_
+        shown = Transition(obs=obs, action=slate, reward=click.sum(), slot_rewards=click, next_obs=obs,
+                           done=jnp.asarray(False))
+        return agent.update(jax.random.key(0), state, shown, params)[0], None
+
+    state, _ = jax.jit(lambda s: jax.lax.scan(one, s, (jnp.asarray(slates), jnp.asarray(clicks))))(
+        agent.init(jax.random.key(0), params))
+    features = np.asarray(bandit_features(params), np.float64)
+    precision, response = regulariser * np.eye(features.shape[1]), np.zeros(features.shape[1])
+    for slate, click in zip(slates, clicks):
+        precision += features[slate].T @ features[slate]
+        response += features[slate].T @ click
+    covariance = np.linalg.inv(precision)
+    exact = features @ (covariance @ response) + agent.alpha * np.sqrt(
+        np.einsum("if,fg,ig->i", features, covariance, features))
+    return float(np.abs(np.asarray(agent.scores(state, params, obs["request"]), np.float64) - exact).max())
+
+
+def test_linucb_at_the_smallest_ridge_matches_float64_and_below_it_does_not():
+    # Why the bound is where it is: float32 keeps A^-1 and each item's x^T A^-1 x by subtracting from ||x||^2 / lambda,
+    # so rounding grows as 1 / lambda. Measured after 2,000 rank-1 updates (f = 34): 2e-6 at lambda 1, 1.2e-4 at
+    # 1e-2, 2.4e-3 at 1e-3, 3.5e-2 at 1e-4; at 1e-30 the variances overflow and LinUCB shows 2 of 50 items.
+    from rlrec.agents.bandits import MIN_RIDGE
+
+    assert _linucb_error_after_2000_updates(MIN_RIDGE) < 1e-3
+    assert _linucb_error_after_2000_updates(MIN_RIDGE / 100) > 1e-2
+
+
+def test_linucb_at_the_smallest_ridge_explores_and_keeps_its_regret():
+    # The issue's case: regulariser 1e-30 showed 2 of 50 items and tripled the regret. At the bound LinUCB explores
+    # the catalog and its regret stays near the default ridge's (measured: 48 vs 42 items, regret 37.7 vs 31.7).
+    from rlrec.agents import make_agent
+    from rlrec.agents.bandits import MIN_RIDGE
+    from rlrec.rollout.runner import run
+
+    env, params = synthetic_env("MovieLens-Bandit-v0", items=50, dim=8, users=32)
+    runs = {ridge: run(env, params, make_agent("linucb", env, regulariser=ridge), num_seeds=64, num_steps=200)
+            for ridge in (1.0, MIN_RIDGE)}
+    assert len(np.unique(runs[MIN_RIDGE].slates)) >= 40
+    assert runs[MIN_RIDGE].regret.sum(axis=1).mean() < 1.5 * runs[1.0].regret.sum(axis=1).mean()
+
+
+@pytest.mark.parametrize("name, field", [("linucb", "regulariser"), ("lints", "regulariser"),
+                                         ("epsilon-greedy", "regulariser"), ("lm-linucb", "regulariser"),
+                                         ("ask-linucb", "regulariser"), ("conucb", "key_term_regulariser")])
+def test_a_ridge_below_the_float32_bound_is_refused_by_make_agent(name, field):
+    from rlrec.agents import make_agent
+    from rlrec.agents.bandits import MIN_RIDGE
+
+    env, _ = synthetic_env("MovieLens-ConversationalSlate-v0" if "ask" in name or name == "conucb"
+                           else "MovieLens-BanditSlate-v0")
+    for too_small in (1e-30, MIN_RIDGE / 10):
+        with pytest.raises(InputError, match=rf"{name}: {field} must be \[0\.01, 1e\+06\]"):
+            make_agent(name, env, **{field: too_small})
+    assert getattr(make_agent(name, env, **{field: MIN_RIDGE}), field) == MIN_RIDGE

@@ -43,6 +43,10 @@ ITEM = "item"
 REQUEST_ITEM = "request-item"
 CONTEXTS = (ITEM, REQUEST_ITEM)
 
+# The smallest ridge strength of a linear agent: float32 keeps A^-1 (and LinUCB each item's x^T A^-1 x) by
+# subtracting from values of order 1 / lambda, so rounding grows as 1 / lambda (tests/test_robustness.py).
+MIN_RIDGE = 1e-2
+
 
 class RandomAgent(Agent):
     """Uniformly random slates: the no-learning baseline (linear regret)."""
@@ -199,8 +203,8 @@ class LinearBandit(Agent):
     """
 
     context: str = hyperparameter(ITEM, "features: of the item alone, or request x item", choices=CONTEXTS)
-    regulariser: float = hyperparameter(1.0, "ridge strength lambda: A starts at lambda I", low=0.0, high=1e6,
-                                        low_open=True)
+    regulariser: float = hyperparameter(1.0, "ridge strength lambda: A starts at lambda I; float32 rounding grows "
+                                        "as 1/lambda", low=MIN_RIDGE, high=1e6)
     prior_scale: float = hyperparameter(0.0, "length of the LM prior mean along the request (0: no prior)",
                                         low=-1e6, high=1e6)
 

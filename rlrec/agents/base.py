@@ -85,11 +85,13 @@ class Hyperparameter:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise InputError(problem) from None
-        # Checked as float32 holds it (the dtype agents compute in): 1e39 is finite only in float64.
+        # Checked as float32 holds it (the dtype agents compute in): 1e39 is finite only in float64. The bounds too,
+        # so a bound float32 cannot hold exactly (0.01) accepts the value written as the bound.
         with np.errstate(over="ignore"):
             used = array.astype(np.float32).astype(np.float64)
-        too_low = used <= self.low if self.low_open else used < self.low
-        too_high = used >= self.high if self.high_open else used > self.high
+            low, high = (float(np.float32(bound)) for bound in (self.low, self.high))
+        too_low = used <= low if self.low_open else used < low
+        too_high = used >= high if self.high_open else used > high
         if not np.all(np.isfinite(used)) or np.any(too_low) or np.any(too_high):
             raise InputError(problem)
         if self.kind == "int":

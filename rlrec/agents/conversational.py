@@ -34,6 +34,7 @@ from flax import struct
 
 from rlrec import _repr
 from rlrec.agents.bandits import (
+    MIN_RIDGE,
     REQUEST_ITEM,
     LinearBandit,
     LinearState,
@@ -143,8 +144,8 @@ class ConUCB(AskingAgent):
 
     arm_weight: float = hyperparameter(0.5, "lambda: weight of the clicks against the answers' prior (paper: 0.5)",
                                        low=0.0, high=1.0, high_open=True)
-    key_term_regulariser: float = hyperparameter(1.0, "lambda~: ridge of the key-term level (paper: 1)", low=0.0,
-                                                 high=1e6, low_open=True)
+    key_term_regulariser: float = hyperparameter(1.0, "lambda~: ridge of the key-term level (paper: 1); float32 "
+                                                 "rounding grows as 1/lambda~", low=MIN_RIDGE, high=1e6)
     alpha: float = hyperparameter(0.25, "width of the arm-level confidence bonus", low=0.0, high=1e6)
     key_term_alpha: float = hyperparameter(0.25, "width of the key-term-level confidence bonus", low=0.0, high=1e6)
     yes_reward: float = hyperparameter(1.0, "key-term reward r~ of a yes (paper: 1)", low=-1e6, high=1e6)
