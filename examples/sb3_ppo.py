@@ -1,9 +1,10 @@
 """Stable-Baselines3 PPO on an rlrec env, next to rlrec's own jitted PPO and the myopic oracle.
 
 What it shows: SB3 trains on rlrec unchanged (``gymnasium.make`` for one user at a time, or
-:class:`rlrec.envs.sb3.SB3VecEnv` for many users in one jitted call), and what rlrec's jitted training loop
-buys: the same env-step budget, the episode return each policy reaches, and the env steps per second of each
-training loop, measured in this run.
+:class:`rlrec.envs.sb3.SB3VecEnv` for many users in one jitted call), what SB3 gains from reading the history's
+item ids as the items' features (:class:`rlrec.envs.sb3.ItemFeaturesExtractor`) instead of as numbers, and what
+rlrec's jitted training loop buys: the same env-step budget, the episode return each policy reaches, and the env
+steps per second of each training loop, measured in this run.
 
     python examples/sb3_ppo.py                    # about 10 minutes on a 2-core CPU
     python examples/sb3_ppo.py --steps 20000      # a smoke run (a minute or two)
@@ -29,7 +30,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import rlrec
 from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
-from rlrec.envs.sb3 import SB3VecEnv
+from rlrec.envs.sb3 import ItemFeaturesExtractor, SB3VecEnv, item_features
 from rlrec.metrics import episode_returns, mean_confidence_interval
 from rlrec.train.trainer import Trainer
 
@@ -51,13 +52,17 @@ def rlrec_returns(env, params, agent, users: int, steps: int, seed: int) -> np.n
     return np.concatenate([episode_returns(r, d) for r, d in zip(result.reward, result.done)])
 
 
-def train_sb3(env_id: str, steps: int, num_envs: int, seed: int) -> tuple[PPO, float]:
+def train_sb3(env_id: str, steps: int, num_envs: int, seed: int, extractor: bool = False) -> tuple[PPO, float]:
+    """SB3 PPO trained on ``SB3VecEnv``; ``extractor``: with :class:`ItemFeaturesExtractor` (default net_arch)
+    in place of SB3's default extractor, every other setting the same."""
     envs = VecMonitor(SB3VecEnv.make(env_id, num_envs=num_envs, track_regret=False))
     envs.seed(seed)
+    policy_kwargs = (dict(features_extractor_class=ItemFeaturesExtractor,
+                          features_extractor_kwargs=dict(item_features=item_features(envs))) if extractor else None)
     # A rollout of 64 steps from every user per update (SB3's default 2048 is sized for one env), minibatches
     # of 512, 4 epochs, the discount rlrec's PPO uses.
     model = PPO("MultiInputPolicy", envs, n_steps=64, batch_size=512, n_epochs=4, gamma=0.95, seed=seed,
-                device="cpu")
+                device="cpu", policy_kwargs=policy_kwargs)
     started = time.perf_counter()
     model.learn(steps)
     return model, model.num_timesteps / (time.perf_counter() - started)
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print("training SB3 PPO on SB3VecEnv ...", flush=True)
     sb3_model, sb3_speed = train_sb3(args.env, args.steps, args.num_envs, args.seed)
+    print("training SB3 PPO with ItemFeaturesExtractor on SB3VecEnv ...", flush=True)
+    featured_model, featured_speed = train_sb3(args.env, args.steps, args.num_envs, args.seed, extractor=True)
     single_speed = sb3_single_env_speed(args.env, args.single_env_steps, args.seed) if args.single_env_steps else None
     print("training rlrec PPO ...", flush=True)
     frozen, rlrec_steps, rlrec_speed, compile_seconds = train_rlrec(args.env, args.steps, args.rlrec_users, args.seed)
@@ -123,24 +130,26 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         (f"SB3 PPO (SB3VecEnv, {args.num_envs} users)", sb3_returns(sb3_model, args.env, **evaluation),
          sb3_model.num_timesteps, sb3_speed),
+        (f"SB3 PPO + ItemFeaturesExtractor ({args.num_envs} users)",
+         sb3_returns(featured_model, args.env, **evaluation), featured_model.num_timesteps, featured_speed),
         (f"rlrec PPO (jitted, {args.rlrec_users} users)", rlrec_returns(env, params, frozen, **evaluation),
          rlrec_steps, rlrec_speed),
         ("myopic oracle (reads the taste)", rlrec_returns(env, params, make_agent("oracle", env), **evaluation),
          None, None),
         ("random", rlrec_returns(env, params, make_agent("random", env), **evaluation), None, None),
     ]
-    print(f"\n{'policy':<38}{'episode return':>17}{'env steps':>11}{'steps/s':>10}")
+    print(f"\n{'policy':<42}{'episode return':>17}{'env steps':>11}{'steps/s':>10}")
     for name, returns, steps, speed in rows:
         mean, half = mean_confidence_interval(returns)
         trained = f"{steps:>11,}" if steps else f"{'-':>11}"
         rate = f"{speed:>10,.0f}" if speed else f"{'-':>10}"
-        print(f"{name:<38}{mean:>9.2f} ± {half:<5.2f}{trained}{rate}")
+        print(f"{name:<42}{mean:>9.2f} ± {half:<5.2f}{trained}{rate}")
     if single_speed:
-        print(f"{'SB3 PPO on gymnasium.make (1 user)':<38}{'-':>17}{args.single_env_steps // 2:>11,}"
+        print(f"{'SB3 PPO on gymnasium.make (1 user)':<42}{'-':>17}{args.single_env_steps // 2:>11,}"
               f"{single_speed:>10,.0f}")
+    sessions = ", ".join(str(returns.size) for _, returns, _, _ in rows)
     footer = (f"steps/s: training env steps per second, updates included (rlrec's after its {compile_seconds:.0f} s "
-              f"compile). Returns: clicks per completed session, 95% CI over sessions ({rows[0][1].size}, "
-              f"{rows[1][1].size}, {rows[2][1].size}, {rows[3][1].size} sessions).")
+              f"compile). Returns: clicks per completed session, 95% CI over sessions ({sessions} sessions).")
     print("\n" + textwrap.fill(footer, width=80))
 
 
