@@ -6,8 +6,9 @@ item ids as the items' features (:class:`rlrec.envs.sb3.ItemFeaturesExtractor`) 
 rlrec's jitted training loop buys: the same env-step budget, the episode return each policy reaches, and the env
 steps per second of each training loop, measured in this run.
 
-    python examples/sb3_ppo.py                    # about 10 minutes on a 2-core CPU
-    python examples/sb3_ppo.py --steps 20000      # a smoke run (a minute or two)
+    python examples/sb3_ppo.py                    # 300,000 steps per PPO; SB3 trains twice (with the extractor)
+    python examples/sb3_ppo.py --steps 40000 --single-env-steps 1024 --eval-users 32 --eval-steps 100
+                                                  # the README's table: 19.5 min on a 2-core CPU shared with other jobs
 
 Every policy is evaluated on the same number of fresh users (``--eval-users`` streams of ``--eval-steps``
 steps; a user who leaves is replaced by a new one); returns are per completed episode (clicks per session),
