@@ -137,8 +137,20 @@ def test_the_seeds_a_suite_takes_are_the_seeds_jax_tells_apart():
 
     assert not np.array_equal(data(MAX_SEED), data(0))
     assert np.array_equal(data(MAX_SEED + 1), data(0))
-    OPESuite.from_dict({**OPE_SUITE, "seed": MAX_SEED})
     Suite.from_json({**BENCH_SUITE, "seed": MAX_SEED}).validate()
+
+
+def test_an_ope_suite_s_last_log_seed_fits_32_bits():
+    """Seed s of an OPE suite logs with seed * SEED_STRIDE + s: a root seed whose last log seed would pass 2**32 - 1
+    (and wrap onto another seed's users) is refused, naming the largest that fits."""
+    from rlrec.bench.suite import MAX_SEED
+    from rlrec.ope.suite import SEED_STRIDE
+
+    top = (MAX_SEED - OPE_SUITE["seeds"] + 1) // SEED_STRIDE
+    assert top * SEED_STRIDE + OPE_SUITE["seeds"] - 1 <= MAX_SEED < (top + 1) * SEED_STRIDE + OPE_SUITE["seeds"] - 1
+    OPESuite.from_dict({**OPE_SUITE, "seed": top})
+    with pytest.raises(OPESuiteError, match=f"seed must be at most {top} with 3 seeds .*, got {top + 1}"):
+        OPESuite.from_dict({**OPE_SUITE, "seed": top + 1})
 
 
 SEED_OPTION = "must be a whole number in [0, 4294967295], got "

@@ -31,6 +31,12 @@ ESTIMATOR_NAMES = ("dm", "ips", "snips", "dr", "sndr", "switch-dr", "iips", "rip
 SLATE_ONLY = ("iips", "rips", "pi")
 
 
+# Seed s of a suite with root seed r logs with seed r * SEED_STRIDE + s, so suites of different root seeds share no
+# log while they have fewer than SEED_STRIDE seeds. JAX keeps 32 bits of a seed: the last one must stay <= MAX_SEED,
+# or it would wrap around onto another seed's users and draws.
+SEED_STRIDE = 1_000_003
+
+
 class OPESuiteError(InputError):
     """A suite that cannot run (its description or its run folder); the message says what to change."""
 
@@ -88,6 +94,9 @@ class OPESuite:
             whole_number_problem("train_steps", suite.train_steps, 1, MAX_COUNT),
         ]
         problems += numbers
+        if not any(numbers) and suite.seed * SEED_STRIDE + suite.seeds - 1 > MAX_SEED:
+            problems.append(f"seed must be at most {(MAX_SEED - suite.seeds + 1) // SEED_STRIDE} with {suite.seeds} "
+                            f"seeds (seed s logs with the 32-bit seed seed * {SEED_STRIDE:_} + s), got {suite.seed}")
         if not suite.sizes:
             problems.append("a suite needs at least one log size")
         elif not any(numbers) and any(size % suite.steps_per_user for size in suite.sizes):

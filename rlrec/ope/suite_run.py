@@ -27,7 +27,7 @@ import pandas as pd
 from rlrec import _progress
 from rlrec.errors import NotAFolderError, PathTakenError
 from rlrec.files import LOCK_FILES, OPE_FORMAT, FolderInUseError, FolderLock, atomic_write_text, check_folder_command
-from rlrec.ope.suite import OPESuite, OPESuiteError, get_suite
+from rlrec.ope.suite import SEED_STRIDE, OPESuite, OPESuiteError, get_suite
 
 FORMAT = OPE_FORMAT  # suite.json says so: rlrec.files.FOLDER_FORMATS
 CONFIDENCE = 0.95
@@ -77,7 +77,7 @@ def _run_cell(suite: OPESuite, env, params, behaviour, targets: dict, seed_index
     from rlrec.ope.truth import true_value
 
     started = time.perf_counter()
-    seed = suite.seed * 1_000_003 + seed_index
+    seed = suite.seed * SEED_STRIDE + seed_index
     log = collect(env, params, behaviour, max(suite.sizes), steps_per_user=suite.steps_per_user, seed=seed)
     rows = []
     for target_name, target in targets.items():
