@@ -116,6 +116,22 @@ def test_the_command_lists_suites_and_refuses_a_bad_one():
     assert bad.exit_code == 2 and "Unknown OPE suite 'nope'" in bad.output
 
 
+def test_a_log_size_that_does_not_fit_is_refused_before_any_cell(tmp_path, monkeypatch):
+    """The memory of every env's largest log is checked before the first cell runs (issue 30, item 10)."""
+    from rlrec import _memory
+    from rlrec.errors import InputError
+    from rlrec.ope import suite_run
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 4 * 2**20)  # a machine with 4 MiB free
+    monkeypatch.setattr(suite_run, "_run_cell", lambda *args: pytest.fail("a cell ran before the memory check"))
+    suite = OPESuite(name="big", description="too big", envs=("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0"),
+                     behaviours=("uniform",), targets=("text-match",), sizes=(100, 1_000_000), seeds=2)
+    with pytest.raises(InputError, match=r"1,000,000 rounds of uniform on MovieLens-Bandit-v0 need "
+                                                       r"about .*collect at most [\d,]+ rounds here"):
+        suite_run.run_ope_suite(suite, tmp_path / "run", progress=False)
+    assert not list((tmp_path / "run").glob("cells/**/*.json"))
+
+
 @pytest.mark.slow
 def test_a_small_suite_runs_writes_its_outputs_and_resumes(tmp_path):
     from rlrec.ope.suite_run import run_ope_suite

@@ -122,20 +122,29 @@ def run_ope_suite(suite: OPESuite | str, out: str | os.PathLike, *, progress: bo
 def _run_cells(suite: OPESuite, out: Path, progress, on_cell) -> int:
     import rlrec
     from rlrec.ope.build import make_policy
+    from rlrec.ope.collector import check_memory
 
     todo = [(env_id, behaviour, seed) for env_id in suite.envs for behaviour in suite.behaviours
             for seed in range(suite.seeds) if not _cell_path(out, env_id, behaviour, seed).exists()]
+    common = {"train_users": suite.train_users, "train_steps": suite.train_steps, "seed": suite.seed}
+    # Every env and behaviour first, and the memory of each one's largest log checked, so a size that does not
+    # fit is refused before any cell runs, not after the cells of the envs before it.
+    built = {}
+    for env_id in dict.fromkeys(env for env, _, _ in todo):
+        env, params = rlrec.make(env_id)
+        behaviours = {name: make_policy(name, env, params, **common)
+                      for name in dict.fromkeys(b for e, b, _ in todo if e == env_id)}
+        for behaviour in behaviours.values():
+            check_memory(env, params, behaviour, max(suite.sizes), steps_per_user=suite.steps_per_user)
+        built[env_id] = env, params, behaviours
     total = len(suite.envs) * len(suite.behaviours) * suite.seeds
     display = _progress.Progress(total, f"OPE suite {suite.name}", "cell", initial=total - len(todo)) \
         if _progress.wanted(progress) and todo else None
     ran = 0
     try:
-        for env_id in dict.fromkeys(env for env, _, _ in todo):
-            env, params = rlrec.make(env_id)
-            common = {"train_users": suite.train_users, "train_steps": suite.train_steps, "seed": suite.seed}
+        for env_id, (env, params, behaviours) in built.items():
             targets = {name: make_policy(name, env, params, **common) for name in suite.targets}
-            for behaviour_name in dict.fromkeys(b for e, b, _ in todo if e == env_id):
-                behaviour = make_policy(behaviour_name, env, params, **common)
+            for behaviour_name, behaviour in behaviours.items():
                 for seed in [s for e, b, s in todo if e == env_id and b == behaviour_name]:
                     cell = _run_cell(suite, env, params, behaviour, targets, seed)
                     cell.update(env=env_id, behaviour=behaviour_name)
