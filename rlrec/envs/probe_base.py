@@ -187,6 +187,12 @@ class ProbeEnv(RecEnv):
             **empty_history(self.history_length, self.slate_size),
         )
 
+    def pin_user(self, params: EnvParams, prototype: jax.Array) -> EnvParams:
+        """``params`` whose users are all of type ``prototype``: the sampling weights on that type. A probe's user
+        types index its value tables, so its population stays whole (a handful of types)."""
+        weights = jnp.where(jnp.arange(self.num_user_types) == prototype, 0.0, -jnp.inf)
+        return params.replace(prototype_log_weights=weights.astype(params.prototype_log_weights.dtype))
+
     def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:
         """A new episode of a user whose type is drawn from ``params.prototype_log_weights``."""
         self._check_params(params)

@@ -267,6 +267,21 @@ class RecEnv:
     def _position_bias(self, params: EnvParams) -> jax.Array:
         return jnp.broadcast_to(jnp.asarray(params.position_bias, jnp.float32), (self.slate_size,))
 
+    def pin_user(self, params: EnvParams, prototype: jax.Array) -> EnvParams:
+        """``params`` whose population is prototype ``prototype`` alone (int32 ``()``, may be traced): every user
+        drawn from them, at reset and after each episode, is drawn around it (``rlrec.run(users=...)``).
+
+        A population of one, ``(1, d)`` and ``(1, R, d)``, so a pinned stream's memory does not grow with the
+        population's size (sampling weights on one user would: ``P`` per stream). The users drawn are the same,
+        number for number, as with all the weight on ``prototype``; their ``state.prototype`` is their index in the
+        population of one, 0.
+        """
+        return params.replace(
+            prototype_interests=params.prototype_interests[prototype][None],
+            prototype_requests=params.prototype_requests[prototype][None],
+            prototype_log_weights=jnp.zeros((1,), params.prototype_log_weights.dtype),
+        )
+
     def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[dict, EnvState]:
         """A fresh cold-start user drawn from the population: ``(obs, state)``."""
         state = self.initial_state(key, params)

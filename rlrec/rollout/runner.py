@@ -105,36 +105,36 @@ class RunResult:
         return _repr.call("RunResult", facts)
 
 
-def _row_params(params: EnvParams, weights):
-    """``params`` of one row: with pinned users, the population's sampling weights put on that row's user."""
-    return params if weights is None else params.replace(prototype_log_weights=weights)
+def _row_params(env: RecEnv, params: EnvParams, prototype):
+    """``params`` of one row: with pinned users, a population of that row's user alone (:meth:`RecEnv.pin_user`)."""
+    return params if prototype is None else env.pin_user(params, prototype)
 
 
 # Module-level jitted programs: env, mode and sizes are static; params and the agent are traced arguments (an
 # agent's static configuration is part of its tree structure), so repeated runs reuse one compilation.
 @functools.partial(jax.jit, static_argnames=("env", "mode", "users"), compiler_options=RUNNER_COMPILER_OPTIONS)
-def _init_seeds(seed_keys, params, agent, row_weights, *, env, mode, users):
-    def one_seed(key, weights):
-        return start_users(env, agent, _row_params(params, weights), None if mode == PERSONAL else users, key)
+def _init_seeds(seed_keys, params, agent, row_users, *, env, mode, users):
+    def one_seed(key, user):
+        return start_users(env, agent, _row_params(env, params, user), None if mode == PERSONAL else users, key)
 
-    return jax.vmap(one_seed)(seed_keys, row_weights)
+    return jax.vmap(one_seed)(seed_keys, row_users)
 
 
 @functools.partial(
     jax.jit, static_argnames=("env", "mode", "users", "accuracy_k", "chunk_size", "seed_block"), donate_argnums=(0,),
     compiler_options=RUNNER_COMPILER_OPTIONS,
 )
-def _run_chunk(carry, seed_keys, start, params, agent, row_weights, *, env, mode, users, accuracy_k, chunk_size,
+def _run_chunk(carry, seed_keys, start, params, agent, row_users, *, env, mode, users, accuracy_k, chunk_size,
                seed_block):
-    def one_seed(seed_carry, seed_key, weights):
-        row_params = _row_params(params, weights)
+    def one_seed(seed_carry, seed_key, user):
+        row_params = _row_params(env, params, user)
         if mode == PERSONAL:
             step_fn = functools.partial(personal_step, env, agent, row_params, accuracy_k)
         else:
             step_fn = functools.partial(shared_step, env, agent, row_params, accuracy_k, users)
         return jax.lax.scan(step_fn, seed_carry, stream_keys(seed_key, start, chunk_size))
 
-    return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys, row_weights), seed_block)
+    return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys, row_users), seed_block)
 
 
 def program_label(cls: type) -> str:
@@ -167,9 +167,9 @@ def unnamed(thing):
 
 
 def _pinned_rows(users, params: EnvParams, num_seeds: int, mode: str):
-    """``(prototype of each row, seed of each row, (rows, P) log-weights)`` of pinned users; Nones otherwise."""
+    """``(prototype of each row, seed of each row)`` of pinned users, ``(rows,)`` each; Nones otherwise."""
     if users is None:
-        return None, None, None
+        return None, None
     if mode != PERSONAL:
         raise InputError("users= pins personal-mode user streams; shared mode serves a batch of random users.")
     count = int(params.prototype_log_weights.shape[0])
@@ -181,9 +181,8 @@ def _pinned_rows(users, params: EnvParams, num_seeds: int, mode: str):
         raise InputError(f"users must be population users 0..{count - 1} (the prototypes of params), got {users!r}.")
     if len(set(chosen.tolist())) != len(chosen):
         raise InputError(f"users lists a user twice: {users!r}; each pinned user runs every seed once already.")
-    prototypes = np.repeat(chosen, num_seeds)
-    weights = np.where(np.arange(count)[None, :] == prototypes[:, None], 0.0, -np.inf).astype(np.float32)
-    return prototypes, np.tile(np.arange(num_seeds), len(chosen)), weights
+    # Rows hold a user's index, not sampling weights over the population: memory linear in users x seeds.
+    return np.repeat(chosen, num_seeds), np.tile(np.arange(num_seeds), len(chosen))
 
 
 @dataclasses.dataclass
@@ -195,7 +194,7 @@ class _Compiled:
     seed_keys: jax.Array
     params: EnvParams
     agent: Agent
-    row_weights: jax.Array | None
+    row_users: jax.Array | None
     pinned: np.ndarray | None
     chunk_size: int
     users: int
@@ -223,14 +222,14 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
             raise InputError(f"{name} must be >= 1, got {value}.")
     if accuracy_k < 0 or accuracy_k > env.num_items(params):
         raise InputError(f"accuracy_k must be in 0..{env.num_items(params)}, got {accuracy_k}.")
-    pinned, row_seeds, row_weights = _pinned_rows(users, params, num_seeds, mode)
+    pinned, row_seeds = _pinned_rows(users, params, num_seeds, mode)
     rows = num_seeds if pinned is None else len(pinned)
     chunk_size = min(chunk_size or num_steps, num_steps)
     batch = num_users if mode == SHARED else 1
 
     placement = SeedPlacement(seed, rows, row_seeds)
     seed_keys, params = placement.keys, placement.replicate(params)
-    row_weights = None if row_weights is None else placement.shard(row_weights)
+    row_users = None if pinned is None else placement.shard(pinned.astype(np.int32))
     started = time.perf_counter()
     # Compiled ahead of time so compilation is timed on its own; JAX caches lowerings and executables, so a
     # second run of the same configuration compiles nothing. Names are display-only and left out of the
@@ -238,15 +237,15 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
     # (the same shapes, other parameters), share one compilation.
     program_env = unnamed(env)
     program_agent = unnamed(agent)
-    init = _init_seeds.lower(seed_keys, params, program_agent, row_weights, env=program_env, mode=mode,
+    init = _init_seeds.lower(seed_keys, params, program_agent, row_users, env=program_env, mode=mode,
                              users=batch).compile()
-    carry = placement.shard(init(seed_keys, params, program_agent, row_weights))
+    carry = placement.shard(init(seed_keys, params, program_agent, row_users))
     chunk = _run_chunk.lower(
-        carry, seed_keys, jnp.asarray(0, jnp.int32), params, program_agent, row_weights, env=program_env,
+        carry, seed_keys, jnp.asarray(0, jnp.int32), params, program_agent, row_users, env=program_env,
         mode=mode, users=batch, accuracy_k=accuracy_k, chunk_size=chunk_size,
         seed_block=seed_block(env.num_items(params), batch, rows, placement.mesh.devices.size),
     ).compile()
-    return _Compiled(chunk, carry, seed_keys, params, program_agent, row_weights, pinned, chunk_size, batch,
+    return _Compiled(chunk, carry, seed_keys, params, program_agent, row_users, pinned, chunk_size, batch,
                      placement.devices, time.perf_counter() - started)
 
 
@@ -326,7 +325,7 @@ def run(
 
     def advance(carry, position, length):
         return compiled.chunk(carry, compiled.seed_keys, jnp.asarray(position, jnp.int32), compiled.params,
-                              compiled.agent, compiled.row_weights)
+                              compiled.agent, compiled.row_users)
 
     _, pieces = run_chunks(
         advance, compiled.carry, start=0, stop=num_steps, chunk_size=compiled.chunk_size, display=display,
