@@ -62,7 +62,7 @@ class SlowBuild:
 @pytest.mark.parametrize("first, second", [(LinUCB, LinTS), (RandomAgent, PopularityAgent)])
 def test_agents_of_two_classes_never_share_a_program_key(first, second):
     """jaxlib 0.10 compares two flax.struct classes with equal static fields as equal tree structures, so JAX's
-    caches could hand LinUCB the program traced for LinTS; the agents rlrec's programs see differ by class."""
+    caches could hand LinTS the program traced for LinUCB; the agents rlrec's programs see differ by class."""
     assert jax.tree.structure(unnamed(first())) != jax.tree.structure(unnamed(second()))
     # Two agents of one class, differing in numbers or display name only, still share one program.
     renamed = unnamed(first(label="one"))

@@ -153,7 +153,7 @@ def unnamed(thing):
     settings (the same shapes, other parameters), share one compilation. The class goes in because jaxlib 0.10
     compares the tree structures of two ``flax.struct`` classes by their static fields' values alone, not by
     class (it hashes the class): JAX's caches then sometimes handed one agent class the program traced for another
-    with the same fields. LinUCB ran LinTS's initialisation and failed with "Incompatible shapes for
+    with the same fields. LinTS ran LinUCB's initialisation and failed with "Incompatible shapes for
     broadcasting: shapes=[(0,), (9066,)]" (issue 38); where the shapes agree, the wrong program runs silently.
     """
     if isinstance(thing, Agent):
