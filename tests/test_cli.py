@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_checks import one_error_line
 from typer.testing import CliRunner
 
 from rlrec.cli import app
@@ -79,7 +80,7 @@ def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
     # Never overwritten silently: a second run into the same folder is refused before it runs ...
     before = (out / "summary.csv").read_text()
     again = runner.invoke(app, [*args[:-4], "--seeds", "1", "--steps", "3", "--out", str(out)])
-    assert "already holds a run" in _one_error_line(again) and "--overwrite" in again.output
+    assert "already holds a run" in one_error_line(again) and "--overwrite" in again.output
     assert (out / "summary.csv").read_text() == before
     # ... unless asked.
     replaced = runner.invoke(app, [*args[:-4], "--seeds", "1", "--steps", "3", "--out", str(out), "--overwrite"])
@@ -92,7 +93,7 @@ def test_run_never_replaces_another_kind_of_run(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text('{"format": "rlrec-train-v1"}')
     result = runner.invoke(app, ["run", "-a", "random", "--out", str(folder), "--overwrite"])
-    assert "holds another kind of run" in _one_error_line(result)
+    assert "holds another kind of run" in one_error_line(result)
     assert (folder / "config.json").read_text() == '{"format": "rlrec-train-v1"}'
 
 
@@ -123,15 +124,6 @@ def test_envs_lists_registered_ids():
     assert result.exit_code == 0 and "MovieLens-SessionSlate-v0" in result.output
 
 
-def _one_error_line(result) -> str:
-    """The output of a failed command: exit code 2, no traceback, exactly one line that starts with error:."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -153,25 +145,25 @@ def _one_error_line(result) -> str:
         (["bench", "--suite", "no-such-suite"], "Unknown suite 'no-such-suite'"),
     ],
 )
-def test_input_mistakes_end_in_one_error_line(tmp_path, args, message):
+def test_input_mistakes_end_inone_error_line(tmp_path, args, message):
     result = runner.invoke(app, args + (["--out", str(tmp_path / "out")] if args[0] in ("run", "train") else []))
-    assert message in _one_error_line(result)
+    assert message in one_error_line(result)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
-def test_bad_files_and_folders_end_in_one_error_line(tmp_path):
+def test_bad_files_and_folders_end_inone_error_line(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": "x", "envs": [')
-    assert "Cannot read a suite from" in _one_error_line(runner.invoke(app, ["bench", "--suite", str(broken)]))
+    assert "Cannot read a suite from" in one_error_line(runner.invoke(app, ["bench", "--suite", str(broken)]))
     typed = tmp_path / "typed.json"
     typed.write_text('{"name": "x", "envs": "MovieLens-Bandit-v0", "agents": ["random"], "seeds": 1, "steps": 1}')
-    assert "envs must be a list of env ids" in _one_error_line(runner.invoke(app, ["bench", "--suite", str(typed)]))
+    assert "envs must be a list of env ids" in one_error_line(runner.invoke(app, ["bench", "--suite", str(typed)]))
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
     result = runner.invoke(app, ["bench", "--suite", "quick", "--out", str(a_file)])
-    assert "is a file, not a folder" in _one_error_line(result)
+    assert "is a file, not a folder" in one_error_line(result)
     result = runner.invoke(app, ["train", "--iterations", "1", "--out", str(a_file)])
-    assert "is a file, not a folder" in _one_error_line(result)
+    assert "is a file, not a folder" in one_error_line(result)
     assert a_file.read_text() == "not a folder"
 
 
@@ -222,12 +214,12 @@ def _input_mistakes() -> list[BaseException]:
 
 
 @pytest.mark.parametrize("index", range(len(_input_mistakes())))
-def test_input_mistakes_and_refusals_of_the_machine_stay_one_error_line(monkeypatch, index):
+def test_input_mistakes_and_refusals_of_the_machine_stayone_error_line(monkeypatch, index):
     from rlrec import lm
 
     error = _input_mistakes()[index]
     monkeypatch.setattr(lm, "default_cache_dir", _raising(error))
-    assert str(error) in _one_error_line(runner.invoke(app, ["info"]))
+    assert str(error) in one_error_line(runner.invoke(app, ["info"]))
 
 
 def test_debug_env_var_shows_the_traceback(tmp_path):
@@ -315,8 +307,8 @@ def test_listings_print_names_whole(monkeypatch, width, args):
         assert "rlrec envs --knobs ID" in flat and "MovieLens" in flat and "BanditSlate" in flat
 
 
-def test_knobs_of_an_unknown_env_is_one_error_line():
-    assert "Unknown environment 'Nope-v0'" in _one_error_line(runner.invoke(app, ["envs", "--knobs", "Nope-v0"]))
+def test_knobs_of_an_unknown_env_isone_error_line():
+    assert "Unknown environment 'Nope-v0'" in one_error_line(runner.invoke(app, ["envs", "--knobs", "Nope-v0"]))
 
 
 def test_help_and_listings_load_no_heavy_library():

@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 import pytest
+from cli_checks import one_error_line
 from typer.testing import CliRunner
 
 from rlrec.bench.suite import Suite, SuiteError
@@ -24,15 +25,6 @@ OPE_SUITE = {"name": "mine", "envs": ["MovieLens-Bandit-v0"], "behaviours": ["un
 BENCH_SUITE = {"name": "mine", "envs": ["MovieLens-Bandit-v0"], "agents": ["random"], "seeds": 2, "steps": 5}
 SEED_RANGE = r"\[0, 4294967295\]"  # the seeds jax.random.key tells apart (it keeps 32 bits)
 COUNT_RANGE = r"2147483647\]"  # counts and sizes fit an int32, the integer JAX indexes with
-
-
-def _one_error_line(result) -> str:
-    """A refused command: exit code 2, no traceback, exactly one line, which starts with ``error:``."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
 
 
 @pytest.fixture
@@ -177,7 +169,7 @@ COUNT_OPTION = "must be a whole number in [1, 2147483647], got "
 def test_a_bad_number_on_the_command_line_is_one_error_line_before_any_work(no_work, tmp_path, args, message):
     if args[0] in ("run", "train"):
         args = [*args, "--out", str(tmp_path / "out")]
-    assert message in _one_error_line(runner.invoke(app, args))
+    assert message in one_error_line(runner.invoke(app, args))
     assert not no_work and not (tmp_path / "out").exists()
 
 
@@ -195,7 +187,7 @@ def test_a_bad_number_on_the_command_line_is_one_error_line_before_any_work(no_w
 def test_a_bad_suite_file_is_one_error_line_before_any_work(no_work, tmp_path, command, change):
     path = tmp_path / "suite.json"
     path.write_text(json.dumps({**(OPE_SUITE if command == "ope" else BENCH_SUITE), **change}))
-    line = _one_error_line(runner.invoke(app, [command, "--suite", str(path)]))
+    line = one_error_line(runner.invoke(app, [command, "--suite", str(path)]))
     (field, value), = change.items()
     shown = value[0] if field == "sizes" else value  # sizes are checked entry by entry: sizes[0] ... got 1.7
     assert field in line and (f"got {shown!r}" in line or "listed twice" in line)
@@ -219,7 +211,7 @@ def test_a_suite_named_like_a_path_writes_nothing_outside_runs(no_work, tmp_path
     path = tmp_path / "suite.json"
     path.write_text(json.dumps({**(OPE_SUITE if command == "ope" else BENCH_SUITE), "name": "x/../../../escaped"}))
     monkeypatch.chdir(tmp_path / "work")  # runs/bench-x/../../../escaped would be tmp_path/escaped
-    line = _one_error_line(runner.invoke(app, [command, "--suite", str(path)]))
+    line = one_error_line(runner.invoke(app, [command, "--suite", str(path)]))
     assert "'x/../../../escaped' must be letters, digits" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json", "work"] and not any((tmp_path / "work").iterdir())
     assert not no_work
@@ -255,7 +247,7 @@ def test_no_command_writes_into_another_commands_folder(no_work, tmp_path, comma
     before = _folder_of(owner, folder)
     args = {"ope": ["ope", "--suite", "quick"], "bench": ["bench", "--suite", "quick"],
             "run": ["run", "-a", "random", "--overwrite"], "train": ["train", "--iterations", "1"]}[command]
-    line = _one_error_line(runner.invoke(app, [*args, "--out", str(folder)]))
+    line = one_error_line(runner.invoke(app, [*args, "--out", str(folder)]))
     assert f"is a `rlrec {owner}` folder" in line and f"`rlrec {command}` never writes" in line
     assert {path.name: path.read_text() for path in folder.iterdir()} == before  # not even a lock file
     assert not no_work
@@ -278,7 +270,7 @@ def test_an_ope_run_refuses_a_folder_of_other_files(no_work, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "results.csv").write_text("my own table\n")
-    line = _one_error_line(runner.invoke(app, ["ope", "--suite", "quick", "--out", str(folder)]))
+    line = one_error_line(runner.invoke(app, ["ope", "--suite", "quick", "--out", str(folder)]))
     assert "does not hold an OPE suite run" in line
     assert (folder / "results.csv").read_text() == "my own table\n"
     assert not no_work

@@ -34,7 +34,7 @@ from gymnasium.vector.utils import batch_space
 from rlrec.envs.conversation import ConversationalEnv
 from rlrec.envs.registry import make
 from rlrec.envs.specs import register_gymnasium
-from rlrec.envs.spaces import GymSlate
+from rlrec.envs.spaces import GymSlate, sample_distinct_slates, slates_are_distinct
 from rlrec.errors import InputError
 
 
@@ -157,7 +157,7 @@ class GymFlatConversational(gymnasium.spaces.MultiDiscrete):
             raise NotImplementedError("GymFlatConversational.sample does not take a mask or probabilities.")
         rows = 1 if self.batch is None else self.batch
         actions = np.stack([
-            np.append(self.np_random.choice(self.num_items, self.slate_size, replace=False),
+            np.append(sample_distinct_slates(self.np_random, self.num_items, self.slate_size, 1)[0],
                       self.np_random.integers(self.num_key_terms + 1))
             for _ in range(rows)
         ]).astype(self.dtype)
@@ -166,10 +166,8 @@ class GymFlatConversational(gymnasium.spaces.MultiDiscrete):
     def contains(self, x) -> bool:
         if not super().contains(x):
             return False
-        if not self.distinct:
-            return True
-        slates = np.sort(np.asarray(x).reshape(-1, self.slate_size + 1)[:, :self.slate_size], axis=1)
-        return bool(np.all(slates[:, 1:] != slates[:, :-1]))
+        slates = np.asarray(x).reshape(-1, self.slate_size + 1)[:, :self.slate_size]
+        return not self.distinct or slates_are_distinct(slates)
 
     def __repr__(self) -> str:
         batch = "" if self.batch is None else f", batch={self.batch}"

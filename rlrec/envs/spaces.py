@@ -109,6 +109,17 @@ class Dict:
         return gymnasium.spaces.Dict({name: space.to_gymnasium() for name, space in self.spaces.items()})
 
 
+def sample_distinct_slates(rng: np.random.Generator, num_items: int, slate_size: int, rows: int) -> np.ndarray:
+    """``(rows, slate_size)`` slates, each of distinct items drawn uniformly (a ``MultiDiscrete`` would repeat)."""
+    return np.stack([rng.choice(num_items, slate_size, replace=False) for _ in range(rows)])
+
+
+def slates_are_distinct(slates: np.ndarray) -> bool:
+    """Whether every slate (the rows of ``slates``, shape ``(..., k)``) shows ``k`` distinct items."""
+    rows = np.sort(slates.reshape(-1, slates.shape[-1]), axis=1)
+    return bool(np.all(rows[:, 1:] != rows[:, :-1]))
+
+
 class GymSlate(gymnasium.spaces.MultiDiscrete):
     """A Gymnasium ``MultiDiscrete`` of ``k`` slots over ``n`` items whose samples are distinct items (a plain
     ``MultiDiscrete`` would sample slates with repeats).
@@ -128,18 +139,13 @@ class GymSlate(gymnasium.spaces.MultiDiscrete):
         if mask is not None or probability is not None:
             raise NotImplementedError("GymSlate.sample does not take a mask or probabilities.")
         rows = 1 if self.batch is None else self.batch
-        slates = np.stack(
-            [self.np_random.choice(self.num_items, self.slate_size, replace=False) for _ in range(rows)]
-        ).astype(self.dtype)
+        slates = sample_distinct_slates(self.np_random, self.num_items, self.slate_size, rows).astype(self.dtype)
         return slates[0] if self.batch is None else slates
 
     def contains(self, x) -> bool:
         if not super().contains(x):
             return False
-        if not self.distinct:
-            return True
-        rows = np.sort(np.asarray(x).reshape(-1, self.slate_size), axis=1)
-        return bool(np.all(rows[:, 1:] != rows[:, :-1]))
+        return not self.distinct or slates_are_distinct(np.asarray(x).reshape(-1, self.slate_size))
 
     def __repr__(self) -> str:
         batch = "" if self.batch is None else f", batch={self.batch}"
