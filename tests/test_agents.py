@@ -270,18 +270,18 @@ def test_make_agent_errors(slate_bandit):
     [
         # A typo used to be dropped silently by the CLI; a negative ridge ran a NaN LinUCB stuck on one item.
         ("linucb", {"alpah": 5}, r"Unknown hyperparameter\(s\) \['alpah'\] for linucb; it takes \[.*'alpha'"),
-        ("linucb", {"regulariser": -1.0}, r"linucb: regulariser must be \[0.01, 1e\+06\] \(ridge strength"),
-        ("linucb", {"regulariser": 0}, r"regulariser must be \[0.01, 1e\+06\]"),
-        ("lm-lints", {"posterior_scale": float("nan")}, r"posterior_scale must be \[0, 1e\+06\]"),
-        ("epsilon-greedy", {"epsilon": 1.5}, r"epsilon must be \[0, 1\]"),
-        ("epsilon-greedy", {"decay": 0.0}, r"decay must be \(0, 1\]"),
+        ("linucb", {"regulariser": -1.0}, r"linucb: regulariser must be in \[0.01, 1e\+06\] \(ridge strength"),
+        ("linucb", {"regulariser": 0}, r"regulariser must be in \[0.01, 1e\+06\]"),
+        ("lm-lints", {"posterior_scale": float("nan")}, r"posterior_scale must be in \[0, 1e\+06\]"),
+        ("epsilon-greedy", {"epsilon": 1.5}, r"epsilon must be in \[0, 1\]"),
+        ("epsilon-greedy", {"decay": 0.0}, r"decay must be in \(0, 1\]"),
         ("linucb", {"context": "user"}, "context must be one of item, request-item"),
         ("linucb", {"alpha": "big"}, "alpha must be"),
         ("linucb", {"alpha": 1e39}, "alpha must be"),  # finite in float64, inf in float32
         ("ppo", {"epochs": 2.5}, r"epochs must be \[1, 10000\] \(whole numbers\)"),
-        ("ppo", {"gamma": 1.01}, r"gamma must be \[0, 1\]"),
+        ("ppo", {"gamma": 1.01}, r"gamma must be in \[0, 1\]"),
         ("ppo", {"normalise_advantages": 1}, "normalise_advantages must be True or False"),
-        ("dqn", {"learning_rate": 0.0}, r"learning_rate must be \(0, 1\]"),
+        ("dqn", {"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\]"),
         ("dqn", {"history_length": 4}, r"Unknown hyperparameter\(s\) \['history_length'\]"),  # set from the env
     ],
 )

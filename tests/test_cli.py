@@ -129,7 +129,7 @@ def test_envs_lists_registered_ids():
     [
         # Hyperparameters: a typo was silently ignored, a negative ridge ran a NaN LinUCB as a normal result.
         (["run", "-a", "linucb", "--hp", "alpah=5"], "no agent of this command takes 'alpah' (linucb: alpha,"),
-        (["run", "-a", "linucb", "--hp", "regulariser=-1"], "linucb: regulariser must be [0.01, 1e+06]"),
+        (["run", "-a", "linucb", "--hp", "regulariser=-1"], "linucb: regulariser must be in [0.01, 1e+06]"),
         (["run", "-a", "random", "--hp", "linucb:alpha=1"], "'linucb' is not one of the agents of this command"),
         (["run", "-a", "linucb", "--hp", "linucb:alpah=1"], "linucb has no hyperparameter 'alpah'"),
         (["run", "-a", "linucb", "--hp", "alpha"], "--hp 'alpha' must look like name=value"),
@@ -139,19 +139,19 @@ def test_envs_lists_registered_ids():
         (["run", "-a", "ppo"], "ppo learns from rollouts: train it with `rlrec train --agent ppo`"),
         (["run", "--no-such-option"], "No such option: --no-such-option"),
         (["bogus-command"], "No such command 'bogus-command'"),
-        (["train", "--hp", "learning_rate=0"], "ppo: learning_rate must be (0, 1]"),
+        (["train", "--hp", "learning_rate=0"], "ppo: learning_rate must be in (0, 1]"),
         (["train", "--set", "temperature=1e-45"], "temperature must be in [0.001, 10000]"),
         (["evaluate", "/no/such/run"], "is not a training run (no config.json)"),
         (["bench", "--suite", "no-such-suite"], "Unknown suite 'no-such-suite'"),
     ],
 )
-def test_input_mistakes_end_inone_error_line(tmp_path, args, message):
+def test_input_mistakes_end_in_one_error_line(tmp_path, args, message):
     result = runner.invoke(app, args + (["--out", str(tmp_path / "out")] if args[0] in ("run", "train") else []))
     assert message in one_error_line(result)
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
-def test_bad_files_and_folders_end_inone_error_line(tmp_path):
+def test_bad_files_and_folders_end_in_one_error_line(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": "x", "envs": [')
     assert "Cannot read a suite from" in one_error_line(runner.invoke(app, ["bench", "--suite", str(broken)]))
@@ -214,7 +214,7 @@ def _input_mistakes() -> list[BaseException]:
 
 
 @pytest.mark.parametrize("index", range(len(_input_mistakes())))
-def test_input_mistakes_and_refusals_of_the_machine_stayone_error_line(monkeypatch, index):
+def test_input_mistakes_and_refusals_of_the_machine_stay_one_error_line(monkeypatch, index):
     from rlrec import lm
 
     error = _input_mistakes()[index]
@@ -307,7 +307,7 @@ def test_listings_print_names_whole(monkeypatch, width, args):
         assert "rlrec envs --knobs ID" in flat and "MovieLens" in flat and "BanditSlate" in flat
 
 
-def test_knobs_of_an_unknown_env_isone_error_line():
+def test_knobs_of_an_unknown_env_is_one_error_line():
     assert "Unknown environment 'Nope-v0'" in one_error_line(runner.invoke(app, ["envs", "--knobs", "Nope-v0"]))
 
 

@@ -128,7 +128,7 @@ def test_a_ridge_below_the_float32_bound_is_refused_by_make_agent(name, field):
     env, _ = synthetic_env("MovieLens-ConversationalSlate-v0" if "ask" in name or name == "conucb"
                            else "MovieLens-BanditSlate-v0")
     for too_small in (1e-30, MIN_RIDGE / 10):
-        with pytest.raises(InputError, match=rf"{name}: {field} must be \[0\.01, 1e\+06\]"):
+        with pytest.raises(InputError, match=rf"{name}: {field} must be in \[0\.01, 1e\+06\]"):
             make_agent(name, env, **{field: too_small})
     assert getattr(make_agent(name, env, **{field: MIN_RIDGE}), field) == MIN_RIDGE
 

@@ -68,7 +68,8 @@ class Hyperparameter:
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` converted to the field's type, or ``ValueError`` naming the field and its valid values."""
-        problem = f"{name} must be {self.describe()} ({self.meaning}), got {value!r}."
+        valid = self.describe() if self.kind in ("bool", "choice") else f"in {self.describe()}"
+        problem = f"{name} must be {valid} ({self.meaning}), got {value!r}."
         if isinstance(value, jax.core.Tracer):  # a population of configurations being traced: nothing to check
             return value
         if self.kind == "bool":
