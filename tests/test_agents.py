@@ -278,7 +278,7 @@ def test_make_agent_errors(slate_bandit):
         ("linucb", {"context": "user"}, "context must be one of item, request-item"),
         ("linucb", {"alpha": "big"}, "alpha must be"),
         ("linucb", {"alpha": 1e39}, "alpha must be"),  # finite in float64, inf in float32
-        ("ppo", {"epochs": 2.5}, r"epochs must be \[1, 10000\] \(whole numbers\)"),
+        ("ppo", {"epochs": 2.5}, r"epochs must be in \[1, 10000\] \(whole numbers\)"),
         ("ppo", {"gamma": 1.01}, r"gamma must be in \[0, 1\]"),
         ("ppo", {"normalise_advantages": 1}, "normalise_advantages must be True or False"),
         ("dqn", {"learning_rate": 0.0}, r"learning_rate must be in \(0, 1\]"),
