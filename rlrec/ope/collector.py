@@ -25,7 +25,7 @@ from rlrec import _memory, _progress
 from rlrec.agents.base import slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
-from rlrec.ope.log import OBSERVATION_FIELDS, ROUND_LAYOUT, Log
+from rlrec.ope.log import OBSERVATION_FIELDS, ROUND_LAYOUT, Log, is_whole_number
 from rlrec.ope.policies import Policy
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
 
@@ -218,10 +218,6 @@ def check_memory(env: RecEnv, params: EnvParams, behaviour: Policy, num_rounds: 
                      f"available: {advice}.")
 
 
-def _whole_number(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def collect(
     env: RecEnv,
     params: EnvParams,
@@ -251,7 +247,7 @@ def collect(
     """
     check_policy(behaviour, env, "behaviour")
     for name, value in (("num_rounds", num_rounds), ("steps_per_user", steps_per_user)):
-        if not _whole_number(value):
+        if not is_whole_number(value):
             raise InputError(f"{name} must be a whole number (an int), got {value!r} ({type(value).__name__}); "
                              "e.g. 10_000, not 1e4.")
     num_rounds, steps_per_user = int(num_rounds), int(steps_per_user)

@@ -203,7 +203,8 @@ def check_layout(layout: Mapping[str, tuple[tuple[int, ...], Any]], slate_size: 
     return rounds
 
 
-def _whole(value: Any) -> bool:
+def is_whole_number(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), never a bool, a float or a string holding one."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -219,7 +220,7 @@ def _check_facts(log: Log, source: str) -> None:
         refuse("behaviour_settings", "a dict", log.behaviour_settings)
     for name, low in (("num_items", 1), ("slate_size", 1), ("propensity_samples", 0), ("seed", -math.inf)):
         value = getattr(log, name)
-        if not _whole(value) or value < low:
+        if not is_whole_number(value) or value < low:
             refuse(name, "a whole number" + (f" >= {low}" if low > -math.inf else ""), value)
     if log.slate_size > log.num_items:
         refuse("slate_size", f"at most num_items ({log.num_items}): a slate shows distinct items", log.slate_size)
