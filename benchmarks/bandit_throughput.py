@@ -19,7 +19,7 @@ regret computed every step, per-step outputs fetched to the host), called once t
 ``--repeats`` times; the best running time is used (compilation is reported apart: ``RunResult.compile_time``).
 
 **The NumPy loops** run one user stream, float32 like rlrec, over the same features
-(:func:`rlrec.agents.base.bandit_features`), with clicks from a NumPy copy of the user model (the utility
+(:func:`rlrec.envs.recsys.bandit_features`), with clicks from a NumPy copy of the user model (the utility
 formula of ``RecEnv.item_utilities`` and the multinomial logit of ``choice.click_probabilities``, checked
 against the env's own functions at start-up), a fresh user (and learner) every ``max_steps`` rounds. The Bandit
 setting has no dynamics, so they compute a user's utilities and oracle once per episode where rlrec's env does
@@ -53,9 +53,9 @@ import numpy as np
 import rlrec
 from rlrec.agents import LinUCB, make_agent
 from rlrec.agents.bandits import LinearState
-from rlrec.agents.base import Agent, bandit_features
+from rlrec.agents.base import Agent
 from rlrec.data import Catalog
-from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.envs.recsys import EnvParams, RecEnv, bandit_features
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population
 

@@ -35,7 +35,7 @@ import optax
 from flax.training.train_state import TrainState
 
 import rlrec
-from rlrec.agents.base import bandit_features
+from rlrec.envs.recsys import bandit_features
 from rlrec.envs.wrappers import FlattenObservation, LogWrapper
 
 CONFIG: dict[str, Any] = {
@@ -73,7 +73,7 @@ class ActorCritic(nn.Module):
     """Tanh MLPs on the observation: a categorical policy over all ``N`` items, and the state value.
 
     The policy's logit for item ``i`` is ``<query(obs), x_i> + b_i`` with ``x_i`` the item's fixed features
-    (embedding, quality, appeal: :func:`rlrec.agents.base.bandit_features`) and ``b_i`` a learned per-item
+    (embedding, quality, appeal: :func:`rlrec.envs.recsys.bandit_features`) and ``b_i`` a learned per-item
     bias: a softmax over the whole catalog, like ``Dense(N)``, but what it learns about one item carries to
     similar ones, and the head has ``N + (d + 2) hidden`` weights to train instead of ``N hidden`` (on a
     2-core CPU a ``Dense(N)`` head made training several times slower for 9,066 items).

@@ -12,9 +12,10 @@ import pytest
 
 import rlrec
 from rlrec.agents import ASKING_AGENTS, make_agent
-from rlrec.agents.base import Transition, bandit_features
+from rlrec.agents.base import Transition
 from rlrec.agents.conversational import AskingLinUCB, ConUCB, question_budget
 from rlrec.data.key_terms import KeyTerms
+from rlrec.envs.recsys import bandit_features
 from rlrec.rollout.steps import env_step
 from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 

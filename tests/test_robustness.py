@@ -66,7 +66,7 @@ def test_integer_questions_give_the_same_step_in_jit_and_eager(talking, question
 def _linucb_error_after_2000_updates(regulariser: float) -> float:
     """Largest gap between float32 LinUCB's kept scores and a float64 inversion after 400 random slates of 5."""
     from rlrec.agents import LinUCB, Transition
-    from rlrec.agents.base import bandit_features
+    from rlrec.envs.recsys import bandit_features
 
     env, params = synthetic_env("MovieLens-BanditSlate-v0", items=200, dim=32, slate_size=5)
     agent = LinUCB(slate_size=5, regulariser=regulariser)  # the class itself: no range check

@@ -218,7 +218,7 @@ def test_bad_flat_actions_raise_clear_errors_in_the_vector_env_and_strict_mode()
 def test_item_features_are_the_bandit_features_from_any_kind_of_env():
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rlrec.agents.base import bandit_features
+    from rlrec.envs.recsys import bandit_features
 
     functional = synthetic_env("MovieLens-BanditSlate-v0", items=30)
     expected = np.asarray(bandit_features(functional[1]), np.float32)

@@ -6,7 +6,7 @@ leading batch shape, so the same agent learns one user (personal mode) or a batc
 state (shared mode).
 
 Linear agents keep the ridge-regression posterior of ``A = lambda I + sum x x^T`` and ``b = sum r x`` over
-item features ``x`` (:func:`~rlrec.agents.base.bandit_features`) and estimate ``theta = A^-1 (b + lambda
+item features ``x`` (:func:`~rlrec.envs.recsys.bandit_features`) and estimate ``theta = A^-1 (b + lambda
 theta_0)``, where the prior mean ``theta_0`` is zero, or, for the **LM-prior** variants, points along the
 user's request embedding (``prior_scale * request``): a cold-start user is then explored around what they said
 they wanted. The posterior is updated incrementally, with matrix products only (no LAPACK; see
@@ -29,7 +29,6 @@ from rlrec.agents.base import (
     Agent,
     Transition,
     as_slate,
-    bandit_features,
     from_env,
     hyperparameter,
     random_distinct_items,
@@ -37,6 +36,7 @@ from rlrec.agents.base import (
     tie_breaks,
     top_k_slate,
 )
+from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
 
 ITEM = "item"

@@ -225,17 +225,6 @@ def slot_rewards(clicked_slot: jax.Array, slate_size: int) -> jax.Array:
     return (jnp.arange(slate_size) == clicked_slot).astype(jnp.float32)
 
 
-def bandit_features(env_params: Any) -> jax.Array:
-    """``(N, d + 2)`` item features for linear bandits: the item embedding, its quality and its appeal.
-
-    These are exactly the item attributes the simulated user's click utility is built from, so a linear
-    model can represent any user (up to the choice model's non-linearity).
-    """
-    return jnp.concatenate(
-        [env_params.item_features, env_params.item_quality[:, None], env_params.item_appeal[:, None]], axis=1
-    )
-
-
 def top_k_slate(scores: jax.Array, slate_size: int, *, exact_ties: bool = True) -> jax.Array:
     """The ``slate_size`` best-scoring items, best first (scalar item when ``slate_size == 1``).
 

@@ -43,8 +43,9 @@ from rlrec.agents.bandits import (
     _square_root_update,
     score_items,
 )
-from rlrec.agents.base import Agent, Transition, as_slate, bandit_features, hyperparameter, tie_breaks, top_k_slate
+from rlrec.agents.base import Agent, Transition, as_slate, hyperparameter, tie_breaks, top_k_slate
 from rlrec.envs.conversation import NO_QUESTION, ConversationalEnv
+from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
 
 LOG, LINEAR, NEVER = "log", "linear", "never"

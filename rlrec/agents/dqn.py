@@ -17,9 +17,9 @@ from flax import nnx, struct
 
 from rlrec import _repr
 from rlrec.agents import item_tree, networks, returns
-from rlrec.agents.base import Transition, as_slate, bandit_features, from_env, hyperparameter, random_slate
+from rlrec.agents.base import Transition, as_slate, from_env, hyperparameter, random_slate
 from rlrec.agents.deep import DeepAgent, flatten_leading
-from rlrec.envs.recsys import blank_observation
+from rlrec.envs.recsys import bandit_features, blank_observation
 from rlrec.errors import InputError
 
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rlrec.agents.base import bandit_features
+from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
 
 

@@ -4,7 +4,7 @@ Every deep agent scores item ``i`` for a user in state ``s`` as::
 
     score(s, i) = <query(s), x_i> - softplus(boredom(s)) * relu(<memory(s), e_i>) + bias(s)
 
-with ``x_i = [e_i, quality_i, appeal_i]`` the item's features (:func:`~rlrec.agents.base.bandit_features`)
+with ``x_i = [e_i, quality_i, appeal_i]`` the item's features (:func:`~rlrec.envs.recsys.bandit_features`)
 and ``memory(s)`` a decayed sum of the embeddings of recently clicked items (from the observed history).
 The user tower (a Flax NNX MLP) maps the observation to ``query``, ``boredom`` and ``bias`` for each of its
 score heads, and to a state value. Nothing depends on the catalog size, so one network serves a 9k or a 58k

@@ -145,6 +145,17 @@ def blank_observation(dim: int, history_length: int, slate_size: int) -> dict[st
             "progress": jnp.zeros((1,), jnp.float32)}
 
 
+def bandit_features(env_params: Any) -> jax.Array:
+    """``(N, d + 2)`` item features for linear bandits: the item embedding, its quality and its appeal.
+
+    These are exactly the item attributes the simulated user's click utility is built from, so a linear
+    model can represent any user (up to the choice model's non-linearity).
+    """
+    return jnp.concatenate(
+        [env_params.item_features, env_params.item_quality[:, None], env_params.item_appeal[:, None]], axis=1
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class RecEnv:
     """A recommendation environment over one simulated user at a time (vmap for a population).

@@ -18,12 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlrec._lazy import memoised
-from rlrec.agents.base import bandit_features
 from rlrec.data import Catalog, load_catalog
 from rlrec.data.key_terms import Critiques, KeyTerms
 from rlrec.data.preprocessing import standardise
 from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
-from rlrec.envs.recsys import EnvParams, RecEnv
+from rlrec.envs.recsys import EnvParams, RecEnv, bandit_features
 from rlrec.envs.specs import (  # noqa: F401  (re-exported)
     CONVERSATION_SETTINGS,
     REGISTRY,

@@ -35,6 +35,7 @@ import gymnasium
 import numpy as np
 
 from rlrec.envs.gym import RecVectorEnv
+from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
 
 try:
@@ -148,7 +149,7 @@ def item_features(env: Any) -> np.ndarray:
 
     Each item's embedding in the simulator space, its quality and its appeal: the attributes the simulated
     user's click utility is built from, as rlrec's linear bandits read them
-    (:func:`rlrec.agents.base.bandit_features`).
+    (:func:`rlrec.envs.recsys.bandit_features`).
 
     Args:
         env: ``gymnasium.make("rlrec/<id>")`` (wrapped or not), ``gymnasium.make_vec("rlrec/<id>")``,
@@ -158,8 +159,6 @@ def item_features(env: Any) -> np.ndarray:
     Returns:
         float32 ``(N, d + 2)``, row ``i`` for item id ``i``.
     """
-    from rlrec.agents.base import bandit_features  # the agents' item features: one home for them
-
     inner = getattr(env, "unwrapped", env)  # gymnasium wrappers, SB3's VecEnvWrappers
     if isinstance(inner, SB3VecEnv):
         inner = inner.vector_env
