@@ -29,8 +29,8 @@ import numpy as np
 import rlrec
 from rlrec.agents import make_agent
 from rlrec.agents.base import Frozen
-from rlrec.bench.runner import run
 from rlrec.metrics import episode_returns, mean_confidence_interval
+from rlrec.rollout.runner import run
 from rlrec.train.trainer import Trainer
 
 from train_throughput import parse_hyperparameters  # noqa: E402  (benchmarks/ is on sys.path when run)

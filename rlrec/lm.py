@@ -27,7 +27,7 @@ import numpy as np
 from rlrec import _progress
 from rlrec._lazy import memoised
 from rlrec.errors import InputError, MissingPathError, StateError
-from rlrec.files import FolderLock, atomic_save_npz  # noqa: F401  (re-exported: rlrec.lm.atomic_save_npz)
+from rlrec.files import FolderLock, atomic_save_npz
 
 # Never reach for the hub: every model is a local folder. HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE are set by
 # `import rlrec` (rlrec/__init__.py), which runs before this module and before anyone can import transformers.

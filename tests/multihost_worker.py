@@ -82,7 +82,7 @@ def topology() -> dict[str, np.ndarray]:
     """``meta/...``: process count and index, and which processes each seed count's mesh spans (or its error)."""
     import jax
 
-    from rlrec.bench.runner import seed_mesh
+    from rlrec.rollout.seeds import seed_mesh
 
     meshes = {}
     for seeds in MESH_SEEDS:

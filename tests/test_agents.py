@@ -10,9 +10,9 @@ import pytest
 import rlrec
 from rlrec.agents.base import Frozen
 from rlrec.agents import AGENTS, DEEP_AGENTS, LinTS, LinUCB, Transition, make_agent
-from rlrec.bench.runner import run
 from rlrec.data import Catalog
 from rlrec.envs.recsys import bandit_features
+from rlrec.rollout.runner import run
 from rlrec.simulators.population import Population
 
 

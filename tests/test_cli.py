@@ -333,7 +333,7 @@ def test_help_and_listings_load_no_heavy_library():
 def test_the_package_still_loads_everything_on_first_use():
     done = subprocess.run(
         [sys.executable, "-c", "import sys, rlrec; assert 'jax' not in sys.modules; rlrec.make; rlrec.run; "
-         "rlrec.agents.make_agent; rlrec.envs.registry.KNOBS; rlrec.envs.gym.RecGymEnv; rlrec.bench.runner.run; "
+         "rlrec.agents.make_agent; rlrec.envs.registry.KNOBS; rlrec.envs.gym.RecGymEnv; rlrec.rollout.run; "
          "rlrec.agents.base.Agent; import gymnasium; assert 'rlrec/MovieLens-Bandit-v0' in gymnasium.registry; "
          "print('jax' in sys.modules)"],
         capture_output=True, text=True, check=True,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlrec.agents import make_agent
-from rlrec.agents import networks
+from rlrec.agents import item_tree, networks
 from rlrec.envs.probes import ITEM_A, ITEM_B, make_probe
 from rlrec.train.trainer import train
 from synthetic import UNIT, synthetic_env
@@ -110,9 +110,9 @@ def test_item_tree_is_a_balanced_partition():
     params = params.replace(
         item_features=jax.random.normal(jax.random.key(0), (1000, 8)), item_quality=jnp.zeros(1000), item_appeal=jnp.zeros(1000)
     )
-    tree = jax.jit(networks.build_item_tree)(params)
+    tree = jax.jit(item_tree.build_item_tree)(params)
     leaves = np.asarray(tree.leaves)
-    assert leaves.shape == networks.tree_shape(1000) == (32, 32)
+    assert leaves.shape == item_tree.tree_shape(1000) == (32, 32)
     items = leaves[leaves >= 0]
     assert sorted(items.tolist()) == list(range(1000))  # every item exactly once
     assert np.all((leaves >= 0).sum(axis=1)[:-1] == 32)  # only the last leaf is padded
@@ -206,7 +206,7 @@ def test_inverse_cdf_sampling_matches_the_softmax():
     masked option; every frequency within 4 sigma of its probability, and the masked option never drawn."""
     from rlrec.agents.deep import sample_by_cdf
 
-    logits = jnp.array([0.5, -1.0, 2.0, networks.MASKED, 0.0])
+    logits = jnp.array([0.5, -1.0, 2.0, item_tree.MASKED, 0.0])
     draws = 200_000
     uniform = jax.random.uniform(jax.random.key(0), (draws,))
     picked = np.asarray(sample_by_cdf(uniform, jnp.broadcast_to(logits, (draws, 5))))
@@ -223,7 +223,7 @@ def test_log_softmax_entropy_matches_the_two_exp_formula():
     from rlrec.agents.deep import log_softmax_entropy
 
     logits = jnp.array(
-        [[0.5, -1.0, 2.0, networks.MASKED, 0.0], [300.0, 299.0, -5.0, 0.0, 1.0], [1.0, networks.MASKED] + [0.0] * 3]
+        [[0.5, -1.0, 2.0, item_tree.MASKED, 0.0], [300.0, 299.0, -5.0, 0.0, 1.0], [1.0, item_tree.MASKED] + [0.0] * 3]
     )
     weights = jax.random.normal(jax.random.key(0), logits.shape)
 
@@ -233,7 +233,7 @@ def test_log_softmax_entropy_matches_the_two_exp_formula():
 
     def loss(fn, x):
         log_probs, entropy = fn(x)
-        return jnp.sum(jnp.where(x > networks.MASKED, log_probs, 0.0) * weights) + 0.3 * jnp.sum(entropy)
+        return jnp.sum(jnp.where(x > item_tree.MASKED, log_probs, 0.0) * weights) + 0.3 * jnp.sum(entropy)
 
     for got, want in zip(log_softmax_entropy(logits), reference(logits)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -262,9 +262,9 @@ def test_batched_policy_matches_its_parts(env_id):
     slates = np.asarray(actions).reshape(users, slate_size)
     leaf = np.asarray(tree.leaf_of)[slates[:, 0]]
     assert (np.asarray(tree.leaf_of)[slates] == leaf[:, None]).all()  # a slate comes from one leaf
-    similarity = networks.leaf_item_similarity(tree, memory, jnp.asarray(leaf))
+    similarity = item_tree.leaf_item_similarity(tree, memory, jnp.asarray(leaf))
     np.testing.assert_allclose(np.asarray(extras["item_similarity"]), np.asarray(similarity), rtol=1e-6)
-    blocked = np.asarray(networks.leaf_item_scores(tree, head, similarity, jnp.asarray(leaf)))
+    blocked = np.asarray(item_tree.leaf_item_scores(tree, head, similarity, jnp.asarray(leaf)))
     direct = np.asarray(
         jax.vmap(lambda h, m, c: networks.score_items(h, tree.leaf_features[c], tree.leaf_embeddings[c], m))(
             head, memory, jnp.asarray(leaf)
@@ -272,9 +272,9 @@ def test_batched_policy_matches_its_parts(env_id):
     )
     real = np.asarray(tree.leaves)[leaf] >= 0
     np.testing.assert_allclose(blocked[real], direct[real], rtol=1e-5, atol=1e-5)
-    assert (blocked[~real] == networks.MASKED).all()
+    assert (blocked[~real] == item_tree.MASKED).all()
     leaf_log_probs = np.asarray(
-        jax.nn.log_softmax(networks.centroid_scores(tree, head, networks.centroid_similarity(tree, memory)))
+        jax.nn.log_softmax(item_tree.centroid_scores(tree, head, item_tree.centroid_similarity(tree, memory)))
     )
     slots = np.asarray(tree.slot_of)[slates]
     plackett_luce = np.zeros(users)
@@ -295,10 +295,10 @@ def test_leaf_products_equal_the_direct_gather(users, group):
     leaf (groups of 4, 8 or 16 users by batch size; crowded leaves spanning several groups, empty leaves, the
     padded last leaf), equal the direct per-user gather, and so do their gradients."""
     env, params = synthetic_env("MovieLens-Session-v0", **MOVIELENS_SIZED, track_regret=False)
-    tree = networks.build_item_tree(params)
+    tree = item_tree.build_item_tree(params)
     num_leaves = tree.leaves.shape[0]
     if group is not None:
-        assert networks.leaf_group_size(users, num_leaves) == group
+        assert item_tree.leaf_group_size(users, num_leaves) == group
     keys = jax.random.split(jax.random.key(users), 4)
     crowded = jax.random.uniform(keys[0], (users,)) < 0.5  # half the users in three leaves, one of them the last
     leaves = jnp.where(
@@ -317,11 +317,11 @@ def test_leaf_products_equal_the_direct_gather(users, group):
         scores = jax.vmap(lambda h, m, c: networks.score_items(h, tree.leaf_features[c], tree.leaf_embeddings[c], m))(
             head, memory, leaves
         )
-        return jnp.where(tree.leaves[leaves] >= 0, scores, networks.MASKED)
+        return jnp.where(tree.leaves[leaves] >= 0, scores, item_tree.MASKED)
 
     def grouped(head, memory):
-        similarity = networks.leaf_item_similarity(tree, memory, leaves)
-        return networks.leaf_item_scores(tree, head, similarity, leaves)
+        similarity = item_tree.leaf_item_similarity(tree, memory, leaves)
+        return item_tree.leaf_item_scores(tree, head, similarity, leaves)
 
     np.testing.assert_allclose(np.asarray(grouped(head, memory)), np.asarray(direct(head, memory)), rtol=1e-5, atol=1e-4)
 
@@ -338,7 +338,7 @@ def test_next_values_reuse_the_rollout_exactly():
     """The critic's next values, taken from the rollout where users stayed and computed only where the rollout
     was cut or an episode truncated, equal the critic run on every next observation. A tiny max_steps makes
     truncations happen inside the rollout; a max_steps shorter than the rollout takes the full branch."""
-    from rlrec.bench.runner import batch_step
+    from rlrec.rollout.steps import batch_step
 
     env, params = synthetic_env("MovieLens-Session-v0", **UNIT, track_regret=False)
     agent = make_agent("ppo", env, rollout_length=3)
@@ -383,12 +383,12 @@ def test_shuffled_is_a_uniform_permutation():
 
 def test_tree_leaves_can_be_chosen():
     """tree_shape honours a power-of-two number of leaves and names the fix for any other; PPO builds it."""
-    assert networks.tree_shape(9066, num_leaves=64) == (64, 142)
-    assert networks.tree_shape(9066) == (128, 71)
+    assert item_tree.tree_shape(9066, num_leaves=64) == (64, 142)
+    assert item_tree.tree_shape(9066) == (128, 71)
     problems = {48: "must be a power of two", 256: "leave 150 slots empty", 16384: "leave 7318 slots empty"}
     for bad, problem in problems.items():  # not a power of two; too many leaves for the padding to fit
         with pytest.raises(ValueError, match=f"cannot have {bad} leaves: .*{problem}"):
-            networks.tree_shape(9066, num_leaves=bad)
+            item_tree.tree_shape(9066, num_leaves=bad)
     _, params = make_probe("two-step")
     agent = make_agent("ppo", make_probe("two-step")[0], tree_leaves=2)
     assert agent.init(jax.random.key(0), params).tree.leaves.shape[0] == 2
@@ -408,7 +408,7 @@ def test_trainer_rejects_a_rollout_larger_than_the_replay_buffer():
 def test_policy_gradient_update_recomputes_what_acting_did_not_keep():
     """A rollout whose extras hold only the log-probabilities and values (collected by other code than
     act_batch) updates PPO to the same parameters as the rollout with act_batch's extras."""
-    from rlrec.bench.runner import batch_step
+    from rlrec.rollout.steps import batch_step
 
     env, params = make_probe("two-step")
     agent = make_agent("ppo", env, **PPO_PROBE)

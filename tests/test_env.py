@@ -314,7 +314,7 @@ def test_session_setting_rewards_looking_ahead(env_id):
     A claim about the MovieLens envs as shipped: with random items and users (tests/synthetic.py, UNIT) the myopic
     oracle wins by 9 and 4 standard errors, so this test stays on MovieLens."""
     from rlrec.agents import make_agent
-    from rlrec.bench.runner import run
+    from rlrec.rollout.runner import run
     from rlrec.metrics import episode_returns
 
     env, params = make(env_id)

@@ -66,7 +66,7 @@ def test_one_device_equals_eight_forced_cpu_devices(slate_bandit):
         import json, os, sys
         import jax
         from rlrec.agents import make_agent
-        from rlrec.bench.runner import run
+        from rlrec.rollout.runner import run
         sys.path.insert(0, TESTS)
         from synthetic import UNIT, synthetic_env
         assert len(jax.devices()) == 8, jax.devices()

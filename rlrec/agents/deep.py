@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from rlrec._lazy import attach
 from rlrec.agents import item_tree, networks
 from rlrec.agents.base import Agent, hyperparameter, internal
 
@@ -116,10 +115,3 @@ def shuffled(key: jax.Array, size: int) -> jax.Array:
 def flatten_leading(tree, leading: int):
     """Merges the first ``leading`` axes of every leaf (a ``(T, B)`` rollout into ``T * B`` rows)."""
     return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[leading:]), tree)
-
-
-_MOVED = {"DQN": "rlrec.agents.dqn", "DQNState": "rlrec.agents.dqn", "PolicyGradient": "rlrec.agents.policy_gradient",
-          "PGState": "rlrec.agents.policy_gradient"}
-
-# rlrec.agents.deep.DQN and the others still import from here, where they used to live.
-__getattr__, __dir__ = attach(__name__, _MOVED, globals())

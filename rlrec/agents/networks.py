@@ -15,7 +15,7 @@ graphdef as static configuration (rebuilt from shapes with :func:`graphdef`) and
 in their state, so training loops are plain ``jax.jit(jax.vmap(jax.lax.scan(...)))``.
 
 Policy-gradient agents pick items through an item tree (leaves of similar items, then an item within the
-leaf), which lives in :mod:`rlrec.agents.item_tree`; its names are re-exported here, where they used to live.
+leaf): :mod:`rlrec.agents.item_tree`.
 """
 
 from __future__ import annotations
@@ -25,29 +25,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rlrec._lazy import memoised
-
-# The item tree and its kernels used to live here: existing imports from rlrec.agents.networks keep working.
-from rlrec.agents.item_tree import (  # noqa: F401  (re-exported)
-    LEAF_CHUNK,
-    LEAF_GROUP,
-    MASKED,
-    ItemTree,
-    _group_products,
-    _group_products_backward,
-    _group_products_forward,
-    _leaf_products,
-    _valid_items,
-    build_item_tree,
-    centroid_scores,
-    centroid_similarity,
-    in_blocks,
-    leaf_group_size,
-    leaf_item_scores,
-    leaf_item_similarity,
-    packed_argsort,
-    tree_depth,
-    tree_shape,
-)
 
 NUM_SCALARS = 6
 

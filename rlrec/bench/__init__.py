@@ -5,8 +5,8 @@ from rlrec.bench.suite import SUITES, Suite, SuiteError, get_suite
 
 __all__ = ["SUITES", "Suite", "SuiteError", "SuiteResult", "get_suite", "run_suite"]
 
-# Running suites, their results and the submodules (rlrec.bench.report; rlrec.bench.runner, the old home of
-# rlrec.run) on first use: the suites load without JAX.
+# Running suites, their results and the submodules (rlrec.bench.report) on first use: the suites load without
+# JAX.
 __getattr__, __dir__ = attach(
     __name__, {"SuiteResult": "rlrec.bench.suite_results", "run_suite": "rlrec.bench.suite_run"}, globals(), __all__
 )

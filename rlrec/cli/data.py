@@ -114,6 +114,7 @@ def embed(
 
     from rlrec import lm
     from rlrec.data import CatalogError, read_table
+    from rlrec.files import atomic_save_npz
 
     if out.suffix != ".npz":
         _fail(f"--out must end in .npz, got {out}.")
@@ -134,7 +135,7 @@ def embed(
         _fail(str(error))
     vectors = encoder.encode(texts.tolist())
     ids = frame[id_column].to_numpy() if id_column else np.arange(len(frame))
-    lm.atomic_save_npz(
+    atomic_save_npz(
         out,
         ids=ids.astype(str) if ids.dtype == object else ids,
         embeddings=vectors,

@@ -33,7 +33,6 @@ from gymnasium.vector.utils import batch_space
 
 from rlrec.envs.conversation import ConversationalEnv
 from rlrec.envs.registry import make
-from rlrec.envs.specs import register_gymnasium
 from rlrec.envs.spaces import GymSlate, sample_distinct_slates, slates_are_distinct
 from rlrec.errors import InputError
 
@@ -347,6 +346,3 @@ class RecVectorEnv(gymnasium.vector.VectorEnv):
             info["final_obs"] = final_obs
             info["_final_obs"] = done
         return _to_numpy(obs), np.asarray(rewards), terminated, truncated, info
-
-
-register_all = register_gymnasium  # the name earlier releases exported

@@ -21,7 +21,7 @@ from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.envs.registry import CONVERSATION_KNOBS, KNOBS, check_overrides
 from rlrec.errors import InputError, MissingPathError
-from rlrec.lm import atomic_save_npz
+from rlrec.files import atomic_save_npz
 
 FORMAT = "rlrec-env-v1"
 PLAIN, CONVERSATIONAL = "plain", "conversational"
