@@ -29,7 +29,9 @@ VERSIONED_PACKAGES = (
 
 
 @contextmanager
-def _atomic(path: Path, mode: str):
+def atomic_open(path: str | os.PathLike, mode: str):
+    """A stream (``mode`` ``"w"`` or ``"wb"``) to a file beside ``path``, renamed onto ``path`` on a clean exit and
+    removed on an error: readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -53,13 +55,13 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` so that readers see either the old file or the whole new one."""
-    with _atomic(Path(path), "w") as stream:
+    with atomic_open(Path(path), "w") as stream:
         stream.write(text)
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write an ``.npz`` so that readers see either nothing or the whole file (temp file + rename)."""
-    with _atomic(Path(path), "wb") as stream:
+    with atomic_open(Path(path), "wb") as stream:
         np.savez(stream, **arrays)
 
 

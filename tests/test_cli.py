@@ -258,7 +258,7 @@ def test_summary_tables_fit_the_terminal(monkeypatch, width):
         for agent in QUICK_AGENTS
     }
     console = _recorded(monkeypatch, width)
-    output._print_summaries("MovieLens-BanditSlate-v0: 8 seeds x 200 steps", summaries, {a: 1.5 for a in QUICK_AGENTS})
+    output.print_summaries("MovieLens-BanditSlate-v0: 8 seeds x 200 steps", summaries, {a: 1.5 for a in QUICK_AGENTS})
     text = console.export_text()
     _check_fits(text, width)
     rows = [line for line in text.splitlines() if line.split(" ")[0] in QUICK_AGENTS]

@@ -160,7 +160,7 @@ def score_items(vector: jax.Array, features: jax.Array) -> jax.Array:
     return vector @ features.T
 
 
-def _square_root_update(root: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def square_root_update(root: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One rank-1 observation ``A <- A + x x^T`` applied to ``S`` (``S S^T = A^-1``), matmuls only.
 
     With ``w = S^T x`` and ``u = S w = A^-1 x``, Sherman-Morrison gives ``A'^-1 = S (I - w w^T / (1 + w^T w)) S^T``,
@@ -189,7 +189,7 @@ class LinearBandit(Agent):
     **No LAPACK.** The posterior is kept up to date in :meth:`update` instead of refactorised in ``act``. Per
     shown slot ``x`` (with ``u = A^-1 x`` and ``d = 1 + x^T u``):
 
-    - a square root ``S`` of ``A^-1`` by a rank-1 update (:func:`_square_root_update`, ``O(f^2)``, matmuls);
+    - a square root ``S`` of ``A^-1`` by a rank-1 update (:func:`square_root_update`, ``O(f^2)``, matmuls);
     - the estimate ``m = A^-1 b`` by the recursive-least-squares step ``m += u (r - x^T m) / d`` (``O(f)``).
       Not ``S S^T b``: ``b`` grows with every click, and the rounding of ``S S^T`` multiplied by it put LinUCB's
       scores 2e-3 off a float64 reference after 1,000 rounds; the recursive step corrects its own rounding;
@@ -294,7 +294,7 @@ class LinearBandit(Agent):
         def observe_row(carry, row):
             root, estimate, variances = carry
             x, target = row
-            root, u, d = _square_root_update(root, x)
+            root, u, d = square_root_update(root, x)
             estimate = estimate + u * ((target - x @ estimate) / d)
             if incremental:
                 projection = score_items(u, catalog)

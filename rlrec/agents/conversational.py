@@ -40,8 +40,8 @@ from rlrec.agents.bandits import (
     LinearState,
     LinTS,
     LinUCB,
-    _square_root_update,
     score_items,
+    square_root_update,
 )
 from rlrec.agents.base import Agent, Transition, as_slate, hyperparameter, tie_breaks, top_k_slate
 from rlrec.envs.conversation import NO_QUESTION, ConversationalEnv
@@ -211,7 +211,7 @@ class ConUCB(AskingAgent):
         told = env_params.key_term_centroids[asked] * (answers != 0.0)[:, None]
 
         def observe(root, x):
-            return _square_root_update(root, x)[0], None
+            return square_root_update(root, x)[0], None
 
         arm_root, _ = jax.lax.scan(observe, state.arm_root, jnp.sqrt(self.arm_weight) * shown)
         key_term_root, _ = jax.lax.scan(observe, state.key_term_root, told)

@@ -125,9 +125,9 @@ def plot_regret_vs_questions(result, path: str | Path, confidence: float = 0.95)
 
     suite = result.suite
     summary = result.summary(confidence)
-    colours = report._colours(suite.agents)
+    colours = report.agent_colours(suite.agents)
     envs = [env for env in suite.envs if any("questions" in summary.get((env, a), {}) for a in suite.agents)]
-    figure, axes = report._grid(max(len(envs), 1), width=4.8)
+    figure, axes = report.panel_grid(max(len(envs), 1), width=4.8)
     for axis, env in zip(axes, envs):
         session = REGISTRY[env].setting == "session"
         y_name = "episode_return" if session else "cumulative_regret"
@@ -148,5 +148,5 @@ def plot_regret_vs_questions(result, path: str | Path, confidence: float = 0.95)
         axis.set_ylabel("episode return (clicks per user)" if session else "final cumulative regret")
         axis.set_title(env, fontsize=10)
         axis.grid(alpha=0.3)
-    return report._legend_below(figure, axes[: len(envs)], 4,
+    return report.legend_below(figure, axes[: len(envs)], 4,
                                 f"suite {suite.name}: what questions buy (mean ± {int(confidence * 100)}% CI)", path)

@@ -122,7 +122,8 @@ def format_column(estimates: Sequence[tuple[float, float]]) -> list[str]:
     return [format_estimate(mean, half, decimals) for mean, half in estimates]
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +142,7 @@ def _save(figure, path: str | Path) -> Path:
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
-        _pyplot().close(figure)
+        pyplot().close(figure)
     return path
 
 
@@ -158,18 +159,18 @@ def _regret_panel(axis, curves: dict[str, np.ndarray], colours: dict[str, str], 
     axis.grid(alpha=0.3)
 
 
-def _colours(agents: Sequence[str]) -> dict[str, str]:
+def agent_colours(agents: Sequence[str]) -> dict[str, str]:
     """One colour per agent, the same in every figure of a run."""
-    palette = _pyplot().get_cmap("tab10" if len(agents) <= 10 else "tab20")
+    palette = pyplot().get_cmap("tab10" if len(agents) <= 10 else "tab20")
     return {agent: palette(i % palette.N) for i, agent in enumerate(agents)}
 
 
 def plot_regret(results: Sequence[RunResult], path: str | Path, title: str | None = None, confidence=0.95) -> Path:
     """Cumulative regret curves (mean over seeds) with confidence bands; written as PNG or SVG by suffix."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=120)
     agents = [result.agent for result in results]
-    _regret_panel(axis, {r.agent: r.cumulative_regret() for r in results}, _colours(agents), confidence)
+    _regret_panel(axis, {r.agent: r.cumulative_regret() for r in results}, agent_colours(agents), confidence)
     seeds = results[0].num_seeds if results else 0
     axis.set_title(title or f"{results[0].env_id}: mean over {seeds} seeds, {int(confidence * 100)}% CI")
     axis.legend(frameon=False)
@@ -263,8 +264,9 @@ def suite_markdown(result, confidence: float = 0.95) -> str:
     return "\n".join(lines)
 
 
-def _grid(count: int, width: float = 5.0, height: float = 3.6):
-    plt = _pyplot()
+def panel_grid(count: int, width: float = 5.0, height: float = 3.6):
+    """``(figure, axes)``: ``count`` panels of ``width`` x ``height`` inches, up to 3 a row (``axes`` flat)."""
+    plt = pyplot()
     columns = min(count, 3)
     rows = math.ceil(count / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows + 0.8), dpi=110, squeeze=False)
@@ -277,9 +279,9 @@ def plot_suite_regret(result, path: str | Path, confidence: float = 0.95) -> Pat
     """Cumulative regret with confidence bands, one panel per env, one colour per agent."""
     suite = result.suite
     cells = {(c.env, c.agent): c for c in result.cells}
-    colours = _colours(suite.agents)
+    colours = agent_colours(suite.agents)
     envs = [env for env in suite.envs if any((env, a) in cells for a in suite.agents)]
-    figure, axes = _grid(len(envs))
+    figure, axes = panel_grid(len(envs))
     for axis, env in zip(axes, envs):
         curves = {a: cells[(env, a)].cumulative_regret for a in suite.agents if (env, a) in cells}
         _regret_panel(axis, curves, colours, confidence)
@@ -301,10 +303,10 @@ def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95)
     """
     suite = result.suite
     summary = result.summary(confidence)
-    colours = _colours(suite.agents)
+    colours = agent_colours(suite.agents)
     markers = {agent: "osD^vP*Xph<>"[i % 12] for i, agent in enumerate(suite.agents)}  # overlapping points differ
     envs = [env for env in suite.envs if any((env, a) in summary for a in suite.agents)]
-    figure, axes = _grid(len(envs), width=4.6)
+    figure, axes = panel_grid(len(envs), width=4.6)
     for axis, env in zip(axes, envs):
         cells = {a: summary[(env, a)] for a in suite.agents if (env, a) in summary}
         use_ild = any(np.isfinite(values["diversity"][0]) for values in cells.values())
@@ -322,11 +324,11 @@ def plot_regret_vs_diversity(result, path: str | Path, confidence: float = 0.95)
         axis.set_ylabel("final cumulative regret")
         axis.set_title(env, fontsize=10)
         axis.grid(alpha=0.3)
-    return _legend_below(figure, axes[: len(envs)], 5,
+    return legend_below(figure, axes[: len(envs)], 5,
                          f"suite {suite.name}: regret vs diversity (mean ± {int(confidence * 100)}% CI)", path)
 
 
-def _legend_below(figure, axes, columns: int, title: str, path: str | Path) -> Path:
+def legend_below(figure, axes, columns: int, title: str, path: str | Path) -> Path:
     """One legend under the panels (each label once, in ``columns`` columns), the title, then saves the figure."""
     labels = {}
     for axis in axes:

@@ -17,7 +17,7 @@ import typer
 import typer.core
 
 from rlrec.cli import bench, data, ope, run, train
-from rlrec.cli.output import _print_error
+from rlrec.cli.output import print_error
 
 DEBUG_ENV_VAR = "RLREC_DEBUG"  # set to 1 to see the traceback behind an error line
 BUG_EXIT_CODE = os.EX_SOFTWARE if hasattr(os, "EX_SOFTWARE") else 70  # sysexits.h: an internal software error
@@ -46,7 +46,7 @@ def _report_bug(error: BaseException) -> None:
     import traceback
 
     traceback.print_exception(error, file=sys.stderr)
-    _print_error(BUG_REPORT_HINT)
+    print_error(BUG_REPORT_HINT)
 
 
 class _Commands(typer.core.TyperGroup):
@@ -62,7 +62,7 @@ class _Commands(typer.core.TyperGroup):
         except typer.TyperException as error:  # the parser's usage errors (typer's click)
             if os.environ.get(DEBUG_ENV_VAR):
                 raise
-            _print_error(f"{error.format_message()} (see `{ctx.info_name} --help`)")
+            print_error(f"{error.format_message()} (see `{ctx.info_name} --help`)")
             raise typer.Exit(code=2) from None
 
     def invoke(self, ctx: typer.Context):
@@ -77,10 +77,10 @@ class _Commands(typer.core.TyperGroup):
             option = getattr(error, "option_name", None)
             if option and option.split("=")[0] in _GROUP_OPTIONS:
                 # An option of `rlrec` itself given after the command: say where it goes.
-                _print_error(f"{option.split('=')[0]} goes before the command: `{ctx.info_name} "
+                print_error(f"{option.split('=')[0]} goes before the command: `{ctx.info_name} "
                              f"{option.split('=')[0]} {ctx.invoked_subcommand} ...`")
             else:
-                _print_error(f"{error.format_message()} (see `{command} --help`)")
+                print_error(f"{error.format_message()} (see `{command} --help`)")
             raise typer.Exit(code=2) from None
         except Exception as error:
             if os.environ.get(DEBUG_ENV_VAR):
@@ -88,7 +88,7 @@ class _Commands(typer.core.TyperGroup):
             if not _is_input_mistake(error):
                 _report_bug(error)
                 raise typer.Exit(code=BUG_EXIT_CODE) from None
-            _print_error(str(error) or type(error).__name__)
+            print_error(str(error) or type(error).__name__)
             raise typer.Exit(code=2) from None
 
 

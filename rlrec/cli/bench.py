@@ -12,7 +12,7 @@ from rich.markup import escape
 from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.cli import output
 from rlrec.cli.options import whole_number_option
-from rlrec.cli.output import _fail, _print_suite
+from rlrec.cli.output import fail, print_suite
 
 
 def bench(
@@ -51,18 +51,18 @@ def bench(
         chosen = dataclasses.replace(chosen, **changes).validate()
         out = out or Path("runs") / f"bench-{chosen.name}"
         if out.exists() and not out.is_dir():
-            _fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
+            fail(f"--out {out} is a file, not a folder; choose another --out for the benchmark run.")
         check_folder_command(out, "rlrec bench")  # run_suite checks too; here, before the line below
         output.console.print(f"suite {chosen.name}: {len(chosen.cells)} cells ({len(chosen.envs)} envs x "
                              f"{len(chosen.agents)} agents), {chosen.seeds} seeds x {chosen.steps} steps each; "
                              f"results in {out}", highlight=False)
         result = run_suite(chosen, out)
     except SuiteError as error:
-        _fail(str(error))
+        fail(str(error))
     if len(result.ran) < len(result.cells):
         output.console.print(f"resumed: {len(result.cells) - len(result.ran)} finished cells were read back from "
                              f"{out}")
-    _print_suite(result)
+    print_suite(result)
     plots = "regret.png, regret_vs_diversity.png" + (", regret_vs_questions.png" if any(
         "questions" in cell.metrics for cell in result.cells) else "")
     output.console.print(f"wrote {out}/: results.csv and results.json (every metric, per seed), summary.md, {plots}",

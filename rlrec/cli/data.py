@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rlrec.cli import output
-from rlrec.cli.output import _fail, _print_settings
+from rlrec.cli.output import fail, print_settings
 from rlrec.envs.specs import REGISTRY
 
 
@@ -73,7 +73,7 @@ def catalog(
     try:
         items = load_catalog(name, dim=dim, model_path=str(model) if model else None)
     except (CatalogError, ModelNotFoundError, ModelLoadError) as error:
-        _fail(str(error))
+        fail(str(error))
     elapsed = time.perf_counter() - start
     summary = Table(title=f"catalog {name}", show_header=False)
     for key, value in items.summary().items():
@@ -117,22 +117,22 @@ def embed(
     from rlrec.files import atomic_save_npz
 
     if out.suffix != ".npz":
-        _fail(f"--out must end in .npz, got {out}.")
+        fail(f"--out must end in .npz, got {out}.")
     try:
         frame = read_table(file)
     except CatalogError as error:
-        _fail(str(error))
+        fail(str(error))
     for role, column in (("--text-column", text_column), ("--id-column", id_column)):
         if column is not None and column not in frame.columns:
-            _fail(f"Column {column!r} ({role}) is not in {file}; its columns are {list(frame.columns)}.")
+            fail(f"Column {column!r} ({role}) is not in {file}; its columns are {list(frame.columns)}.")
     texts = frame[text_column]
     if texts.isna().any() or not all(isinstance(text, str) and text.strip() for text in texts):
         bad = next(i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip())
-        _fail(f"Row {bad} of column {text_column!r} is empty or not text; every row needs a text to embed.")
+        fail(f"Row {bad} of column {text_column!r} is empty or not text; every row needs a text to embed.")
     try:
         encoder = lm.TextEncoder(model, batch_size=batch_size, show_progress=True)
     except (lm.ModelNotFoundError, lm.ModelLoadError) as error:
-        _fail(str(error))
+        fail(str(error))
     vectors = encoder.encode(texts.tolist())
     ids = frame[id_column].to_numpy() if id_column else np.arange(len(frame))
     atomic_save_npz(
@@ -167,4 +167,4 @@ def envs(
 
     rows = [(row.name, str(row.default), row.valid, row.meaning) for row in overrides_of(knobs)]
     output.console.print(f"[bold]{escape(knobs)}[/]: `--set name=value`, or rlrec.make(id, name=value)")
-    _print_settings(rows)
+    print_settings(rows)

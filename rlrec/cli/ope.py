@@ -12,7 +12,7 @@ from rich.markup import escape
 from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.cli import output
 from rlrec.cli.options import whole_number_option
-from rlrec.cli.output import _fail
+from rlrec.cli.output import fail
 
 
 def ope(
@@ -56,7 +56,7 @@ def ope(
                              f"targets; results in {out}", highlight=False)
         result = run_ope_suite(chosen, out)
     except OPESuiteError as error:
-        _fail(str(error))
+        fail(str(error))
     if result.ran < result.cells:
         output.console.print(f"resumed: {result.cells - result.ran} finished logs were read back from {out}")
     _print_table(result)

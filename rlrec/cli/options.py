@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rlrec.cli.output import _fail
+from rlrec.cli.output import fail
 from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, setting_names
 
 # Options shared by `run` and `train`; the help lists the valid names (they load without JAX).
@@ -40,7 +40,7 @@ def whole_number_option(help: str, low: int, high: int) -> Any:
     return typer.Option(help=f"{help}  [{low}<=x<={high}]", callback=check, metavar="<int range>")
 
 
-def _parse_assignments(pairs: list[str] | None, what: str) -> dict:
+def parse_assignments(pairs: list[str] | None, what: str) -> dict:
     """``["alpha=0.5", "context=request-item"]`` -> ``{"alpha": 0.5, "context": "request-item"}``."""
     import ast
 
@@ -48,9 +48,9 @@ def _parse_assignments(pairs: list[str] | None, what: str) -> dict:
     for pair in pairs or []:
         name, equals, raw = pair.partition("=")
         if not equals or not name.strip():
-            _fail(f"{what} {pair!r} must look like name=value.")
+            fail(f"{what} {pair!r} must look like name=value.")
         if name.strip() in parsed:
-            _fail(f"{what} sets {name.strip()!r} twice; give each name once.")
+            fail(f"{what} sets {name.strip()!r} twice; give each name once.")
         try:
             parsed[name.strip()] = ast.literal_eval(raw.strip())
         except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -58,20 +58,20 @@ def _parse_assignments(pairs: list[str] | None, what: str) -> dict:
     return parsed
 
 
-def _hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str, dict]:
+def hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str, dict]:
     """``--hp`` settings per agent: ``name=value`` goes to every listed agent that takes ``name``,
     ``AGENT:name=value`` to that agent only. A name no listed agent takes is an error (a typo is never
     silently dropped); values are checked against each agent's declared range by ``make_agent``."""
     from rlrec.agents import hyperparameter_names
 
     per_agent: dict[str, dict] = {agent: {} for agent in agents}
-    for name, value in _parse_assignments(pairs, "--hp").items():
+    for name, value in parse_assignments(pairs, "--hp").items():
         target, colon, field = name.rpartition(":")
         if colon:
             if target not in per_agent:
-                _fail(f"--hp {name}=...: {target!r} is not one of the agents of this command ({', '.join(agents)}).")
+                fail(f"--hp {name}=...: {target!r} is not one of the agents of this command ({', '.join(agents)}).")
             if field not in hyperparameter_names(target):
-                _fail(f"--hp {name}=...: {target} has no hyperparameter {field!r}; it takes "
+                fail(f"--hp {name}=...: {target} has no hyperparameter {field!r}; it takes "
                       f"{', '.join(hyperparameter_names(target)) or 'none'}.")
             per_agent[target][field] = value
             continue
@@ -79,7 +79,7 @@ def _hyperparameters_for(agents: list[str], pairs: list[str] | None) -> dict[str
         if not takers:
             taken = {agent: hyperparameter_names(agent) for agent in agents}
             listed = "; ".join(f"{agent}: {', '.join(names) or 'none'}" for agent, names in taken.items())
-            _fail(f"--hp {name}=...: no agent of this command takes {name!r} ({listed}).")
+            fail(f"--hp {name}=...: no agent of this command takes {name!r} ({listed}).")
         for agent in takers:
             per_agent[agent][name] = value
     return per_agent

@@ -22,12 +22,14 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def _print_error(message: str) -> None:
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr, one line (the form of every refusal of the ``rlrec`` commands)."""
     errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
-def _fail(message: str) -> None:
-    _print_error(message)
+def fail(message: str) -> None:
+    """Refuses the command's input: :func:`print_error`, then exit code 2 (the usage-error code)."""
+    print_error(message)
     raise typer.Exit(code=2)
 
 
@@ -65,14 +67,14 @@ def _fitted_table(
     return build(shown), [columns[key] for key in columns if key not in shown]
 
 
-def _explain_missing_episodes(summaries: dict[str, dict], steps: int, max_steps: int) -> None:
+def explain_missing_episodes(summaries: dict[str, dict], steps: int, max_steps: int) -> None:
     """Says why the episode return is missing when no seed of any agent finished an episode."""
     if not any(np.isfinite(summary["episode_return"][0]) for summary in summaries.values()):
         console.print(f"episode return: no episode finished within {steps} steps (an episode lasts up to "
                       f"max_steps={max_steps} steps); give --steps {max_steps} or more to measure it.")
 
 
-def _print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[str, float] | None = None,
+def print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[str, float] | None = None,
                      bold: dict[str, set[str]] | None = None, more: str = "summary.csv") -> None:
     """The terminal table of one env: agents as rows, as many metric columns as fit, values as ``45.8 ± 13.0``."""
     from rlrec.bench import report
@@ -95,7 +97,7 @@ def _print_summaries(title: str, summaries: dict[str, dict], wall_times: dict[st
         console.print(f"not shown at this width, in {more}: {', '.join(left_out)}")
 
 
-def _print_suite(result) -> None:
+def print_suite(result) -> None:
     """One fitted table per env of a suite run, the best value of each column in bold (as in summary.md)."""
     from rlrec.bench import report
 
@@ -106,13 +108,14 @@ def _print_suite(result) -> None:
             continue
         bold = {m: report.best_agents(cells, m, lower) for m, (_, lower) in report.SUITE_COLUMNS.items()}
         console.print()
-        _print_summaries(f"{env}: {suite.seeds} seeds x {suite.steps} steps, mean ± 95% CI (best in bold)", cells,
+        print_summaries(f"{env}: {suite.seeds} seeds x {suite.steps} steps, mean ± 95% CI (best in bold)", cells,
                          bold=bold, more="results.csv")
         max_steps = suite.env_overrides.get(env, {}).get("max_steps", SETTINGS[REGISTRY[env].setting]["max_steps"])
-        _explain_missing_episodes(cells, suite.steps, int(max_steps))
+        explain_missing_episodes(cells, suite.steps, int(max_steps))
 
 
-def _print_evaluation(summary: dict, out: Path) -> None:
+def print_evaluation(summary: dict, out: Path) -> None:
+    """The table of ``rlrec evaluate``: one row per trained seed, then their mean return with its 95% CI."""
     from rlrec.metrics import mean_confidence_interval
 
     actions = "greedy" if summary["deterministic"] else "sampled"
@@ -136,7 +139,7 @@ def _print_evaluation(summary: dict, out: Path) -> None:
                       "(nan); evaluate longer with `rlrec evaluate RUN_DIR --steps N`.")
 
 
-def _print_settings(rows: list[tuple[str, str, str, str]]) -> None:
+def print_settings(rows: list[tuple[str, str, str, str]]) -> None:
     """``(name, default, valid values, meaning)`` rows: names and defaults whole, the rest wrapped at words."""
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("name", no_wrap=True)

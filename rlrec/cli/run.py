@@ -16,11 +16,11 @@ from rlrec.cli.options import (
     ENV_HELP,
     EnvOverrides,
     Hyperparameters,
-    _hyperparameters_for,
-    _parse_assignments,
+    hyperparameters_for,
+    parse_assignments,
     whole_number_option,
 )
-from rlrec.cli.output import _explain_missing_episodes, _fail, _print_summaries
+from rlrec.cli.output import explain_missing_episodes, fail, print_summaries
 from rlrec.envs.specs import REGISTRY
 from rlrec.errors import PathTakenError
 from rlrec.bench.suite import MAX_COUNT, MAX_SEED
@@ -39,14 +39,14 @@ def _run_folder(out: Path | None, overwrite: bool) -> Path | None:
     from rlrec.files import check_folder_command, folder_command
 
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out} is a file, not a folder; choose another --out for the run.")
+        fail(f"--out {out} is a file, not a folder; choose another --out for the run.")
     check_folder_command(out, "rlrec run")
     held = [name for name in RUN_FILES if (out / name).exists()]
     if "config.json" in held and folder_command(out) != "rlrec run":
-        _fail(f"--out {out} holds another kind of run (its config.json is not from `rlrec run`); choose another "
+        fail(f"--out {out} holds another kind of run (its config.json is not from `rlrec run`); choose another "
               "--out.")
     if held and not overwrite:
-        _fail(f"--out {out} already holds a run ({', '.join(held)}); choose another --out, or add --overwrite to "
+        fail(f"--out {out} already holds a run ({', '.join(held)}); choose another --out, or add --overwrite to "
               "replace it.")
     return out
 
@@ -103,21 +103,21 @@ def run(
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
     if env_id.removeprefix("rlrec/") not in REGISTRY:
-        _fail(f"Unknown environment {env_id!r}; choose one of: {', '.join(sorted(REGISTRY))}.")
+        fail(f"Unknown environment {env_id!r}; choose one of: {', '.join(sorted(REGISTRY))}.")
     unknown = [name for name in agents if name not in AGENTS]
     if unknown:
-        _fail(f"Unknown agent(s) {unknown}; choose from: {', '.join(AGENTS)}.")
+        fail(f"Unknown agent(s) {unknown}; choose from: {', '.join(AGENTS)}.")
     for name in agents:
         if name in ROLLOUT_AGENTS:
-            _fail(f"{name} learns from rollouts: train it with `rlrec train --agent {name}`, then "
+            fail(f"{name} learns from rollouts: train it with `rlrec train --agent {name}`, then "
                   "`rlrec evaluate RUN_DIR`.")
         if name in ASKING_AGENTS and not REGISTRY[env_id.removeprefix("rlrec/")].conversational:
-            _fail(f"{name} asks questions: use a Conversational env such as MovieLens-Conversational-v0 "
+            fail(f"{name} asks questions: use a Conversational env such as MovieLens-Conversational-v0 "
                   f"(`rlrec envs` lists them), not {env_id}.")
     if mode not in MODES:
-        _fail(f"--mode must be one of {MODES}, got {mode!r}.")
-    overrides = _parse_assignments(env_overrides, "--set")
-    hyper = _hyperparameters_for(agents, hyperparameters)
+        fail(f"--mode must be one of {MODES}, got {mode!r}.")
+    overrides = parse_assignments(env_overrides, "--set")
+    hyper = hyperparameters_for(agents, hyperparameters)
     check_overrides(env_id.removeprefix("rlrec/"), overrides)
     for name in agents:  # hyperparameters first: cheap, and a mistake should not wait for the catalog
         check_hyperparameters(AGENTS[name][0], hyper[name], agent=name)
@@ -157,8 +157,8 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
         summaries[agent.name] = report.summarise(result, env.num_items(params), popularity, genres)
 
     wall_times = {agent.name: result.wall_time for agent, result in zip(built, results)}
-    _print_summaries(f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI", summaries, wall_times)
-    _explain_missing_episodes(summaries, steps, int(params.max_steps))
+    print_summaries(f"{env.name}: {mode} mode, {seeds} seeds x {steps} steps, mean ± 95% CI", summaries, wall_times)
+    explain_missing_episodes(summaries, steps, int(params.max_steps))
 
     out = out or _new_run_folder(env.name)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ import typer
 
 from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
 from rlrec.cli import output
-from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, _hyperparameters_for, _parse_assignments
-from rlrec.cli.output import _fail, _print_evaluation, _print_settings
+from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, hyperparameters_for, parse_assignments
+from rlrec.cli.output import fail, print_evaluation, print_settings
 
 
 def train(
@@ -39,18 +39,18 @@ def train(
     from rlrec.train.run import EVALUATION_FILE, TrainConfig, evaluate as evaluate_run, run_training
 
     if agent not in AGENTS:
-        _fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
+        fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")
     if list_hp:
         output.console.print(f"[bold]{agent}[/] hyperparameters (--hp name=value)")
-        _print_settings([(name, repr(default), spec.describe(), spec.meaning)
+        print_settings([(name, repr(default), spec.describe(), spec.meaning)
                          for name, (default, spec) in sorted(hyperparameter_specs(agent).items())])
         return
     try:
         config = TrainConfig(
             env=env_id,
             agent=agent,
-            hyperparameters=_hyperparameters_for([agent], hyperparameters)[agent],
-            env_overrides=_parse_assignments(env_overrides, "--set"),
+            hyperparameters=hyperparameters_for([agent], hyperparameters)[agent],
+            env_overrides=parse_assignments(env_overrides, "--set"),
             seeds=seeds,
             users=users,
             iterations=iterations,
@@ -73,7 +73,7 @@ def train(
     clean = {**summary, "seeds": [{k: None if isinstance(v, float) and not np.isfinite(v) else v
                                    for k, v in row.items()} for row in summary["seeds"]]}
     atomic_write_text(out / EVALUATION_FILE, json.dumps(clean, indent=2, allow_nan=False) + "\n")
-    _print_evaluation(summary, out)
+    print_evaluation(summary, out)
     output.console.print(f"wrote {out / EVALUATION_FILE}; `rlrec evaluate {out}` reproduces it", highlight=False)
 
 
@@ -99,4 +99,4 @@ def evaluate(
 
     given = {k: v for k, v in (("num_seeds", seeds), ("num_steps", steps)) if v is not None}
     summary = evaluate_run(run_dir, step=step, deterministic=greedy, **given)
-    _print_evaluation(summary, run_dir)
+    print_evaluation(summary, run_dir)

@@ -19,10 +19,10 @@ from rlrec import _repr, lm
 from rlrec.data.preprocessing import (
     CatalogError,
     Projection,
-    _per_item,
     check_vectors,
     multi_hot,
     normalise_rows,
+    per_item_values,
     read_table,
     standardise,
 )
@@ -237,8 +237,8 @@ class Catalog:
             texts=item_texts,
             embeddings=vectors,
             metadata=metadata.reset_index(drop=True) if metadata is not None else pd.DataFrame(index=range(count)),
-            popularity=_per_item(popularity, count, "popularity", default=1.0, minimum=0.0),
-            quality=standardise(_per_item(quality, count, "quality", default=0.0)),
+            popularity=per_item_values(popularity, count, "popularity", default=1.0, minimum=0.0),
+            quality=standardise(per_item_values(quality, count, "quality", default=0.0)),
         )
         return catalog.with_projection(dim) if dim is not None else catalog
 
@@ -290,12 +290,13 @@ class Catalog:
             texts=texts,
             embeddings=embeddings,
             metadata=frame.drop(columns=[text_column]),
-            popularity=_per_item(
+            popularity=per_item_values(
                 frame[popularity_column].to_numpy() if popularity_column else None, len(frame), "popularity", 1.0,
                 minimum=0.0,
             ),
             quality=standardise(
-                _per_item(frame[quality_column].to_numpy() if quality_column else None, len(frame), "quality", 0.0)
+                per_item_values(frame[quality_column].to_numpy() if quality_column else None, len(frame), "quality",
+                                0.0)
             ),
             genres=genres,
             genre_names=genre_names,

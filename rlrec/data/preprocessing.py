@@ -204,7 +204,7 @@ def multi_hot(labels: pd.Series, separator: str = "|") -> tuple[np.ndarray, tupl
     return matrix, tuple(names)
 
 
-def _per_item(values, count: int, label: str, default: float, minimum: float | None = None) -> np.ndarray:
+def per_item_values(values, count: int, label: str, default: float, minimum: float | None = None) -> np.ndarray:
     """``(count,)`` float32 values, checked as float32 holds them (finite, and ``>= minimum`` when given)."""
     if values is None:
         return np.full(count, default, dtype=np.float32)

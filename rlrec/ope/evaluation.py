@@ -22,7 +22,7 @@ from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
 from rlrec.ope.collector import EVALUATE, check_log, check_policy, stream_key
 from rlrec.ope.log import Log
-from rlrec.ope.policies import Policy, _matching_prefix, _shown, deterministic_slates
+from rlrec.ope.policies import Policy, deterministic_slates, in_slate, matching_prefix
 from rlrec.ope.truth import monte_carlo_block
 
 # Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
@@ -60,10 +60,11 @@ def _target_block(keys, obs, slates, greedy_slates, params, target, weights, *, 
 def _deterministic_block(requests, slates, greedy_slates, target_slates, params, weights):
     """The same for a deterministic target, from the slates it shows (probabilities 0 or 1)."""
     def one(request, slate, greedy_slate, target_slate):
-        return (jnp.where(_matching_prefix(slate, target_slate), 0.0, -jnp.inf),
-                (slate == target_slate).astype(jnp.float32), _shown(slate, target_slate), reward_model.predict_slate(weights, params, request, slate),
+        return (jnp.where(matching_prefix(slate, target_slate), 0.0, -jnp.inf),
+                (slate == target_slate).astype(jnp.float32), in_slate(slate, target_slate),
+                reward_model.predict_slate(weights, params, request, slate),
                 jnp.sum(reward_model.predict_slate(weights, params, request, target_slate)),
-                (greedy_slate == target_slate).astype(jnp.float32), _shown(greedy_slate, target_slate))
+                (greedy_slate == target_slate).astype(jnp.float32), in_slate(greedy_slate, target_slate))
 
     return jax.vmap(one)(requests, slates, greedy_slates, target_slates)
 

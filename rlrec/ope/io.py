@@ -38,7 +38,7 @@ import numpy as np
 
 from rlrec import _memory
 from rlrec.errors import InputError, MissingPathError
-from rlrec.files import _atomic, atomic_save_npz
+from rlrec.files import atomic_open, atomic_save_npz
 from rlrec.ope.log import STATE_PREFIX, Log, check_layout
 
 FORMAT = "rlrec-ope-log"
@@ -274,7 +274,7 @@ def _save_parquet(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray
         else:  # pyarrow has no fixed-size list of size 0: a list column of empty lists
             columns[name] = pa.ListArray.from_arrays(pa.array(np.zeros(len(value) + 1, np.int32)), values)
     table = pa.table(columns).replace_schema_metadata({META_KEY: json.dumps({**meta, "columns": layout})})
-    with _atomic(path, "wb") as stream:
+    with atomic_open(path, "wb") as stream:
         pq.write_table(table, stream)
 
 

@@ -36,12 +36,12 @@ def _uniform_log_prefix(num_items: int, slate_size: int) -> jax.Array:
     return jnp.cumsum(-jnp.log(num_items - jnp.arange(slate_size, dtype=jnp.float32)))
 
 
-def _matching_prefix(slate: jax.Array, other: jax.Array) -> jax.Array:
+def matching_prefix(slate: jax.Array, other: jax.Array) -> jax.Array:
     """``(k,)`` bool: the first ``j + 1`` slots of ``slate`` and ``other`` agree."""
     return jnp.cumprod(slate == other).astype(bool)
 
 
-def _shown(slate: jax.Array, other: jax.Array) -> jax.Array:
+def in_slate(slate: jax.Array, other: jax.Array) -> jax.Array:
     """``(k,)`` float: ``slate[j]`` is somewhere in ``other``."""
     return jnp.any(slate[:, None] == other[None, :], axis=1).astype(jnp.float32)
 
@@ -144,13 +144,13 @@ class Greedy(Scored):
 
     def probabilities(self, key, obs, slate, params, logged=False):
         best = self.top(obs, params)
-        return jnp.where(_matching_prefix(slate, best), 0.0, _NEG_INF), (slate == best).astype(jnp.float32)
+        return jnp.where(matching_prefix(slate, best), 0.0, _NEG_INF), (slate == best).astype(jnp.float32)
 
     def marginals(self, key, obs, params):
         return jax.nn.one_hot(self.top(obs, params), params.item_features.shape[0])
 
     def item_probabilities(self, key, obs, slate, params):
-        return _shown(slate, self.top(obs, params))
+        return in_slate(slate, self.top(obs, params))
 
     def greedy(self, obs, params):
         return self.top(obs, params)
@@ -179,7 +179,7 @@ class EpsilonGreedy(Scored):
         best = self.top(obs, params)
         # In log space: a uniform slate of 10 of 9,066 items has probability 4e-40, below float32's normal range.
         explore = jnp.log(self.epsilon) + _uniform_log_prefix(count, self.slate_size)
-        exploit = jnp.where(_matching_prefix(slate, best), jnp.log1p(-self.epsilon), _NEG_INF)
+        exploit = jnp.where(matching_prefix(slate, best), jnp.log1p(-self.epsilon), _NEG_INF)
         slot = (1.0 - self.epsilon) * (slate == best) + self.epsilon / count
         return jnp.logaddexp(exploit, explore), slot
 
@@ -189,7 +189,7 @@ class EpsilonGreedy(Scored):
 
     def item_probabilities(self, key, obs, slate, params):
         count = params.item_features.shape[0]
-        return (1.0 - self.epsilon) * _shown(slate, self.top(obs, params)) + self.epsilon * self.slate_size / count
+        return (1.0 - self.epsilon) * in_slate(slate, self.top(obs, params)) + self.epsilon * self.slate_size / count
 
     def greedy(self, obs, params):
         return self.top(obs, params)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlrec.bench.report import _legend_below, _pyplot
+from rlrec.bench.report import legend_below, pyplot
 from rlrec.ope.specs import parse_policy
 
 ASSUMPTIONS = {
@@ -105,7 +105,7 @@ def _cell(rows, formatter, column: str) -> str:
 def plot_relative_rmse(result, path: str | Path) -> Path:
     """Relative RMSE against log size, one line per estimator (95% bootstrap bars), one panel per env, behaviour
     and target (log-log)."""
-    plt = _pyplot()
+    plt = pyplot()
     suite, table = result.suite, result.table
     panels = [(env, behaviour, target) for env in suite.envs for behaviour in suite.behaviours
               for target in suite.targets]
@@ -136,5 +136,5 @@ def plot_relative_rmse(result, path: str | Path) -> Path:
         axis.grid(alpha=0.3, which="both")
     for axis in axes.ravel()[len(panels):]:
         axis.set_visible(False)
-    return _legend_below(figure, list(axes.ravel()[: len(panels)]), 9,
+    return legend_below(figure, list(axes.ravel()[: len(panels)]), 9,
                          f"OPE suite {suite.name}: relative RMSE against the exact truth ({suite.seeds} seeds)", path)
