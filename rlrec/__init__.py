@@ -25,7 +25,6 @@ from rlrec._lazy import attach  # noqa: E402
 from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs  # noqa: E402
 
 __version__ = "0.1.0.dev0"
-__all__ = ["RunResult", "enable_compilation_cache", "make", "registered_envs", "run"]
 
 _LAZY = {
     "RunResult": "rlrec.rollout.runner",
@@ -33,6 +32,7 @@ _LAZY = {
     "enable_compilation_cache": "rlrec.compilation",
     "make": "rlrec.envs.registry",
 }
+__all__ = ["registered_envs", *_LAZY]
 _SUBPACKAGES = (
     "agents", "bench", "compilation", "data", "envs", "files", "lm", "metrics", "ope", "rollout", "simulators", "train"
 )

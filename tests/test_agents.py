@@ -9,7 +9,7 @@ import pytest
 
 import rlrec
 from rlrec.agents.base import Frozen
-from rlrec.agents import AGENTS, DEEP_AGENTS, LinTS, LinUCB, Transition, make_agent
+from rlrec.agents import AGENTS, LinTS, LinUCB, Transition, agent_names, make_agent
 from rlrec.data import Catalog
 from rlrec.envs.recsys import bandit_features
 from rlrec.rollout.runner import run
@@ -235,7 +235,7 @@ def talking_session_env():
 @pytest.mark.parametrize(
     "name",
     # Deep agents compile slowly on 2 cores and are covered by test_deep_agents.py: their case runs in the slow step.
-    [pytest.param(name, marks=pytest.mark.slow) if name in DEEP_AGENTS else name for name in sorted(AGENTS)],
+    [pytest.param(name, marks=pytest.mark.slow) if name in agent_names("deep") else name for name in sorted(AGENTS)],
 )
 def test_every_agent_runs_on_single_item_and_slate_envs(name, session_env, session_slate_env, talking_session_env):
     # Agents that ask questions need a conversational env: they run on its single-item session setting (a question

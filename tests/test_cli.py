@@ -274,7 +274,7 @@ def test_summary_tables_fit_the_terminal(monkeypatch, width):
 @pytest.mark.parametrize("args", [["envs"], ["envs", "--knobs", "MovieLens-SessionSlate-v0"], ["bench", "--list"],
                                   ["info"], ["--help"], ["run", "--help"], ["train", "--agent", "ppo", "--list-hp"]])
 def test_listings_print_names_whole(monkeypatch, width, args):
-    from rlrec.agents.names import AGENT_NAMES
+    from rlrec.agents.names import agent_names
     from rlrec.bench.suite import SUITES
     from rlrec.envs.registry import overrides_of
     from rlrec.envs.specs import REGISTRY
@@ -303,7 +303,7 @@ def test_listings_print_names_whole(monkeypatch, width, args):
         assert set(hyperparameter_names("ppo")) <= words
     elif args == ["run", "--help"]:
         flat = " ".join(text.split())
-        assert all(name in flat for name in AGENT_NAMES)  # the valid agents are in the help
+        assert all(name in flat for name in agent_names())  # the valid agents are in the help
         assert "rlrec envs --knobs ID" in flat and "MovieLens" in flat and "BanditSlate" in flat
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rlrec
-from rlrec.agents import ASKING_AGENTS, make_agent
+from rlrec.agents import agent_names, make_agent
 from rlrec.agents.base import Transition
 from rlrec.agents.conversational import AskingLinUCB, ConUCB, question_budget
 from rlrec.data.key_terms import KeyTerms
@@ -85,7 +85,7 @@ def test_question_budget_is_b_of_t():
     assert schedule("log", 5.0, 60).sum() == 20 and schedule("log", 5.0, 60)[:2].sum() == 0
 
 
-@pytest.mark.parametrize("name", ASKING_AGENTS)
+@pytest.mark.parametrize("name", agent_names("asks"))
 def test_asking_agents_refuse_a_plain_env(slate_bandit, name):
     env, _ = slate_bandit
     with pytest.raises(ValueError, match="asks questions: use a Conversational env such as MovieLens-Conversational"):
@@ -280,7 +280,7 @@ def test_asking_nothing_and_ignoring_critiques_is_linucb(talking_slate):
     assert asking.questions.sum() == 0
 
 
-@pytest.mark.parametrize("name", ASKING_AGENTS)
+@pytest.mark.parametrize("name", agent_names("asks"))
 def test_every_asking_agent_runs_and_asks_on_schedule(talking_slate, name):
     env, params = talking_slate
     result = rlrec.run(env, params, make_agent(name, env), num_seeds=2, num_steps=STEPS, seed=0, progress=False)

@@ -563,7 +563,7 @@ def test_make_policy_names(items20, linucb_policy):
     ("softmax:text-match:hot", r"temperature must be a number, got 'hot'"),
     ("epsilon-greedy:popularity:2", r"epsilon must be in \(0, 1\], got 2"),
     ("epsilon-greedy:popularity:0", r"epsilon 0 is greedy:popularity"),
-    ("sampled:text-match", r"sampled policies take one of random, lints, lm-lints, epsilon-greedy, not 'text-match'"),
+    ("sampled:text-match", r"sampled policies take one of random, epsilon-greedy, lints, lm-lints, not 'text-match'"),
     ("greedy:text-match:3", r"greedy policies take no number; write greedy:text-match"),
     ("boltzmann:text-match", r"Unknown policy 'boltzmann:text-match'; a policy is uniform, AGENT"),
 ])

@@ -51,6 +51,8 @@ MIN_RIDGE = 1e-2
 class RandomAgent(Agent):
     """Uniformly random slates: the no-learning baseline (linear regret)."""
 
+    acts_at_random = True
+
     def act(self, key, state, obs, env_params):
         return random_slate(key, env_params.item_features.shape[0], self.slate_size)
 
@@ -209,6 +211,7 @@ class LinearBandit(Agent):
                                         low=-1e6, high=1e6)
 
     keeps_variances = False  # LinUCB keeps x_i^T A^-1 x_i of every item (item features only)
+    fit_settings = {"context": REQUEST_ITEM}  # request x item features: one state serves every user by request
     scores_from_request = True  # item_scores: the estimate, from the request and the learnt state
 
     def features(self, env_params: Any, request: jax.Array) -> jax.Array:
@@ -353,6 +356,7 @@ class LinTS(LinearBandit):
     """
 
     posterior_scale: float = hyperparameter(0.1, "scale v of the posterior covariance sampled from", low=0.0, high=1e6)
+    acts_at_random = True  # scores with a posterior draw
 
     def sample(self, key, state: LinearState, env_params: Any, request: jax.Array) -> jax.Array:
         """One draw of ``theta ~ N(theta_hat, v^2 A^-1)``."""
@@ -372,6 +376,7 @@ class EpsilonGreedy(LinearBandit):
     epsilon: float = hyperparameter(0.1, "probability of a uniformly random slate at the start", low=0.0, high=1.0)
     decay: float = hyperparameter(1.0, "factor applied to epsilon after every step", low=0.0, high=1.0, low_open=True)
     min_epsilon: float = hyperparameter(0.0, "floor of the decaying epsilon", low=0.0, high=1.0)
+    acts_at_random = True  # a uniformly random slate with probability epsilon
 
     def act(self, key, state, obs, env_params):
         explore_key, random_key, tie_key = jax.random.split(key, 3)

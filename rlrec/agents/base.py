@@ -323,6 +323,13 @@ class Agent(struct.PyTreeNode):
     # Agents with a ``deterministic`` switch: whether rlrec.train.evaluate acts greedily by default (None: no
     # switch, the agent acts as it always does).
     evaluate_greedily: ClassVar[bool | None] = None
+    # True: ``act`` draws its slate at random beyond breaking ties (a posterior sample, exploration), so off-policy
+    # evaluation knows its propensities only by Monte Carlo: ``sampled:`` policies (rlrec.ope.specs).
+    acts_at_random: ClassVar[bool] = False
+    # Hyperparameters under which one state learns from many users at once and, frozen, serves each by their
+    # request: off-policy evaluation trains such an agent with them before freezing it (rlrec.ope.fitted). None:
+    # it is used as made.
+    fit_settings: ClassVar[dict[str, Any] | None] = None
 
     @classmethod
     def env_defaults(cls, env: Any) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class DQN(DeepAgent):
             )
 
     evaluate_greedily = True  # its exploration is epsilon-greedy: evaluation shows what it learnt, greedily
+    acts_at_random = True  # epsilon-greedy exploration (greedy when deterministic)
 
     @classmethod
     def env_defaults(cls, env) -> dict:

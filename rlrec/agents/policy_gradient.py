@@ -46,6 +46,7 @@ class PolicyGradient(DeepAgent):
 
     learns_from_rollouts = True  # rlrec.run's per-step updates do not fit; rlrec.train collects rollouts
     evaluate_greedily = False  # its policy is stochastic by design: evaluated as it acts
+    acts_at_random = True  # samples its policy (greedy when deterministic)
 
     # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md): one pass of 8
     # minibatches at a higher learning rate learns as much per env step as several passes at a lower one, for

@@ -1,73 +1,87 @@
-"""Agents by name: ``make_agent(name, env, **hyperparameters)`` and each name's declared hyperparameters."""
+"""Agents by name: ``make_agent(name, env, **hyperparameters)``, each name's class and declared hyperparameters.
+
+The names, default hyperparameters and traits live in one table, :mod:`rlrec.agents.names` (without JAX); this
+module loads the classes it names and checks each row's traits against its class.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from rlrec.agents.base import Agent, Hyperparameter, Transition, check_hyperparameters, env_settings, hyperparameters_of
-from rlrec.agents.bandits import (
-    EpsilonGreedy,
-    LinTS,
-    LinUCB,
-    OracleAgent,
-    PopularityAgent,
-    RandomAgent,
-    TextMatchAgent,
-    UCB1,
-)
-from rlrec.agents.conversational import AskingLinTS, AskingLinUCB, ConUCB
-from rlrec.agents.dqn import DQN
-from rlrec.agents.policy_gradient import PolicyGradient
-from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, DEEP_AGENTS, ROLLOUT_AGENTS  # noqa: F401  (re-exported)
+from rlrec.agents import names
+from rlrec.agents.base import Agent, Hyperparameter, check_hyperparameters, env_settings, hyperparameters_of
+from rlrec.agents.deep import DeepAgent
 from rlrec.errors import InputError
 
-# name -> (class, default hyperparameters). LM-prior variants are the linear agents with a prior along the
-# request embedding.
-AGENTS: dict[str, tuple[type, dict[str, Any]]] = {
-    "random": (RandomAgent, {}),
-    "popularity": (PopularityAgent, {}),
-    "text-match": (TextMatchAgent, {}),
-    "epsilon-greedy": (EpsilonGreedy, {"epsilon": 0.1}),
-    "ucb1": (UCB1, {}),
-    "linucb": (LinUCB, {}),
-    "lints": (LinTS, {}),
-    # A stronger ridge (regulariser 5) lets the prior hold for the first rounds (tuned on MovieLens slates).
-    "lm-linucb": (LinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
-    "lm-lints": (LinTS, {"prior_scale": 0.5, "regulariser": 5.0}),
-    "oracle": (OracleAgent, {}),
-    # Conversational envs only (they ask about key-terms): ConUCB, and LinUCB / LinTS hearing answers through the LM.
-    # ConUCB with the paper's settings (the class defaults) saved nothing over LinUCB on MovieLens slates: a "no"
-    # as key-term reward 0 and a weak pull toward the key-term estimate. Answers as +-0.5 (click scale), a stronger
-    # pull (lambda 0.3) and narrower bonuses, tuned on seed 1 (32 users x 50 steps; benchmarks/README.md).
-    "conucb": (ConUCB, {"yes_reward": 0.5, "no_reward": -0.5, "arm_weight": 0.3, "alpha": 0.1, "key_term_alpha": 0.0}),
-    "ask-linucb": (AskingLinUCB, {}),
-    "ask-lints": (AskingLinTS, {}),
-    "ask-lm-linucb": (AskingLinUCB, {"prior_scale": 0.5, "regulariser": 5.0}),
-    "ask-random": (AskingLinUCB, {"question_selection": "random"}),
-    # Deep RL (train with rlrec.train / `rlrec train`); on slate envs DQN is SlateQ.
-    "dqn": (DQN, {}),
-    "slateq": (DQN, {"decomposed": True}),
-    "ppo": (PolicyGradient, {}),
-    "reinforce": (
-        PolicyGradient,
-        {"clip": 0.0, "gae_lambda": 1.0, "epochs": 1, "minibatches": 1, "rollout_length": 32, "learning_rate": 1e-3},
-    ),
-}
-assert tuple(AGENTS) == AGENT_NAMES, "rlrec.agents.AGENT_NAMES lists the agents of AGENTS, in order"
-assert ROLLOUT_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.learns_from_rollouts)
-assert ASKING_AGENTS == tuple(name for name, (cls, _) in AGENTS.items() if cls.asks_questions)
+
+def class_traits(cls: type) -> frozenset[str]:
+    """The traits (:data:`rlrec.agents.names.TRAITS`) of agent class ``cls``, read off what it declares."""
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise InputError(f"{cls!r} is not an agent class: an agent subclasses rlrec.agents.base.Agent.")
+    facts = {
+        "deep": issubclass(cls, DeepAgent),
+        "rollouts": cls.learns_from_rollouts,
+        "asks": cls.asks_questions,
+        "scores": cls.item_scores is not Agent.item_scores,
+        "random": cls.acts_at_random,
+        "fits": cls.fit_settings is not None,
+    }
+    return frozenset(trait for trait, fact in facts.items() if fact)
+
+
+def agent_class(name: str) -> tuple[type, Mapping[str, Any]]:
+    """``(class, default hyperparameters)`` of agent ``name``; a class registered as a path is imported here and
+    its row's traits checked against it."""
+    row = names.ROWS.get(name)
+    if row is None:
+        raise InputError(f"Unknown agent {name!r}; choose one of {', '.join(names.ROWS)}.")
+    if not isinstance(row.cls, str):
+        return row.cls, row.defaults
+    module, _, attribute = row.cls.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise InputError(f"Agent {name!r}: cannot load its class {row.cls!r} ({error}); register it as "
+                         "'module:Class' or as the class itself.") from None
+    declared = class_traits(cls)
+    if declared != row.traits:
+        raise InputError(f"Agent {name!r} is registered with traits {sorted(row.traits)}, but its class {row.cls} "
+                         f"declares {sorted(declared)}: state those in its row (or register the class itself).")
+    return cls, row.defaults
+
+
+class _Agents(Mapping):
+    """``AGENTS[name]``: ``(class, default hyperparameters)``, read from the table when asked, so an agent
+    registered at run time is in it."""
+
+    def __getitem__(self, name: str) -> tuple[type, Mapping[str, Any]]:
+        if name not in names.ROWS:
+            raise KeyError(name)
+        return agent_class(name)
+
+    def __contains__(self, name: object) -> bool:  # without loading the class
+        return name in names.ROWS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(names.ROWS))
+
+    def __len__(self) -> int:
+        return len(names.ROWS)
+
+
+AGENTS: Mapping[str, tuple[type, Mapping[str, Any]]] = _Agents()
 
 
 def hyperparameter_names(name: str) -> list[str]:
     """The hyperparameters agent ``name`` takes (declared on its class; fields set from the env are not)."""
-    if name not in AGENTS:
-        raise InputError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
-    return sorted(hyperparameters_of(AGENTS[name][0]))
+    return sorted(hyperparameters_of(agent_class(name)[0]))
 
 
 def hyperparameter_specs(name: str) -> dict[str, tuple[Any, Hyperparameter]]:
     """``{hyperparameter: (default for agent name, spec)}``: what ``--list-hp`` and help show."""
-    cls, defaults = AGENTS[name]
+    cls, defaults = agent_class(name)
     fields = cls.__dataclass_fields__
     return {
         field: (defaults.get(field, fields[field].default), spec) for field, spec in hyperparameters_of(cls).items()
@@ -81,8 +95,6 @@ def make_agent(name: str, env: Any, **hyperparameters: Any) -> Agent:
         ValueError: unknown name (the message lists the valid ones), unknown hyperparameter, or a value outside
             the hyperparameter's declared range (the message names it and the range).
     """
-    if name not in AGENTS:
-        raise InputError(f"Unknown agent {name!r}; choose one of {', '.join(AGENTS)}.")
-    cls, defaults = AGENTS[name]
+    cls, defaults = agent_class(name)
     settings = check_hyperparameters(cls, dict(defaults, **hyperparameters), agent=name)
     return cls(label=name, **{**env_settings(cls, env), **settings})

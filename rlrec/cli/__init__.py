@@ -126,7 +126,8 @@ def _options(
 
 
 # The commands, added here in the order `rlrec --help` lists them (typer lists them in the order they are
-# added), whichever module each lives in.
+# added), whichever module each lives in; run and train write their --agent help when built.
+_CLASSES = {run.run: run.RunCommand, train.train: train.TrainCommand}
 for _command, _short_help in (
     (data.info, "Versions, JAX devices, the caches and the default LM."),
     (data.catalog, "Summarise a built-in catalog; the items nearest a query."),
@@ -138,7 +139,7 @@ for _command, _short_help in (
     (train.evaluate, "Evaluate a trained checkpoint on fresh users."),
     (data.envs, "List the environments; --knobs ID: one env's settings."),
 ):
-    app.command(short_help=_short_help)(_command)
+    app.command(short_help=_short_help, cls=_CLASSES.get(_command))(_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

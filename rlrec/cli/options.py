@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 
 from rlrec.cli.output import fail
 from rlrec.envs.specs import CATALOG_PREFIXES, REGISTRY, setting_names
@@ -25,6 +26,22 @@ Hyperparameters = Annotated[
     typer.Option("--hp", help="Agent hyperparameter name=value (repeatable); `rlrec train --agent NAME --list-hp` "
                  "lists an agent's."),
 ]
+
+
+class ListsAgents(typer.core.TyperCommand):
+    """A command whose ``--agent`` help is :meth:`agent_help`, written each time typer builds the command (at every
+    call of the app): it lists the agents registered then, one registered at run time too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if "--agent" in param.opts:
+                param.help = self.agent_help()
+
+    @staticmethod
+    def agent_help() -> str:
+        """The ``--agent`` option's help."""
+        raise NotImplementedError
 
 
 def whole_number_option(help: str, low: int, high: int) -> Any:

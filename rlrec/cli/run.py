@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from rlrec.agents.names import AGENT_NAMES, ASKING_AGENTS, ROLLOUT_AGENTS
+from rlrec.agents.names import agent_names
 from rlrec.cli import output
 from rlrec.cli.options import (
     ENV_HELP,
     EnvOverrides,
     Hyperparameters,
+    ListsAgents,
     hyperparameters_for,
     parse_assignments,
     whole_number_option,
@@ -67,17 +68,17 @@ def _new_run_folder(env_id: str) -> Path:
     raise PathTakenError(f"Too many runs named {stem}-*; pass --out.")
 
 
+class RunCommand(ListsAgents):
+    @staticmethod
+    def agent_help() -> str:
+        rollouts = ", ".join(agent_names("rollouts"))
+        return ("Agent; repeat to compare several (default: random, linucb, lm-linucb, oracle). One of: "
+                f"{', '.join(agent_names(without=['rollouts']))} ({rollouts}: `rlrec train`).")
+
+
 def run(
     env_id: Annotated[str, typer.Option("--env", help=ENV_HELP)] = "MovieLens-BanditSlate-v0",
-    agents: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--agent", "-a",
-            help="Agent; repeat to compare several (default: random, linucb, lm-linucb, oracle). One of: "
-            + ", ".join(name for name in AGENT_NAMES if name not in ROLLOUT_AGENTS)
-            + f" ({', '.join(ROLLOUT_AGENTS)}: `rlrec train`).",
-        ),
-    ] = None,
+    agents: Annotated[Optional[list[str]], typer.Option("--agent", "-a")] = None,  # help: RunCommand's
     seeds: Annotated[int, whole_number_option("Independent seeds (vmapped, sharded over devices).", 1, MAX_COUNT)] = 8,
     steps: Annotated[int, whole_number_option("Steps per seed.", 1, MAX_COUNT)] = 200,
     mode: Annotated[str, typer.Option(help="personal (one learner per user) or shared (one for a batch).")] = "personal",
@@ -108,10 +109,10 @@ def run(
     if unknown:
         fail(f"Unknown agent(s) {unknown}; choose from: {', '.join(AGENTS)}.")
     for name in agents:
-        if name in ROLLOUT_AGENTS:
+        if name in agent_names("rollouts"):
             fail(f"{name} learns from rollouts: train it with `rlrec train --agent {name}`, then "
                   "`rlrec evaluate RUN_DIR`.")
-        if name in ASKING_AGENTS and not REGISTRY[env_id.removeprefix("rlrec/")].conversational:
+        if name in agent_names("asks") and not REGISTRY[env_id.removeprefix("rlrec/")].conversational:
             fail(f"{name} asks questions: use a Conversational env such as MovieLens-Conversational-v0 "
                   f"(`rlrec envs` lists them), not {env_id}.")
     if mode not in MODES:

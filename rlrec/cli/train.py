@@ -9,17 +9,28 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from rlrec.agents.names import AGENT_NAMES, DEEP_AGENTS
+from rlrec.agents.names import agent_names
 from rlrec.cli import output
-from rlrec.cli.options import ENV_HELP, EnvOverrides, Hyperparameters, hyperparameters_for, parse_assignments
+from rlrec.cli.options import (
+    ENV_HELP,
+    EnvOverrides,
+    Hyperparameters,
+    ListsAgents,
+    hyperparameters_for,
+    parse_assignments,
+)
 from rlrec.cli.output import fail, print_evaluation, print_settings
+
+
+class TrainCommand(ListsAgents):
+    @staticmethod
+    def agent_help() -> str:
+        return f"{', '.join(agent_names('deep'))} (or any agent: {', '.join(agent_names())})."
 
 
 def train(
     env_id: Annotated[str, typer.Option("--env", help=ENV_HELP)] = "MovieLens-Session-v0",
-    agent: Annotated[
-        str, typer.Option("--agent", "-a", help=f"{', '.join(DEEP_AGENTS)} (or any agent: {', '.join(AGENT_NAMES)}).")
-    ] = "ppo",
+    agent: Annotated[str, typer.Option("--agent", "-a")] = "ppo",  # help: TrainCommand's
     seeds: Annotated[int, typer.Option(help="Independent training seeds (vmapped).", min=1)] = 4,
     users: Annotated[int, typer.Option(help="Simulated users per seed, stepping in parallel.", min=1)] = 256,
     iterations: Annotated[int, typer.Option(help="Training iterations (rollout + update each).", min=1)] = 300,

@@ -8,8 +8,6 @@ from __future__ import annotations
 from rlrec._lazy import attach
 from rlrec.envs.specs import REGISTRY, SETTINGS, registered_envs
 
-__all__ = ["REGISTRY", "SETTINGS", "EnvParams", "EnvState", "RecEnv", "build_params", "make", "registered_envs"]
-
 _LAZY = {
     "EnvParams": "rlrec.envs.recsys",
     "EnvState": "rlrec.envs.recsys",
@@ -17,6 +15,7 @@ _LAZY = {
     "build_params": "rlrec.envs.registry",
     "make": "rlrec.envs.registry",
 }
+__all__ = ["REGISTRY", "SETTINGS", "registered_envs", *_LAZY]
 
 # JAX-backed names load on first use, so `rlrec envs` and `--help` stay fast.
 __getattr__, __dir__ = attach(__name__, _LAZY, globals(), __all__)

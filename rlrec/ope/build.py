@@ -7,14 +7,13 @@ import functools
 
 import jax
 
-from rlrec.agents.bandits import REQUEST_ITEM, LinearBandit
 from rlrec.agents.base import Agent
-from rlrec.agents.registry import make_agent
+from rlrec.agents.registry import agent_class, make_agent
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
 from rlrec.ope import policies
 from rlrec.ope.collector import TRAIN, stream_key
-from rlrec.ope.specs import LEARNING_AGENTS, UNIFORM, PolicySpec, parse_policy
+from rlrec.ope.specs import UNIFORM, PolicySpec, parse_policy
 from rlrec.rollout.steps import shared_step, start_users
 
 TRAIN_USERS = 128  # default training of a learning agent before it is frozen: users in parallel x steps
@@ -47,19 +46,19 @@ def make_policy(name: str | PolicySpec, env: RecEnv, params: EnvParams, *, train
                 train_steps: int = TRAIN_STEPS, samples: int = 1000, seed: int = 0) -> policies.Policy:
     """The policy ``name`` (:mod:`rlrec.ope.specs`) for ``env``; learning agents are trained first (:func:`fitted`).
 
-    A linear bandit learns here with request-times-item features (``context="request-item"``), so that one
-    frozen state serves every user, each by their request; frozen, it scores by its estimate (no exploration
-    bonus, no posterior draw), except in ``sampled:`` policies, which draw as the agent does.
+    An agent class that declares ``fit_settings`` learns here with them (a linear bandit: request-times-item
+    features), so that one frozen state serves every user, each by their request; frozen, it scores by its
+    estimate (no exploration bonus, no posterior draw), except in ``sampled:`` policies, which draw as it does.
     ``samples``: Monte Carlo draws per round of ``sampled:`` policies and of a softmax's later slots.
     """
     spec = name if isinstance(name, PolicySpec) else parse_policy(name)
     size = env.slate_size
     if spec.family == UNIFORM:
         return policies.Uniform(slate_size=size, label=spec.label)
-    settings = {"context": REQUEST_ITEM} if spec.agent in LEARNING_AGENTS else {}
-    agent = make_agent(spec.agent, env, **settings)
+    fit_settings = agent_class(spec.agent)[0].fit_settings
+    agent = make_agent(spec.agent, env, **(fit_settings or {}))
     state = agent.init(jax.random.key(seed), params)
-    if isinstance(agent, LinearBandit):
+    if fit_settings is not None:
         state = fitted(agent, env, params, num_users=train_users, num_steps=train_steps, seed=seed)
     common = {"slate_size": size, "label": spec.label, "agent": agent, "state": state}
     if spec.family == "greedy":

@@ -8,22 +8,30 @@ them. A name is ``uniform``, or ``FAMILY:AGENT[:NUMBER]``, or just ``AGENT`` (gr
 - ``softmax:AGENT:TEMPERATURE``: Plackett-Luce over ``scores / TEMPERATURE`` (default 0.05);
 - ``sampled:AGENT``: the agent's own random action, probabilities by Monte Carlo (e.g. ``sampled:lints``).
 
-Learning agents (the linear bandits) are trained first, then frozen: :func:`rlrec.ope.fitted`.
+The agents each family takes are read from the agents' table (:mod:`rlrec.agents.names`) when asked. Agents that
+declare ``fit_settings`` (the linear bandits) are trained first, then frozen: :func:`rlrec.ope.fitted`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from rlrec.agents.names import agent_names
 from rlrec.errors import InputError
 
 UNIFORM = "uniform"
 FAMILIES = ("greedy", "epsilon-greedy", "softmax", "sampled")
 DEFAULT_NUMBERS = {"epsilon-greedy": 0.1, "softmax": 0.05}
 NUMBER_NAMES = {"epsilon-greedy": "epsilon", "softmax": "temperature"}
-SCORING_AGENTS = ("popularity", "text-match", "epsilon-greedy", "linucb", "lints", "lm-linucb", "lm-lints")
-LEARNING_AGENTS = ("epsilon-greedy", "linucb", "lints", "lm-linucb", "lm-lints")  # trained, then frozen
-SAMPLING_AGENTS = ("random", "lints", "lm-lints", "epsilon-greedy")  # act at random: `sampled:` policies
+
+
+def policy_agents(family: str) -> tuple[str, ...]:
+    """The agents a policy of ``family`` takes: those that act at random for ``sampled``, else those that score.
+
+    Never deep or asking agents: a policy is made by ``make_agent`` and trained here only as ``fit_settings`` says
+    (deep agents learn in `rlrec train`), and it shows slates, asking nothing.
+    """
+    return agent_names("random" if family == "sampled" else "scores", without=("deep", "asks"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +57,8 @@ class PolicySpec:
 def parse_policy(name: str) -> PolicySpec:
     """The :class:`PolicySpec` of ``name``; ``ValueError`` naming the valid forms otherwise."""
     forms = ("uniform, AGENT (greedy), greedy:AGENT, epsilon-greedy:AGENT[:EPSILON], softmax:AGENT[:TEMPERATURE] "
-             f"or sampled:AGENT; scoring agents: {', '.join(SCORING_AGENTS)}; sampled agents: "
-             f"{', '.join(SAMPLING_AGENTS)}")
+             f"or sampled:AGENT; scoring agents: {', '.join(policy_agents('greedy'))}; sampled agents: "
+             f"{', '.join(policy_agents('sampled'))}")
     text = str(name).strip()
     if text == UNIFORM:
         return PolicySpec(UNIFORM)
@@ -60,7 +68,7 @@ def parse_policy(name: str) -> PolicySpec:
     family, agent, *rest = parts
     if family not in FAMILIES or len(rest) > 1:
         raise InputError(f"Unknown policy {name!r}; a policy is {forms}.")
-    pool = SAMPLING_AGENTS if family == "sampled" else SCORING_AGENTS
+    pool = policy_agents(family)
     if agent not in pool:
         raise InputError(f"Policy {name!r}: {family} policies take one of {', '.join(pool)}, not {agent!r} ("
                          f"a policy is {forms}).")

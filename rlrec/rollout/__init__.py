@@ -10,9 +10,8 @@
 from rlrec._lazy import attach
 from rlrec.rollout.modes import MODES, PERSONAL, SHARED
 
-__all__ = ["MODES", "PERSONAL", "SHARED", "RunResult", "compile_run", "run"]
-
 # The runner loads JAX: on first use, so the modes can be read without it.
-__getattr__, __dir__ = attach(
-    __name__, {name: "rlrec.rollout.runner" for name in ("RunResult", "compile_run", "run")}, globals(), __all__
-)
+_LAZY = dict.fromkeys(("RunResult", "compile_run", "run"), "rlrec.rollout.runner")
+__all__ = ["MODES", "PERSONAL", "SHARED", *_LAZY]
+
+__getattr__, __dir__ = attach(__name__, _LAZY, globals(), __all__)
