@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 
 from rlrec import _progress
 from rlrec.bench import report
-from rlrec.bench.suite import SUITES, Cell, Suite, SuiteError, SuiteResult, get_suite, run_suite
+from rlrec.bench.suite import SUITES, Suite, SuiteError, get_suite
+from rlrec.bench.suite_results import Cell, SuiteResult
+from rlrec.bench.suite_run import run_suite
 from rlrec.cli import app
 from rlrec.files import LOCK_FILES, atomic_save_npz
 from test_env import assert_observation_is_not_the_hidden_taste
@@ -297,7 +299,8 @@ def test_one_device_equals_eight_forced_cpu_devices(tiny_run, tmp_path):
         f"""
         import json, sys
         import jax
-        from rlrec.bench.suite import Suite, run_suite
+        from rlrec.bench.suite import Suite
+        from rlrec.bench.suite_run import run_suite
         assert len(jax.devices()) == 8, jax.devices()
         run_suite(Suite.from_json(json.loads(sys.argv[1])), sys.argv[2], progress=False)
         """

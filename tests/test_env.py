@@ -399,7 +399,7 @@ def test_make_keeps_its_catalog_outside_the_envs_identity(tmp_path):
     # of the env's equality or hash (compiled programs are keyed on those) or of snapshots.
     from synthetic import synthetic_catalog, synthetic_env
 
-    from rlrec.bench.suite_run import catalog_extras
+    from rlrec.envs.registry import catalog_extras
     from rlrec.envs.snapshot import load_env, save_env
 
     env, params = synthetic_env("MovieLens-Bandit-v0")

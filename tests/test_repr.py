@@ -13,7 +13,8 @@ import pytest
 
 from rlrec import _repr
 from rlrec.agents import make_agent
-from rlrec.bench.suite import Cell, Suite, SuiteResult
+from rlrec.bench.suite import Suite
+from rlrec.bench.suite_results import Cell, SuiteResult
 from rlrec.rollout.runner import RunResult
 from rlrec.train.trainer import TrainResult
 from synthetic import synthetic_catalog, synthetic_env, synthetic_population

@@ -3,8 +3,7 @@
 This module defines a suite (:class:`Suite`), the built-in ones (:data:`SUITES`) and :func:`get_suite`, and
 loads without JAX or the plotting libraries, so ``rlrec bench --list`` answers at once. Running a suite into a
 run folder is :mod:`rlrec.bench.suite_run` (:func:`run_suite`); its results read back are
-:mod:`rlrec.bench.suite_results` (:class:`SuiteResult`, :class:`Cell`). Their names are importable from here
-too, loaded on first use.
+:mod:`rlrec.bench.suite_results` (:class:`SuiteResult`, :class:`Cell`). Both import this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlrec._lazy import attach
 from rlrec.errors import InputError
 
 
@@ -312,17 +310,3 @@ def get_suite(name_or_path: str | os.PathLike) -> Suite:
         return Suite.load(path)
     raise SuiteError(f"Unknown suite {str(name_or_path)!r}; built-in suites are {sorted(SUITES)}, or pass a JSON file.")
 
-
-__all__ = ["SUITES", "Cell", "Suite", "SuiteError", "SuiteResult", "environment_info", "get_suite", "run_suite",
-           "write_outputs"]
-
-# Running and results live in modules that import this one (and NumPy): their names load from there on first
-# use, so listing suites stays light and nothing is imported in a circle.
-_RESULTS, _RUN = "rlrec.bench.suite_results", "rlrec.bench.suite_run"
-__getattr__, __dir__ = attach(
-    __name__,
-    {"Cell": _RESULTS, "SuiteResult": _RESULTS, "write_outputs": _RESULTS,
-     "FORMAT": _RUN, "catalog_extras": _RUN, "environment_info": _RUN, "run_suite": _RUN},
-    globals(),
-    __all__,
-)

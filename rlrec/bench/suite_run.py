@@ -54,13 +54,6 @@ def _cell_path(out: Path, env: str, agent: str) -> Path:
     return out / "cells" / f"{env}__{agent}.npz"
 
 
-def catalog_extras(env) -> tuple:
-    """``(popularity, genres)`` of the catalog ``rlrec.make`` built ``env`` from (for novelty and genre entropy);
-    ``(None, None)`` for an env without one."""
-    catalog = getattr(env, "catalog", None)  # an env class of your own may not have the field
-    return (None, None) if catalog is None else (catalog.popularity, catalog.genres)
-
-
 def _cell_run_arguments(suite: Suite, env, agent_name: str) -> dict:
     """The arguments of ``runner.run`` (and ``runner.compile_run``) for one cell, after ``env, params``."""
     from rlrec.agents import make_agent
@@ -329,7 +322,7 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool | None, on_
             todo = [agent for agent in suite.agents if (env_id, agent) not in done]
             if not todo:
                 continue
-            from rlrec.envs.registry import make
+            from rlrec.envs.registry import catalog_extras, make
 
             overrides = dict(suite.env_overrides.get(env_id, {}))
             # Building an env loads its catalog (and encodes it, the first time: minutes): one-off work that
@@ -375,4 +368,4 @@ def _run_cells(suite: Suite, out: Path, writer: bool, progress: bool | None, on_
     return result
 
 
-__all__ = ["FORMAT", "catalog_extras", "environment_info", "run_suite"]
+__all__ = ["FORMAT", "environment_info", "run_suite"]

@@ -138,8 +138,7 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
     from rlrec.agents import make_agent
     from rlrec.bench import report
     from rlrec.rollout import run as run_agent
-    from rlrec.bench.suite_run import catalog_extras
-    from rlrec.envs import make
+    from rlrec.envs.registry import catalog_extras, make
     from rlrec.files import atomic_write_text
 
     seeds, steps, mode = settings["seeds"], settings["steps"], settings["mode"]

@@ -378,3 +378,10 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     params = build_conversational_params(catalog, population, key_terms, critiques, slate_size=slate_size,
                                          position_decay=position_decay, **numeric)
     return ConversationalEnv(**static, key_terms=key_terms, critiques=critiques), params
+
+
+def catalog_extras(env) -> tuple:
+    """``(popularity, genres)`` of the catalog :func:`make` built ``env`` from (for novelty and genre entropy);
+    ``(None, None)`` for an env without one."""
+    catalog = getattr(env, "catalog", None)  # an env class of your own may not have the field
+    return (None, None) if catalog is None else (catalog.popularity, catalog.genres)
