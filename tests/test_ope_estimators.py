@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rlrec.ope import estimators as est
-from rlrec.ope.estimators import ESTIMATORS, SLATE_ESTIMATORS, Estimate, EstimatorInputs, estimate_all, pi_weights
+from rlrec.ope.estimators import ESTIMATORS, SLATE_ESTIMATORS, Estimate, EstimatorInputs, estimate_all
+from rlrec.ope.pseudo_inverse import pi_weights
 
 # -- 1. a hand-computed 3-item problem (k = 1) ----------------------------------------------------------------
 

@@ -12,15 +12,8 @@ from typer.testing import CliRunner
 
 from rlrec.cli import app
 from rlrec.ope import report
-from rlrec.ope.suite import ESTIMATOR_NAMES, QUICK, SLATE_ONLY, SUITES, OPESuite, OPESuiteError, get_suite
+from rlrec.ope.suite import QUICK, SUITES, OPESuite, OPESuiteError, get_suite
 from rlrec.ope.suite_run import OPESuiteResult, summarise
-
-
-def test_the_jax_free_estimator_names_are_the_estimators():
-    from rlrec.ope import estimators
-
-    assert ESTIMATOR_NAMES == tuple(estimators.ESTIMATORS)
-    assert SLATE_ONLY == tuple(estimators.SLATE_ESTIMATORS)
 
 
 def test_the_quick_suite_is_what_the_issue_asks_for():

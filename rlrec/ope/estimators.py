@@ -23,15 +23,16 @@ Facts shared by every estimator:
 3. ``reward`` is the round's total clicks, ``clicks`` the per-slot ones; rlrec's envs click at most once a
    round, so ``reward = clicks.sum(-1)`` is 0 or 1, but nothing here relies on that.
 
-Estimators (:data:`ESTIMATORS` names each with the assumption that makes it unbiased or consistent): direct
+Estimators (:data:`ESTIMATORS`, each with the assumption that makes it unbiased or consistent): direct
 method (DM); inverse propensity scoring (IPS, Horvitz & Thompson 1952); self-normalised IPS (SNIPS, Swaminathan &
 Joachims 2015); doubly robust (DR, Dudik, Langford & Li 2011) and its self-normalised form (SNDR); SWITCH-DR
 (Wang, Agarwal & Dudik 2017); for slates, independent IPS (IIPS, Li et al. 2018 "Offline evaluation of ranking
 policies with click models"), reward-interaction IPS (RIPS, McInerney et al. 2020 "Counterfactual evaluation of
 slate recommendations with sequential reward interactions"; Kiyohara et al. 2022 "Doubly robust off-policy
 evaluation for ranking policies under the cascade behavior model") and the pseudo-inverse estimator (PI,
-Swaminathan et al. 2017 "Off-policy evaluation for slate recommendation"), whose weights :func:`pi_weights`
-computes for uniform and epsilon-greedy logging.
+Swaminathan et al. 2017 "Off-policy evaluation for slate recommendation"), whose weights
+:func:`rlrec.ope.pseudo_inverse.pi_weights` computes for uniform and epsilon-greedy logging. Their names live
+without JAX in :data:`rlrec.ope.specs.ESTIMATOR_TABLE`: adding one is its function here plus one row there.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from flax import struct
 
 from rlrec import _repr
 from rlrec.errors import InputError
+from rlrec.ope.specs import ESTIMATOR_TABLE
 
 
 @struct.dataclass
@@ -86,8 +88,8 @@ class EstimatorInputs:
         dm_logged: ``(n, k)`` the reward model's predicted clicks of each slot of the logged slate.
         dm_target: ``(n,)`` the reward model's expected slate reward under the target,
             ``E_{s ~ pi_e} sum_j qhat(s, j)``.
-        pi_weight: ``(n,)`` the pseudo-inverse weight ``theta_pi^T Gamma_b^+ 1_s`` (:func:`pi_weights`), NaN
-            where unavailable.
+        pi_weight: ``(n,)`` the pseudo-inverse weight ``theta_pi^T Gamma_b^+ 1_s``
+            (:mod:`~rlrec.ope.pseudo_inverse`), NaN where unavailable.
     """
 
     reward: jax.Array
@@ -316,7 +318,7 @@ def rips(inputs: EstimatorInputs) -> Estimate:
 def pi(inputs: EstimatorInputs) -> Estimate:
     """Pseudo-inverse estimator: ``mean(pi_weight * r)`` (Swaminathan et al. 2017).
 
-    With ``pi_weight = theta_pi^T Gamma_b^+ 1_s`` (:func:`pi_weights`), unbiased when the slate's expected
+    With ``pi_weight = theta_pi^T Gamma_b^+ 1_s`` (:mod:`~rlrec.ope.pseudo_inverse`), unbiased when the slate's expected
     reward is linear (additive) in its slot-item pairs, ``E[r | s] = sum_j phi(j, s_j)``, and the target's
     marginals ``theta_pi`` lie in the range of ``Gamma_b`` (true for full-support logging). A cascade with small
     click probabilities and no position interaction approximates it (``1 - prod_j (1 - c_j) ~ sum_j c_j``); a
@@ -334,18 +336,12 @@ class EstimatorSpec(NamedTuple):
     assumption: str
 
 
+# One per row of the table, each the function of its name here ("switch-dr": switch_dr).
 ESTIMATORS: dict[str, EstimatorSpec] = {
-    "dm": EstimatorSpec(dm, "the reward model is right"),
-    "ips": EstimatorSpec(ips, "common support: the behaviour can show every slate the target shows"),
-    "snips": EstimatorSpec(snips, "common support; consistent, biased in small samples"),
-    "dr": EstimatorSpec(dr, "right propensities or a right reward model"),
-    "sndr": EstimatorSpec(sndr, "right propensities or model; consistent, biased in small samples"),
-    "switch-dr": EstimatorSpec(switch_dr, "the reward model is right where weights exceed the threshold"),
-    "iips": EstimatorSpec(iips, "a slot's click depends only on its own item (no interaction)"),
-    "rips": EstimatorSpec(rips, "a slot's click depends only on the slots above it (cascade)"),
-    "pi": EstimatorSpec(pi, "the slate's expected reward is additive over slot-item pairs"),
+    name: EstimatorSpec(globals()[name.replace("-", "_")], assumption)
+    for name, (_, assumption) in ESTIMATOR_TABLE.items()
 }
-SLATE_ESTIMATORS = ("iips", "rips", "pi")  # the same as IPS (PI: with its weights) when k = 1
+SLATE_ESTIMATORS = tuple(name for name, (slates_only, _) in ESTIMATOR_TABLE.items() if slates_only)
 
 
 def estimate_all(inputs: EstimatorInputs, names: Iterable[str] | None = None,
@@ -373,133 +369,3 @@ def _estimate_all(inputs: EstimatorInputs, names: tuple[str, ...],
                   switch_threshold: jax.Array | None) -> dict[str, Estimate]:
     return {name: switch_dr(inputs, switch_threshold) if name == "switch-dr" else ESTIMATORS[name].function(inputs)
             for name in names}
-
-
-# -- pseudo-inverse weights -----------------------------------------------------------------------------------
-
-PI_KINDS = ("uniform", "epsilon-greedy")
-
-
-def _uniform_form(agreements: jax.Array, shared: jax.Array, num_items: int, slate_size: int) -> jax.Array:
-    """``x^T U^+ y`` for ``x``, ``y`` mixtures of slate indicators, from their expected slot agreements and
-    expected shared items (see :func:`pi_weights`)."""
-    n, k = num_items, slate_size
-    if k == n:  # every slate holds every item: one more null direction, no shared-item term
-        return 1.0 + (n - 1) * (agreements - 1.0)
-    return 1.0 + (n - 1) * (agreements + (shared - k) / (n - k))
-
-
-def pi_weights(kind: str, num_items: int, slate_size: int, target_slot: jax.Array, target_item: jax.Array | None = None,
-               *, epsilon: float | jax.Array | None = None, target_greedy_slot: jax.Array | None = None,
-               target_greedy_item: jax.Array | None = None, matches: jax.Array | None = None,
-               shared: jax.Array | None = None) -> jax.Array:
-    """``(n,)`` pseudo-inverse weights ``theta_pi^T Gamma^+ 1_s`` for logging policies with a closed-form ``Gamma^+``.
-
-    ``Gamma = E_b[1_s 1_s^T]`` over the ``k N`` (slot, item) indicators ``1_s`` of a slate, ``theta_pi = E_pi[1_s]``
-    the target's marginals (Swaminathan et al. 2017). Jittable with ``kind``, ``num_items``, ``slate_size`` static.
-
-    1. **uniform** (uniformly random ordered slates of ``k`` distinct items; ``rlrec.agents.RandomAgent``).
-       ``U = E[1_s 1_s^T] = I_k (x) I_N / N + (J_k - I_k) (x) (J_N - I_N) / (N (N - 1))`` (``J`` all ones) has
-       the eigenvalues ``k/N`` on ``1_k (x) 1_N``, ``(N-k)/(N(N-1))`` on ``1_k (x) 1_N-perp``, ``1/(N-1)`` on
-       ``1_k-perp (x) 1_N-perp`` and 0 on ``1_k-perp (x) 1_N``. For two slates ``a``, ``b`` with ``m`` slots in
-       agreement (same item in the same slot) and ``c`` items in common (in any slot)::
-
-           1_a^T U^+ 1_b = 1 + (N - 1) (m + (c - k) / (N - k))      (k < N)
-           1_a^T U^+ 1_b = 1 + (N - 1) (m - 1)                      (k = N: every slate holds every item)
-
-       Linear in ``m`` and ``c``, so for a target mixture the weight of a logged slate ``s`` is the same with
-       ``m = sum_j P_e(s_j in slot j)`` (``target_slot``) and ``c = sum_j P_e(s_j anywhere in the slate)``
-       (``target_item``). ``k = 1`` gives ``N P_e(s)``: IPS. NOT ``N m - (k - 1)``, which is the weight of
-       uniform slates *with* repetition (independent slots); without repetition the items a slate shares with
-       the target in other slots count too. Both forms checked against ``np.linalg.pinv`` of the enumerated
-       ``Gamma`` (``tests/test_ope_estimators.py``).
-    2. **epsilon-greedy** (``rlrec.agents.EpsilonGreedy`` at a fixed epsilon: a uniform slate with probability
-       ``epsilon``, else the greedy slate ``g``): ``Gamma = eps U + (1 - eps) g g^T``. ``g`` lies in ``U``'s range
-       (it is orthogonal to both null directions), so the rank-one pseudo-inverse update (Sherman-Morrison on
-       that range) holds: with ``A = U^+ / eps`` and ``c = 1 - eps``,
-       ``Gamma^+ = A - c A g g^T A / (1 + c g^T A g)``, i.e.::
-
-           weight = (q(theta, s) - c q(theta, g) q(g, s) / (eps + c q(g, g))) / eps
-
-       with ``q`` the uniform form above: ``q(theta, s)`` from ``target_slot``/``target_item``, ``q(theta, g)``
-       from ``target_greedy_slot``/``target_greedy_item`` (the target's marginals at the greedy items),
-       ``q(g, s)`` from ``matches``/``shared`` and ``q(g, g)`` (``1 + (N - 1) k``; ``k = N``: ``1 + (N - 1)^2``).
-
-    Other behaviours (softmax, Thompson sampling, ...) have no known closed-form ``Gamma^+``: build
-    :attr:`EstimatorInputs.pi_weight` yourself (e.g. ``np.linalg.pinv`` on a small catalog) or leave it NaN.
-
-    Args:
-        kind: ``"uniform"`` or ``"epsilon-greedy"``.
-        num_items: ``N``, the catalog size.
-        slate_size: ``k``.
-        target_slot: ``(n, k)`` the target's ``P_e(s_j in slot j)`` at the logged items ``s_j``.
-        target_item: ``(n, k)`` the target's ``P_e(s_j anywhere in its slate)``; needed when ``1 < k < N``
-            (``k = 1``: ``target_slot``; ``k = N``: unused).
-        epsilon: the exploration probability, in ``(0, 1]`` (epsilon-greedy only): a scalar, or ``(n,)`` per round
-            (a decaying epsilon; the greedy slate may change from round to round too).
-        target_greedy_slot: ``(n, k)`` the target's ``P_e(g_j in slot j)`` at the behaviour's greedy items.
-        target_greedy_item: ``(n, k)`` the target's ``P_e(g_j anywhere in its slate)`` (as ``target_item``).
-        matches: ``(n,)`` slots where the logged slate equals the greedy slate.
-        shared: ``(n,)`` logged items that are in the greedy slate, in any slot (``>= matches``; needed as
-            ``target_item`` is).
-
-    Returns:
-        ``(n,)`` float32 weights (negative ones are normal: the pseudo-inverse subtracts).
-
-    Raises:
-        ValueError: an unknown ``kind``; ``slate_size`` not in ``1..num_items``; a missing or misshapen argument.
-    """
-    if kind not in PI_KINDS:
-        raise InputError(f"pi_weights supports kind {' or '.join(map(repr, PI_KINDS))}, got {kind!r}: only for these "
-                         "loggings is the pseudo-inverse of Gamma = E_b[1_s 1_s^T] known in closed form. For another "
-                         "behaviour compute theta^T pinv(Gamma) 1_s yourself, or leave pi_weight NaN.")
-    n_items, k = int(num_items), int(slate_size)
-    if not 1 <= k <= n_items:
-        raise InputError(f"slate_size must be in 1..num_items = 1..{n_items}, got {k}.")
-    target_slot = _checked("target_slot", target_slot, k)
-    rounds = target_slot.shape[0]
-    target_item = _item_marginals("target_item", target_item, target_slot, n_items, k)
-    uniform = _uniform_form(jnp.sum(target_slot, -1), jnp.sum(target_item, -1), n_items, k)
-    if kind == "uniform":
-        return uniform
-    if epsilon is None:
-        raise InputError("pi_weights(kind='epsilon-greedy') needs epsilon, the exploration probability in (0, 1].")
-    if isinstance(epsilon, (int, float, np.number)) and not 0.0 < float(epsilon) <= 1.0:
-        raise InputError(f"epsilon must be in (0, 1] (with 0 the behaviour only ever shows its greedy slate and "
-                         f"Gamma's range holds no other target), got {epsilon}.")
-    target_greedy_slot = _checked("target_greedy_slot", target_greedy_slot, k, rounds)
-    target_greedy_item = _item_marginals("target_greedy_item", target_greedy_item, target_greedy_slot, n_items, k)
-    matches = _checked("matches", matches, None, rounds)
-    shared = matches if k == 1 or k == n_items else _checked("shared", shared, None, rounds)
-    eps = jnp.asarray(epsilon, jnp.float32)
-    greed = 1.0 - eps
-    target_greedy = _uniform_form(jnp.sum(target_greedy_slot, -1), jnp.sum(target_greedy_item, -1), n_items, k)
-    greedy_logged = _uniform_form(matches, shared, n_items, k)
-    greedy_greedy = _uniform_form(float(k), float(k), n_items, k)
-    return (uniform - greed * target_greedy * greedy_logged / (eps + greed * greedy_greedy)) / eps
-
-
-def _checked(name: str, value: Any, slate_size: int | None, rounds: int | None = None) -> jax.Array:
-    """``value`` as float32 of shape ``(rounds, slate_size)`` (``(rounds,)`` when ``slate_size`` is None)."""
-    if value is None:
-        raise InputError(f"pi_weights needs {name} for this kind.")
-    value = jnp.asarray(value, jnp.float32)
-    ndim = 1 if slate_size is None else 2
-    ok = value.ndim == ndim and (rounds is None or value.shape[0] == rounds)
-    ok = ok and (slate_size is None or value.shape[1] == slate_size)
-    if not ok:
-        expected = ("n" if rounds is None else str(rounds)) + ("" if slate_size is None else f", {slate_size}")
-        raise InputError(f"{name} must have shape ({expected}{',' if slate_size is None else ''}), got {value.shape}.")
-    return value
-
-
-def _item_marginals(name: str, value: Any, slot_marginals: jax.Array, num_items: int, slate_size: int) -> jax.Array:
-    """The target's item-anywhere marginals: given, or implied when ``k = 1`` (the slot's) or ``k = N`` (1)."""
-    if slate_size == 1 and value is None:
-        return slot_marginals
-    if slate_size == num_items and value is None:
-        return jnp.ones_like(slot_marginals)
-    if value is None:
-        raise InputError(f"pi_weights needs {name} (the target's probability of each item anywhere in its slate) "
-                         f"when 1 < slate_size < num_items: without repetition, items shared in other slots count.")
-    return _checked(name, value, slate_size, slot_marginals.shape[0])

@@ -23,11 +23,11 @@ from rlrec.ope import reward_model
 from rlrec.ope.collector import EVALUATE, check_log, check_policy, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates, in_slate, matching_prefix
+from rlrec.ope.pseudo_inverse import PI_KINDS, pi_weights
 from rlrec.ope.truth import monte_carlo_block
 
 # Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
 BLOCK_ROUNDS = 4096
-PI_LOGGING = ("uniform", "epsilon-greedy")  # logging families whose pseudo-inverse weights are known in closed form
 
 
 @functools.partial(jax.jit, static_argnames=("greedy",))
@@ -113,11 +113,11 @@ def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *
         np.concatenate(piece) for piece in zip(*parts, strict=True))
     pi_weight = None
     if log.behaviour_kind == "uniform":
-        pi_weight = est.pi_weights("uniform", log.num_items, log.slate_size, slot, item)
+        pi_weight = pi_weights("uniform", log.num_items, log.slate_size, slot, item)
     elif log.behaviour_kind == "epsilon-greedy":
         matches = np.sum(log.slate == log.behaviour_greedy, axis=1)
         shared = np.sum(np.any(log.slate[:, :, None] == log.behaviour_greedy[:, None, :], axis=2), axis=1)
-        pi_weight = est.pi_weights("epsilon-greedy", log.num_items, log.slate_size, slot, item,
+        pi_weight = pi_weights("epsilon-greedy", log.num_items, log.slate_size, slot, item,
                                    epsilon=log.behaviour_settings["epsilon"], target_greedy_slot=greedy_slot,
                                    target_greedy_item=greedy_item, matches=matches, shared=shared)
     return est.EstimatorInputs.build(
@@ -144,8 +144,8 @@ def evaluate(env: RecEnv, params: EnvParams, log: Log, target: Policy, *, estima
     unknown = [name for name in names if name not in est.ESTIMATORS]
     if unknown:
         raise InputError(f"Unknown estimator(s) {unknown}; choose from {sorted(est.ESTIMATORS)}.")
-    if "pi" in names and log.behaviour_kind not in PI_LOGGING:
-        raise InputError(f"The pseudo-inverse estimator needs a {' or '.join(PI_LOGGING)} logging policy (its "
+    if "pi" in names and log.behaviour_kind not in PI_KINDS:
+        raise InputError(f"The pseudo-inverse estimator needs a {' or '.join(PI_KINDS)} logging policy (its "
                          f"weights are known in closed form only there); this log's is {log.behaviour_kind}.")
     inputs = estimator_inputs(env, params, log, target, regulariser=regulariser, seed=seed)
     options = {} if switch_threshold is None else {"switch_threshold": switch_threshold}
@@ -158,4 +158,4 @@ def default_estimators(log: Log) -> list[str]:
     """The estimators that apply to ``log``: all on slates (the pseudo-inverse only where it has weights), the
     item ones on single items."""
     names = [name for name in est.ESTIMATORS if log.slate_size > 1 or name not in est.SLATE_ESTIMATORS]
-    return [name for name in names if name != "pi" or log.behaviour_kind in PI_LOGGING]
+    return [name for name in names if name != "pi" or log.behaviour_kind in PI_KINDS]

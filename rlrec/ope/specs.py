@@ -1,7 +1,8 @@
-"""Policies by name, without JAX: ``"uniform"``, ``"epsilon-greedy:popularity:0.1"``, ``"softmax:text-match:0.05"``.
+"""Policies and estimators by name, without JAX: ``"uniform"``, ``"epsilon-greedy:popularity:0.1"``, ``"ips"``.
 
 The command line and the suites check these names before loading JAX; :func:`rlrec.ope.make_policy` builds
-them. A name is ``uniform``, or ``FAMILY:AGENT[:NUMBER]``, or just ``AGENT`` (greedy):
+the policies, :mod:`rlrec.ope.estimators` holds the estimators of :data:`ESTIMATOR_TABLE`. A policy's name is
+``uniform``, or ``FAMILY:AGENT[:NUMBER]``, or just ``AGENT`` (greedy):
 
 - ``greedy:AGENT``: the agent's top-``k`` items by its :meth:`~rlrec.agents.base.Agent.item_scores`;
 - ``epsilon-greedy:AGENT:EPSILON``: those, or with probability ``EPSILON`` (default 0.1) a uniform slate;
@@ -23,6 +24,19 @@ UNIFORM = "uniform"
 FAMILIES = ("greedy", "epsilon-greedy", "softmax", "sampled")
 DEFAULT_NUMBERS = {"epsilon-greedy": 0.1, "softmax": 0.05}
 NUMBER_NAMES = {"epsilon-greedy": "epsilon", "softmax": "temperature"}
+# name: (for slates only: on one item it is IPS, PI with its weights; the assumption that makes it unbiased or
+# consistent). Each is the function of its name in rlrec.ope.estimators.
+ESTIMATOR_TABLE = {
+    "dm": (False, "the reward model is right"),
+    "ips": (False, "common support: the behaviour can show every slate the target shows"),
+    "snips": (False, "common support; consistent, biased in small samples"),
+    "dr": (False, "right propensities or a right reward model"),
+    "sndr": (False, "right propensities or model; consistent, biased in small samples"),
+    "switch-dr": (False, "the reward model is right where weights exceed the threshold"),
+    "iips": (True, "a slot's click depends only on its own item (no interaction)"),
+    "rips": (True, "a slot's click depends only on the slots above it (cascade)"),
+    "pi": (True, "the slate's expected reward is additive over slot-item pairs"),
+}
 
 
 def policy_agents(family: str) -> tuple[str, ...]:

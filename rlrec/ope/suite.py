@@ -24,12 +24,7 @@ from rlrec.bench.suite import (
 )
 from rlrec.envs.specs import REGISTRY
 from rlrec.errors import InputError
-from rlrec.ope.specs import parse_policy
-
-# The estimators' names (rlrec.ope.estimators.ESTIMATORS, kept equal by a test) and those for slates only.
-ESTIMATOR_NAMES = ("dm", "ips", "snips", "dr", "sndr", "switch-dr", "iips", "rips", "pi")
-SLATE_ONLY = ("iips", "rips", "pi")
-
+from rlrec.ope.specs import ESTIMATOR_TABLE, parse_policy
 
 # Seed s of a suite with root seed r logs with seed r * SEED_STRIDE + s, so suites of different root seeds share no
 # log while they have fewer than SEED_STRIDE seeds. JAX keeps 32 bits of a seed: the last one must stay <= MAX_SEED,
@@ -82,9 +77,9 @@ class OPESuite:
             problems.append("a suite needs at least one behaviour and one target policy")
         for field in ("behaviours", "targets"):
             problems += _policy_problems(field, getattr(suite, field))
-        bad = [name for name in suite.estimators if name not in ESTIMATOR_NAMES]
+        bad = [name for name in suite.estimators if name not in ESTIMATOR_TABLE]
         if bad:
-            problems.append(f"Unknown estimator(s) {bad}; choose from {', '.join(ESTIMATOR_NAMES)}")
+            problems.append(f"Unknown estimator(s) {bad}; choose from {', '.join(ESTIMATOR_TABLE)}")
         numbers = [
             *(whole_number_problem(f"sizes[{index}]", size, 1, MAX_COUNT) for index, size in enumerate(suite.sizes)),
             whole_number_problem("seeds", suite.seeds, 2, MAX_COUNT, "bias and variance are measured over seeds"),
