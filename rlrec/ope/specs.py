@@ -21,9 +21,8 @@ from rlrec.agents.names import agent_names
 from rlrec.errors import InputError
 
 UNIFORM = "uniform"
-FAMILIES = ("greedy", "epsilon-greedy", "softmax", "sampled")
-DEFAULT_NUMBERS = {"epsilon-greedy": 0.1, "softmax": 0.05}
-NUMBER_NAMES = {"epsilon-greedy": "epsilon", "softmax": "temperature"}
+# family: the name of the number it takes and the number's default (None: it takes no number).
+FAMILIES = {"greedy": None, "epsilon-greedy": ("epsilon", 0.1), "softmax": ("temperature", 0.05), "sampled": None}
 # name: (for slates only: on one item it is IPS, PI with its weights; the assumption that makes it unbiased or
 # consistent). Each is the function of its name in rlrec.ope.estimators.
 ESTIMATOR_TABLE = {
@@ -70,9 +69,9 @@ class PolicySpec:
 
 def parse_policy(name: str) -> PolicySpec:
     """The :class:`PolicySpec` of ``name``; ``ValueError`` naming the valid forms otherwise."""
-    forms = ("uniform, AGENT (greedy), greedy:AGENT, epsilon-greedy:AGENT[:EPSILON], softmax:AGENT[:TEMPERATURE] "
-             f"or sampled:AGENT; scoring agents: {', '.join(policy_agents('greedy'))}; sampled agents: "
-             f"{', '.join(policy_agents('sampled'))}")
+    written = [f"{family}:AGENT" + (f"[:{taken[0].upper()}]" if taken else "") for family, taken in FAMILIES.items()]
+    forms = (f"uniform, AGENT (greedy), {', '.join(written[:-1])} or {written[-1]}; scoring agents: "
+             f"{', '.join(policy_agents('greedy'))}; sampled agents: {', '.join(policy_agents('sampled'))}")
     text = str(name).strip()
     if text == UNIFORM:
         return PolicySpec(UNIFORM)
@@ -86,14 +85,15 @@ def parse_policy(name: str) -> PolicySpec:
     if agent not in pool:
         raise InputError(f"Policy {name!r}: {family} policies take one of {', '.join(pool)}, not {agent!r} ("
                          f"a policy is {forms}).")
-    number = DEFAULT_NUMBERS.get(family)
+    taken = FAMILIES[family]
+    number = taken[1] if taken else None
     if rest:
-        if family not in NUMBER_NAMES:
+        if taken is None:
             raise InputError(f"Policy {name!r}: {family} policies take no number; write {family}:{agent}.")
         try:
             number = float(rest[0])
         except ValueError:
-            raise InputError(f"Policy {name!r}: the {NUMBER_NAMES[family]} must be a number, got {rest[0]!r}.") \
+            raise InputError(f"Policy {name!r}: the {taken[0]} must be a number, got {rest[0]!r}.") \
                 from None
     if family == "epsilon-greedy" and not 0.0 < number <= 1.0:
         raise InputError(f"Policy {name!r}: epsilon must be in (0, 1], got {number:g} (epsilon 0 is greedy:{agent}).")
