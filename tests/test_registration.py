@@ -77,7 +77,7 @@ def test_every_built_in_row_states_its_class_traits():
     (lambda: register_agent("", Steady), "Agent name '' must be letters"),
     (lambda: register_agent("mine", "rlrec.agents.bandits:LinTS"), r"needs traits=, its traits among deep"),
     (lambda: register_agent("mine", "rlrec.agents.bandits:LinTS", traits={"greedy"}),
-     r"unknown trait\(s\) \['greedy'\]"),
+     r"Unknown trait\(s\) \['greedy'\]; the traits are deep, rollouts"),
     (lambda: register_agent("mine", Steady, traits={"scores"}), "leave traits out when registering a class"),
     (lambda: register_agent("mine", dict), "is not an agent class: an agent subclasses rlrec.agents.base.Agent"),
     (lambda: agent_names("clever"), r"Unknown trait\(s\) \['clever'\]; the traits are deep, rollouts"),

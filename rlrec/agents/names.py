@@ -12,10 +12,9 @@ Given a class, :func:`register_agent` reads the traits off it; a row given as a 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlrec.errors import InputError
 
@@ -32,8 +31,7 @@ TRAITS = {
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-@dataclasses.dataclass(frozen=True)
-class AgentRow:
+class AgentRow(NamedTuple):
     """A registered agent: its class (the class, or ``"module:Class"``), default hyperparameters and traits."""
 
     cls: type | str
@@ -60,30 +58,30 @@ def register_agent(name: str, cls: type | str, *, defaults: Mapping[str, Any] | 
                          "digit (it is written in --hp AGENT:name=value, policy names and file names).")
     if name in ROWS:
         raise InputError(f"Agent {name!r} is registered already; register yours under another name.")
-    if isinstance(cls, str):
-        if traits is None:
-            raise InputError(f"Agent {name!r}: a class given as {cls!r} needs traits=, its traits among "
-                             f"{', '.join(TRAITS)} (or register the class itself).")
-        traits = frozenset(traits)
-        unknown = sorted(traits - set(TRAITS))
-        if unknown:
-            raise InputError(f"Agent {name!r}: unknown trait(s) {unknown}; the traits are {', '.join(TRAITS)}.")
-    else:
+    if not isinstance(cls, str):
         if traits is not None:
             raise InputError(f"Agent {name!r}: leave traits out when registering a class; they are read off it.")
         from rlrec.agents.registry import class_traits  # given a class, JAX is loaded already
 
         traits = class_traits(cls)
-    ROWS[name] = AgentRow(cls, dict(defaults or {}), traits)
+    elif traits is None:
+        raise InputError(f"Agent {name!r}: a class given as {cls!r} needs traits=, its traits among "
+                         f"{', '.join(TRAITS)} (or register the class itself).")
+    ROWS[name] = AgentRow(cls, dict(defaults or {}), _known(traits))
 
 
 def agent_names(*traits: str, without: Iterable[str] = ()) -> tuple[str, ...]:
     """The registered agents that have every trait of ``traits`` and none of ``without``, in registration order."""
-    without = frozenset(without)
-    unknown = sorted(without.union(traits) - set(TRAITS))
-    if unknown:
-        raise InputError(f"Unknown trait(s) {unknown}; the traits are {', '.join(TRAITS)}.")
-    return tuple(name for name, row in ROWS.items() if row.traits.issuperset(traits) and not row.traits & without)
+    traits, without = _known(traits), _known(without)
+    return tuple(name for name, row in ROWS.items() if traits <= row.traits and not row.traits & without)
+
+
+def _known(traits: Iterable[str]) -> frozenset[str]:
+    """``traits`` as a set; ``InputError`` naming any that is not one of :data:`TRAITS`."""
+    traits = frozenset(traits)
+    if traits - TRAITS.keys():
+        raise InputError(f"Unknown trait(s) {sorted(traits - TRAITS.keys())}; the traits are {', '.join(TRAITS)}.")
+    return traits
 
 
 # LM-prior variants are the linear agents with a prior along the request embedding; a stronger ridge (regulariser 5)

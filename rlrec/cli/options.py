@@ -3,6 +3,7 @@ hyperparameters, and the reading of their ``name=value`` pairs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -29,19 +30,16 @@ Hyperparameters = Annotated[
 
 
 class ListsAgents(typer.core.TyperCommand):
-    """A command whose ``--agent`` help is :meth:`agent_help`, written each time typer builds the command (at every
-    call of the app): it lists the agents registered then, one registered at run time too."""
+    """A command whose ``--agent`` help, ``agent_help()`` of its subclass, is written each time typer builds the
+    command (at every call of the app): it lists the agents registered then, one registered at run time too."""
+
+    agent_help: Callable[[], str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if "--agent" in param.opts:
                 param.help = self.agent_help()
-
-    @staticmethod
-    def agent_help() -> str:
-        """The ``--agent`` option's help."""
-        raise NotImplementedError
 
 
 def whole_number_option(help: str, low: int, high: int) -> Any:
