@@ -6,7 +6,7 @@
 compares the tree structures of two ``flax.struct`` classes with equal static fields as equal (while hashing
 them apart), so JAX's caches now and then handed LinTS the program traced for LinUCB (or the reverse, or
 popularity random's).
-``rlrec.rollout.runner.unnamed`` now puts each agent's class into the programs' keys.
+Agents are now ``rlrec.agents.pytree.ClassKeyed``: each agent's class is in the programs' keys.
 
 Each run is ``python -m rlrec.cli bench --suite SUITE --out TMP`` in a fresh process with a fresh, empty
 ``JAX_COMPILATION_CACHE_DIR`` (the embedding cache stays warm: this measures compiling, not the language model),
@@ -124,8 +124,7 @@ def mix_ups(copies: int) -> list[str]:
     keys, placed = placement.keys, placement.replicate(params)
 
     def shapes(agent) -> list[tuple]:
-        lowered = runner._init_seeds.lower(keys, placed, runner.unnamed(agent), None, env=runner.unnamed(env),
-                                           mode="personal", users=1)
+        lowered = runner._init_seeds.lower(keys, placed, agent, None, env=env, mode="personal", users=1)
         return [leaf.shape for leaf in jax.tree.leaves(lowered.out_info)]
 
     lines = []

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from rlrec.agents.bandits import LinTS, LinUCB, PopularityAgent, RandomAgent
-from rlrec.rollout.runner import unnamed
-from synthetic import synthetic_catalog, synthetic_population
+from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 
 THREADS = 8
 
@@ -63,10 +62,9 @@ class SlowBuild:
 def test_agents_of_two_classes_never_share_a_program_key(first, second):
     """jaxlib 0.10 compares two flax.struct classes with equal static fields as equal tree structures, so JAX's
     caches could hand LinTS the program traced for LinUCB; the agents rlrec's programs see differ by class."""
-    assert jax.tree.structure(unnamed(first())) != jax.tree.structure(unnamed(second()))
+    assert jax.tree.structure(first()) != jax.tree.structure(second())
     # Two agents of one class, differing in numbers or display name only, still share one program.
-    renamed = unnamed(first(label="one"))
-    assert jax.tree.structure(renamed) == jax.tree.structure(unnamed(first(label="other")))
+    assert jax.tree.structure(first(label="one")) == jax.tree.structure(first(label="other"))
 
 
 def test_a_jitted_program_runs_the_class_it_was_given():
@@ -78,16 +76,45 @@ def test_a_jitted_program_runs_the_class_it_was_given():
     def tag(agent):
         return jnp.int32(type(agent).tag)
 
-    ran = [int(tag(unnamed(cls()))) for cls in classes]
+    ran = [int(tag(cls())) for cls in classes]
     assert ran == [cls.tag for cls in classes]
 
 
 def test_agents_inside_an_agent_are_keyed_by_class_too():
     from rlrec.agents.base import Frozen
 
-    one, other = Frozen(agent=LinUCB(), state=()), Frozen(agent=LinTS(), state=())
-    assert jax.tree.structure(unnamed(one)) != jax.tree.structure(unnamed(other))
-    assert unnamed(one).agent.label.startswith("rlrec.agents.bandits.LinUCB#")
+    one, other = Frozen(agent=LinUCB(label="mine"), state=()), Frozen(agent=LinTS(), state=())
+    assert jax.tree.structure(one) != jax.tree.structure(other)
+    assert jax.tree.map(lambda leaf: leaf, one).agent.label == "mine"  # the display name survives unflattening
+
+
+def test_policies_are_keyed_by_class_and_not_by_label():
+    from rlrec.ope.policies import Greedy
+
+    twin = type("Twin", (Greedy,), {})  # a class of its own with Greedy's fields
+    assert jax.tree.structure(Greedy(agent=LinUCB())) != jax.tree.structure(twin(agent=LinUCB()))
+    assert jax.tree.structure(Greedy(agent=LinUCB(), label="a")) == jax.tree.structure(Greedy(agent=LinUCB()))
+
+
+def test_display_names_share_a_program_and_classes_never_do():
+    """Traces counted: "linucb" and "lm-linucb" (one class, other numbers and names) and an env renamed share one
+    program; LinTS, with the fields of LinUCB, gets its own."""
+    import dataclasses
+
+    from rlrec.agents import make_agent
+
+    env, params = synthetic_env("MovieLens-Bandit-v0", **UNIT)
+    traced = []
+
+    @partial(jax.jit, static_argnames="env")
+    def init(agent, params, env):
+        traced.append(type(agent).__name__)
+        return agent.init(jax.random.key(0), params)
+
+    for name, on in (("linucb", env), ("lm-linucb", env), ("linucb", dataclasses.replace(env, name="other")),
+                     ("lints", env), ("lm-lints", env)):
+        init(make_agent(name, on), params, env=on)
+    assert traced == ["LinUCB", "LinTS"]
 
 
 # -- builders: each key built once, every thread gets the same object --------------------------------------------

@@ -1,6 +1,6 @@
 """The agent API shared by bandits and deep RL agents.
 
-An agent is a small immutable pytree (``flax.struct.PyTreeNode``): static configuration (sizes, code paths)
+An agent is a small immutable pytree (``rlrec.agents.pytree.ClassKeyed``): static configuration (sizes, code paths)
 in fields marked ``pytree_node=False``, hyperparameters that do not fix shapes as leaves, so a population of
 configurations vmaps. Three pure functions::
 
@@ -27,6 +27,7 @@ import numpy as np
 from flax import struct
 
 from rlrec import _repr
+from rlrec.agents.pytree import ClassKeyed
 from rlrec.errors import InputError
 from rlrec.simulators import choice
 
@@ -285,14 +286,15 @@ def random_slate(key: chex.PRNGKey, num_items: int, slate_size: int) -> jax.Arra
     return top_k_slate(jax.random.uniform(key, (num_items,)), slate_size)
 
 
-class Agent(struct.PyTreeNode):
+class Agent(ClassKeyed):
     """Base class: subclasses define ``init``, ``act`` and ``update``.
 
     ``slate_size`` is static (it fixes the action shape); set it from the env (``env.slate_size``).
     """
 
     slate_size: int = from_env(1)
-    label: str = internal("", "display name only (left out of compiled programs)")
+    label: str = struct.field(pytree_node=False, default="", compare=False,
+                              metadata={INTERNAL: "display name only (left out of ==, hash and compiled programs)"})
 
     def __init_subclass__(cls, **kwargs):
         # Subclasses keep the short repr below instead of a generated one (unless they write their own).

@@ -228,8 +228,9 @@ def _compile_ahead_pool():
     What the threads share is safe to share: they build agents (small frozen pytrees) and trace and compile
     programs, reading the env, params and catalog that the main thread built before and never changes; builders
     they may reach are memoised per key under a lock (``rlrec._lazy.memoised``); and each program's key names its
-    agent's class (``rlrec.rollout.runner.unnamed``: without it, JAX's caches could hand one agent class another's
-    program, threads or not, issue 38). ``benchmarks/compile_ahead_stress.py`` runs suites cold, again and again.
+    agent's class (``rlrec.agents.pytree.ClassKeyed``: without it, JAX's caches could hand one agent class
+    another's program, threads or not, issue 38). ``benchmarks/compile_ahead_stress.py`` runs suites cold, again
+    and again.
     """
     import jax
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from rlrec.envs import spaces
-from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, StepInfo
+from rlrec.envs.recsys import EnvParams, EnvState, RecEnv, StepInfo, display_name
 from rlrec.errors import InputError
 from rlrec.simulators import choice
 
@@ -128,7 +128,7 @@ class ConversationalEnv(RecEnv):
         ``critique``. Regret is counted on the slates, exactly as in :class:`RecEnv`.
     """
 
-    name: str = "ConversationalEnv"
+    name: str = display_name("ConversationalEnv")
     # The banks rlrec.make embedded (texts, related items; None for params of your own): for reading which key-term
     # an index is. Like ``catalog``, outside the env's identity (==, hash, snapshots).
     key_terms: Any = dataclasses.field(default=None, compare=False, repr=False)

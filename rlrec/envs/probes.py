@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlrec.envs.probe_base import ProbeEnv, ProbeValues
-from rlrec.envs.recsys import EnvParams, EnvState
+from rlrec.envs.recsys import EnvParams, EnvState, display_name
 from rlrec.errors import InputError
 
 ITEM_A = 0  # two-step probe: pays nothing now, ``delayed_reward`` at the next step
@@ -95,7 +95,7 @@ class OneStepProbe(_OneStepProbe):
     """
 
     item_values: tuple[float, ...] = (0.25, 1.0, 0.5, 0.0)
-    name: str = "one-step"
+    name: str = display_name("one-step")
 
     def __post_init__(self):
         super().__post_init__()
@@ -116,7 +116,7 @@ class ContextualOneStepProbe(_OneStepProbe):
     """
 
     type_values: tuple[tuple[float, ...], ...] = ((1.0, 0.0), (0.0, 1.0))
-    name: str = "contextual-one-step"
+    name: str = display_name("contextual-one-step")
 
     def __post_init__(self):
         super().__post_init__()
@@ -154,7 +154,7 @@ class TwoStepProbe(ProbeEnv):
     immediate_reward: float = 0.5
     delayed_reward: float = 1.0
     payoff_item: int | None = None
-    name: str = "two-step"
+    name: str = display_name("two-step")
 
     episode_length: ClassVar[int] = 2
 

@@ -156,6 +156,12 @@ def bandit_features(env_params: Any) -> jax.Array:
     )
 
 
+def display_name(default: str) -> Any:
+    """The ``name`` field of an env class: shown in tables, left out of ``==`` and ``hash`` (so out of every compiled
+    program: the env is a static argument of ``jax.jit``), so envs that differ only in name share programs."""
+    return dataclasses.field(default=default, compare=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class RecEnv:
     """A recommendation environment over one simulated user at a time (vmap for a population).
@@ -188,7 +194,7 @@ class RecEnv:
     slate_size: int = 1
     history_length: int = 8
     choice_model: str = choice.MNL
-    name: str = "RecEnv"
+    name: str = display_name("RecEnv")
     track_regret: bool = True
     # The Catalog rlrec.make built the env from (None for params of your own): its popularity and genres feed
     # novelty and genre entropy. Not part of the env's identity (left out of ==, hash and snapshots), so

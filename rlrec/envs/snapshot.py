@@ -34,8 +34,7 @@ def save_env(path: str | os.PathLike, env: RecEnv, params: EnvParams) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise InputError(f"Environment snapshots are .npz files; got {path}.")
-    # The env's settings (its catalog reference is not one: the params hold what the env needs of it).
-    config = {"format": FORMAT, "env": {f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.compare}}
+    config = {"format": FORMAT, "env": {name: getattr(env, name) for name in _settings(type(env))}}
     if isinstance(env, ConversationalEnv):  # older snapshots have no kind: a plain RecEnv
         config["kind"] = CONVERSATIONAL
     arrays = {f"params.{field.name}": np.asarray(getattr(params, field.name)) for field in dataclasses.fields(params)}
@@ -100,12 +99,18 @@ def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return config, stored
 
 
+def _settings(env_class: type) -> list[str]:
+    """The static settings a snapshot stores: the env's compared fields and its name (the catalog and banks it
+    keeps for reading are not settings: the params hold what the env needs of them)."""
+    return [field.name for field in dataclasses.fields(env_class) if field.compare or field.name == "name"]
+
+
 def _check_env(env_class: type, settings: Any) -> RecEnv:
     """The env of a snapshot's ``env`` settings, checked by ``rlrec.make``'s own check of its static settings."""
     if not isinstance(settings, dict):
         raise InputError("its config has no 'env' entry (the env's settings)." if settings is None else
                          f"its config's 'env' entry is not a table of settings: {settings!r:.80}.")
-    fields = {field.name for field in dataclasses.fields(env_class) if field.compare}
+    fields = set(_settings(env_class))
     if set(settings) != fields:
         raise InputError(f"its env settings do not match this rlrec's {env_class.__name__} (missing "
                          f"{sorted(fields - set(settings))}, unknown {sorted(set(settings) - fields)}).")

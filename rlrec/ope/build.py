@@ -37,9 +37,9 @@ def fitted(agent: Agent, env: RecEnv, params: EnvParams, *, num_users: int = TRA
     """
     if num_users < 1 or num_steps < 1:
         raise InputError(f"num_users and num_steps must be >= 1, got {num_users} and {num_steps}.")
-    program_env = dataclasses.replace(env, track_regret=False, name="", catalog=None)
+    program_env = dataclasses.replace(env, track_regret=False)
     key = stream_key(seed, TRAIN)  # the seed's training stream: apart from any log's users
-    return _train(key, params, agent.replace(label=""), env=program_env, users=num_users, steps=num_steps)
+    return _train(key, params, agent, env=program_env, users=num_users, steps=num_steps)
 
 
 def make_policy(name: str | PolicySpec, env: RecEnv, params: EnvParams, *, train_users: int = TRAIN_USERS,

@@ -109,9 +109,9 @@ def check_policy(policy: Policy, env: RecEnv, role: str) -> None:
         )
 
 
-# Static settings that do not change what a user does: the env's name (its id, named beside the fingerprint) and
-# track_regret (the oracle's bookkeeping).
-_NOT_BEHAVIOUR = ("name", "track_regret")
+# A static setting that does not change what a user does (the oracle's bookkeeping); the env's name is outside ==
+# (its id is named beside the fingerprint).
+_NOT_BEHAVIOUR = ("track_regret",)
 
 
 def env_fingerprint(env: RecEnv, params: EnvParams) -> dict[str, str]:
@@ -261,7 +261,7 @@ def collect(
     block = min(num_users, MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS)
     blocks = math.ceil(num_users / block)
     # The log needs no oracle: skipping it makes a step O(k d) instead of O(N d), and changes no click.
-    program_env = dataclasses.replace(env, track_regret=False, name="", catalog=None)
+    program_env = dataclasses.replace(env, track_regret=False)
     root = stream_key(seed, LOG)
     display = _progress.Progress(blocks, f"logging {behaviour.name} on {env.name}", "block") \
         if _progress.wanted(progress) else None

@@ -26,6 +26,7 @@ import numpy as np
 from flax import struct
 
 from rlrec.agents.base import Agent, as_slate, random_distinct_items, top_k_slate
+from rlrec.agents.pytree import ClassKeyed
 from rlrec.errors import InputError
 
 _NEG_INF = -jnp.inf
@@ -46,7 +47,7 @@ def in_slate(slate: jax.Array, other: jax.Array) -> jax.Array:
     return jnp.any(slate[:, None] == other[None, :], axis=1).astype(jnp.float32)
 
 
-class Policy(struct.PyTreeNode):
+class Policy(ClassKeyed):
     """A stationary distribution over slates given the observation (see the module docstring).
 
     ``slate_size`` is static; ``label`` names the policy in tables. ``kind`` says which family it is (the
@@ -54,7 +55,7 @@ class Policy(struct.PyTreeNode):
     """
 
     slate_size: int = struct.field(pytree_node=False, default=1)
-    label: str = struct.field(pytree_node=False, default="")
+    label: str = struct.field(pytree_node=False, default="", compare=False)  # display only
     kind: ClassVar[str] = "policy"
     deterministic: ClassVar[bool] = False
 

@@ -124,7 +124,6 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
         raise InputError(f"samples must be >= 1 (Monte Carlo draws of a stochastic target per round), got {samples}.")
     exact = target.deterministic or (env.slate_size == 1 and target.samples == 0)
     samples = 0 if exact else samples
-    program_env = dataclasses.replace(env, name="", catalog=None)
     states, obs = restore_states(env, params, log), log.observations()
     slates = deterministic_slates(target, obs, params) if target.deterministic else log.slate
     keys = jax.random.split(stream_key(seed, TRUTH), log.num_rounds)
@@ -134,7 +133,7 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
         cut = slice(start, start + block)
         mean, variance = _true_block(keys[cut], jax.tree.map(lambda x: x[cut], states),
                                      {name: value[cut] for name, value in obs.items()}, slates[cut], params, target,
-                                     env=program_env, samples=samples)
+                                     env=env, samples=samples)
         means.append(np.asarray(mean))
         variances.append(np.asarray(variance))
     per_round = np.concatenate(means).astype(np.float64)

@@ -137,35 +137,6 @@ def _run_chunk(carry, seed_keys, start, params, agent, row_users, *, env, mode, 
     return in_seed_blocks(jax.vmap(one_seed), (carry, seed_keys, row_users), seed_block)
 
 
-def program_label(cls: type) -> str:
-    """What an agent of class ``cls`` is labelled in compiled programs: the class, never a display name.
-
-    The id tells apart two classes of one name (a class defined again in a notebook), whose programs differ.
-    """
-    return f"{cls.__module__}.{cls.__qualname__}#{id(cls):x}"
-
-
-def unnamed(thing):
-    """``thing`` as compiled programs see it: without its display name (an env's ``name``), and an agent, with
-    any agent it holds, labelled by its class (:func:`program_label`) instead of its display name.
-
-    Display names stay out, so "linucb" and "lm-linucb" (one class, other numbers), or the Bandit and Drift
-    settings (the same shapes, other parameters), share one compilation. The class goes in because jaxlib 0.10
-    compares the tree structures of two ``flax.struct`` classes by their static fields' values alone, not by
-    class (it hashes the class): JAX's caches then sometimes handed one agent class the program traced for another
-    with the same fields. LinTS ran LinUCB's initialisation and failed with "Incompatible shapes for
-    broadcasting: shapes=[(0,), (9066,)]" (issue 38); where the shapes agree, the wrong program runs silently.
-    """
-    if isinstance(thing, Agent):
-        held = {field.name: unnamed(value) for field in dataclasses.fields(thing)
-                if isinstance(value := getattr(thing, field.name), Agent)}
-        return thing.replace(label=program_label(type(thing)), **held)
-    for field in ("name", "label"):
-        if dataclasses.is_dataclass(thing) and field in {f.name for f in dataclasses.fields(thing)}:
-            thing = dataclasses.replace(thing, **{field: ""})
-    return thing
-
-
 def _pinned_rows(users, params: EnvParams, num_seeds: int, mode: str):
     """``(prototype of each row, seed of each row)`` of pinned users, ``(rows,)`` each; Nones otherwise."""
     if users is None:
@@ -232,20 +203,17 @@ def _compile(env, params, agent, *, num_seeds, num_steps, seed, mode, num_users,
     row_users = None if pinned is None else placement.shard(pinned.astype(np.int32))
     started = time.perf_counter()
     # Compiled ahead of time so compilation is timed on its own; JAX caches lowerings and executables, so a
-    # second run of the same configuration compiles nothing. Names are display-only and left out of the
-    # programs, so "linucb" and "lm-linucb" (the same class, other numbers), or the Bandit and Drift settings
-    # (the same shapes, other parameters), share one compilation.
-    program_env = unnamed(env)
-    program_agent = unnamed(agent)
-    init = _init_seeds.lower(seed_keys, params, program_agent, row_users, env=program_env, mode=mode,
-                             users=batch).compile()
-    carry = placement.shard(init(seed_keys, params, program_agent, row_users))
+    # second run of the same configuration compiles nothing. Display names are left out of the programs (the
+    # env's name and the agent's label), so "linucb" and "lm-linucb" (the same class, other numbers), or the
+    # Bandit and Drift settings (the same shapes, other parameters), share one compilation.
+    init = _init_seeds.lower(seed_keys, params, agent, row_users, env=env, mode=mode, users=batch).compile()
+    carry = placement.shard(init(seed_keys, params, agent, row_users))
     chunk = _run_chunk.lower(
-        carry, seed_keys, jnp.asarray(0, jnp.int32), params, program_agent, row_users, env=program_env,
+        carry, seed_keys, jnp.asarray(0, jnp.int32), params, agent, row_users, env=env,
         mode=mode, users=batch, accuracy_k=accuracy_k, chunk_size=chunk_size,
         seed_block=seed_block(env.num_items(params), batch, rows, placement.mesh.devices.size),
     ).compile()
-    return _Compiled(chunk, carry, seed_keys, params, program_agent, row_users, pinned, chunk_size, batch,
+    return _Compiled(chunk, carry, seed_keys, params, agent, row_users, pinned, chunk_size, batch,
                      placement.devices, time.perf_counter() - started)
 
 

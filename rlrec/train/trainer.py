@@ -25,7 +25,6 @@ from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
 from rlrec.rollout.driver import join, run_chunks
 from rlrec.rollout.seeds import LOOP_COMPILER_OPTIONS, SeedPlacement, stream_keys
-from rlrec.rollout.runner import unnamed
 from rlrec.rollout.steps import batch_step, start_users
 
 
@@ -134,20 +133,16 @@ class Trainer:
         self.devices = placement.devices
         self.seed_keys = placement.keys
         self.params = placement.replicate(self.params)
-        # The compiled loops see the env and agent without their display names, as rlrec.run's do: "ppo" and a
-        # renamed PPO with the same settings share one compilation.
-        self._program = (unnamed(self.env), unnamed(self.agent))
 
     def init(self) -> Carry:
         """Fresh carries for every seed (leading seed axis)."""
-        env, agent = self._program
-        carry = _init_seeds(self.seed_keys, self.params, agent, env=env, num_users=self.num_users)
+        carry = _init_seeds(self.seed_keys, self.params, self.agent, env=self.env, num_users=self.num_users)
         return jax.device_put(carry, self.sharded)
 
     def advance(self, carry: Carry, iterations: int) -> tuple[Carry, dict[str, np.ndarray]]:
         """Runs ``iterations`` more iterations; returns the new carry and ``(S, iterations)`` metrics."""
-        env, agent = self._program
-        carry, outputs = _advance_seeds(carry, self.seed_keys, self.params, agent, env=env, length=iterations)
+        carry, outputs = _advance_seeds(carry, self.seed_keys, self.params, self.agent, env=self.env,
+                                        length=iterations)
         return carry, {name: np.asarray(value) for name, value in outputs.items()}
 
     def env_steps_per_iteration(self) -> int:
