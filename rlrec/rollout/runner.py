@@ -1,6 +1,6 @@
 """``rlrec.run``: any agent on any env, ``lax.scan`` over steps, ``vmap`` over seeds, sharded over devices.
 
-Two learning modes (docs/design.md, "Runs and training"):
+Two learning modes (docs/design.md section 7):
 
 - **personal**: each seed is one user stream with its own agent state, learning that user from scratch
   (cold start). When a user's episode ends, a fresh user arrives and the agent state is re-initialised.
