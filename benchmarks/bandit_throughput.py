@@ -50,6 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# Shared formatting with the sibling benchmark (run from the repo root: benchmarks/ is on sys.path).
+from env_throughput import header, human
+
 import rlrec
 from rlrec.agents import LinUCB, make_agent
 from rlrec.agents.bandits import LinearState
@@ -58,9 +61,6 @@ from rlrec.data import Catalog
 from rlrec.envs.recsys import EnvParams, RecEnv, bandit_features
 from rlrec.simulators import choice
 from rlrec.simulators.population import Population
-
-# Shared formatting with the sibling benchmark (run from the repo root: benchmarks/ is on sys.path).
-from env_throughput import header, human  # noqa: E402
 
 # -- the rlrec side -------------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from train_throughput import parse_hyperparameters
 
 import rlrec
 from rlrec.agents import make_agent
@@ -32,8 +33,6 @@ from rlrec.agents.base import Frozen
 from rlrec.metrics import episode_returns, mean_confidence_interval
 from rlrec.rollout.runner import run
 from rlrec.train.trainer import Trainer
-
-from train_throughput import parse_hyperparameters  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def evaluate(env, params, agent, num_seeds: int, num_steps: int, seed: int) -> tuple[float, float]:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             wall, done = timed([sys.executable, "-c", ENCODE, str(work / "cold.npz")], cold_cache)
             inside = float(done.stdout.split()[-1])
             _, _ = timed([sys.executable, "-c", ENCODE, str(work / "cached.npz")], env)
-            import numpy as np  # noqa: PLC0415
+            import numpy as np
 
             cold_vectors, cached_vectors = np.load(work / "cold.npz"), np.load(work / "cached.npz")
             diff = max(float(np.abs(cold_vectors[k] - cached_vectors[k]).max()) for k in ("items", "requests"))

@@ -21,12 +21,11 @@ import platform
 import time
 
 import jax
+from env_throughput import header, human
 
 import rlrec
 from rlrec.ope import collect, make_policy
 from rlrec.ope.truth import PolicyAgent
-
-from env_throughput import header, human  # noqa: E402  (run from the repo root: benchmarks/ is on sys.path)
 
 
 def timed(call) -> tuple[float, object]:

@@ -27,10 +27,10 @@ import time
 import jax
 import jax.numpy as jnp
 
-from rlrec.ope.estimators import ESTIMATORS, EstimatorInputs, estimate_all
-
 # Shared formatting with the sibling benchmarks (run from the repo root: benchmarks/ is on sys.path).
-from env_throughput import header, human  # noqa: E402
+from env_throughput import header, human
+
+from rlrec.ope.estimators import ESTIMATORS, EstimatorInputs, estimate_all
 
 
 def random_inputs(key: jax.Array, rounds: int, slate_size: int) -> EstimatorInputs:

@@ -21,8 +21,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rlrec._lazy import attach  # noqa: E402
-from rlrec.envs.specs import register_gymnasium as _register_gymnasium, registered_envs  # noqa: E402
+from rlrec._lazy import attach
+from rlrec.envs.specs import register_gymnasium as _register_gymnasium
+from rlrec.envs.specs import registered_envs
 
 __version__ = "0.1.0.dev0"
 

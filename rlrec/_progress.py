@@ -54,7 +54,6 @@ def _bar_class():
     if in_notebook():
         try:
             import ipywidgets  # noqa: F401
-
             from tqdm.notebook import tqdm
 
             return tqdm

@@ -2,14 +2,15 @@
 epsilon-greedy and random, LinUCB == a NumPy reference action for action, the LM prior helps cold starts."""
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import rlrec
-from rlrec.agents.base import Frozen
 from rlrec.agents import AGENTS, LinTS, LinUCB, Transition, agent_names, make_agent
+from rlrec.agents.base import Frozen
 from rlrec.data import Catalog
 from rlrec.envs.recsys import bandit_features
 from rlrec.rollout.runner import run

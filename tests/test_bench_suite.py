@@ -15,6 +15,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from test_env import assert_observation_is_not_the_hidden_taste
+from test_files import hold_folder_lock
 from typer.testing import CliRunner
 
 from rlrec import _progress
@@ -24,8 +26,6 @@ from rlrec.bench.suite_results import Cell, SuiteResult
 from rlrec.bench.suite_run import run_suite
 from rlrec.cli import app
 from rlrec.files import LOCK_FILES, atomic_save_npz
-from test_env import assert_observation_is_not_the_hidden_taste
-from test_files import hold_folder_lock
 
 # Small enough to compile and run in well under a minute; one single-item env (ILD undefined: the
 # regret-vs-diversity plot uses coverage there) and one slate env; the oracle has exactly zero regret.
@@ -296,7 +296,7 @@ def test_cli_bench_resumes_and_rejects_a_mismatch(tiny_run, tmp_path):
 
 def test_one_device_equals_eight_forced_cpu_devices(tiny_run, tmp_path):
     script = textwrap.dedent(
-        f"""
+        """
         import json, sys
         import jax
         from rlrec.bench.suite import Suite

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 
 import rlrec
 from rlrec.agents import agent_names, make_agent
@@ -17,7 +18,6 @@ from rlrec.agents.conversational import AskingLinUCB, ConUCB, question_budget
 from rlrec.data.key_terms import KeyTerms
 from rlrec.envs.recsys import bandit_features
 from rlrec.rollout.steps import env_step
-from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 
 STEPS = 30  # of the smoke runs
 

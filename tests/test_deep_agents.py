@@ -4,12 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic import UNIT, synthetic_env
 
-from rlrec.agents import make_agent
-from rlrec.agents import item_tree, networks
+from rlrec.agents import item_tree, make_agent, networks
 from rlrec.envs.probes import ITEM_A, ITEM_B, make_probe
 from rlrec.train.trainer import train
-from synthetic import UNIT, synthetic_env
 
 GAMMA = 0.9
 # Synthetic worlds (no language model): UNIT (conftest.py's; PPO's item tree has 16 leaves of 13 slots, the last

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
+from synthetic import UNIT, synthetic_env, synthetic_world
 
 import rlrec
 import rlrec.agents
 from rlrec.data import Catalog
-from rlrec.envs import EnvParams, RecEnv, make
+from rlrec.envs import RecEnv, make
 from rlrec.simulators.population import Population
-from synthetic import UNIT, synthetic_env, synthetic_world
 
 # The envs of these tests are the synthetic stand-ins of conftest.py (bandit_env, session_slate_env; no language
 # model). Two tests build the MovieLens envs with make(), as they are about them: the session setting's claim (on a
@@ -314,8 +314,8 @@ def test_session_setting_rewards_looking_ahead(env_id):
     A claim about the MovieLens envs as shipped: with random items and users (tests/synthetic.py, UNIT) the myopic
     oracle wins by 9 and 4 standard errors, so this test stays on MovieLens."""
     from rlrec.agents import make_agent
-    from rlrec.rollout.runner import run
     from rlrec.metrics import episode_returns
+    from rlrec.rollout.runner import run
 
     env, params = make(env_id)
 

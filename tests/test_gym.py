@@ -4,12 +4,12 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from synthetic import UNIT, synthetic_world
 
 import rlrec
 import rlrec.data
 import rlrec.envs.spaces
 from rlrec.envs.gym import InvalidActionError, validate_actions
-from synthetic import UNIT, synthetic_world
 
 MOVIELENS_IDS = [env_id for env_id in rlrec.registered_envs() if env_id.startswith("MovieLens")]
 LARGE_IDS = [env_id for env_id in rlrec.registered_envs() if not env_id.startswith("MovieLens")]

@@ -10,7 +10,6 @@ Each test has its own kernel and folder, so the tests are safe to run in paralle
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys

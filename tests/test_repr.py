@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic import synthetic_catalog, synthetic_env, synthetic_population
 
 from rlrec import _repr
 from rlrec.agents import make_agent
@@ -17,7 +18,6 @@ from rlrec.bench.suite import Suite
 from rlrec.bench.suite_results import Cell, SuiteResult
 from rlrec.rollout.runner import RunResult
 from rlrec.train.trainer import TrainResult
-from synthetic import synthetic_catalog, synthetic_env, synthetic_population
 
 BOUND = 300  # characters; rlrec._repr.LIMIT aims at 240
 ARRAY_CONTENTS = ("[[", "Array(", "array(", "Traced<", "dtype=")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import UNIT, synthetic_catalog, synthetic_env
 
 from rlrec.agents import make_agent
 from rlrec.bench import report
 from rlrec.rollout import run
-from synthetic import UNIT, synthetic_catalog, synthetic_env
 
 # slate_bandit and bandit_env: the synthetic stand-ins of conftest.py (no language model).
 

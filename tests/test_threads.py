@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 
 from rlrec.agents.bandits import LinTS, LinUCB, PopularityAgent, RandomAgent
-from synthetic import UNIT, synthetic_catalog, synthetic_env, synthetic_population
 
 THREADS = 8
 

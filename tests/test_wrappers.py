@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from synthetic import synthetic_catalog, synthetic_env, synthetic_population
 
 from rlrec.envs import spaces
 from rlrec.envs.wrappers import FlattenObservation, LogEnvState, LogWrapper, flatten_observation
-from synthetic import synthetic_catalog, synthetic_population, synthetic_env
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "purejaxrl_ppo.py"
 
@@ -127,9 +127,9 @@ def test_wrappers_forward_the_env_and_refuse_misuse():
     assert wrapped == twin and hash(wrapped) == hash(twin)  # hashable: a static argument of jit
     assert repr(wrapped).startswith("LogWrapper(FlattenObservation(RecEnv(")
     with pytest.raises(AttributeError, match="step_env.*bypass"):
-        wrapped.step_env  # noqa: B018
+        wrapped.step_env
     with pytest.raises(AttributeError, match="no attribute 'slate_sise'.*RecEnv"):
-        wrapped.slate_sise  # noqa: B018
+        wrapped.slate_sise
     with pytest.raises(TypeError, match="lacks reset, step"):
         FlattenObservation(params)
     with pytest.raises(TypeError, match="not a Gymnasium env"):

@@ -24,7 +24,6 @@ from flax import struct
 from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
 
-
 # Logit of padding (and of items already chosen for a slate): finite, so gradients stay finite (0 * -inf is NaN).
 MASKED = -1e9
 

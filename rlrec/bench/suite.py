@@ -17,7 +17,6 @@ from typing import Any
 
 from rlrec.errors import InputError
 
-
 _FILE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")  # a suite's or a variant's name names a folder or a file
 
 # The integers a suite (and the commands' options) take. Counts and sizes become int32 arrays and loop bounds in
@@ -85,8 +84,8 @@ class Suite:
         """Checks names and sizes without building anything (cheap); raises :class:`SuiteError`."""
         from rlrec.agents import AGENTS
         from rlrec.agents.base import check_hyperparameters
-        from rlrec.rollout.modes import MODES
         from rlrec.envs.registry import REGISTRY, check_overrides
+        from rlrec.rollout.modes import MODES
 
         problems = [name_problem("name", self.name)]
         if not isinstance(self.description, str):

@@ -239,7 +239,7 @@ def _compile_ahead_pool():
     from concurrent.futures import ThreadPoolExecutor
 
     # What the threads import, imported here first, so that no thread meets a module another is still running.
-    import rlrec.agents.registry  # noqa: F401
+    import rlrec.agents.registry
     import rlrec.rollout.runner  # noqa: F401
 
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlrec-compile")

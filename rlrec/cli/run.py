@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from rlrec.agents.names import agent_names
+from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.cli import output
 from rlrec.cli.options import (
     ENV_HELP,
@@ -24,7 +25,6 @@ from rlrec.cli.options import (
 from rlrec.cli.output import explain_missing_episodes, fail, print_summaries
 from rlrec.envs.specs import REGISTRY
 from rlrec.errors import PathTakenError
-from rlrec.bench.suite import MAX_COUNT, MAX_SEED
 from rlrec.files import RUN_FORMAT
 
 RUN_FILES = ("summary.csv", "regret.png", "config.json")  # what `rlrec run` writes into its folder
@@ -98,9 +98,9 @@ def run(
     """Run agents on an environment: a table of regret, CTR, diversity and accuracy (95% CI), and a regret plot."""
     from rlrec.agents import AGENTS
     from rlrec.agents.base import check_hyperparameters
-    from rlrec.rollout.modes import MODES
     from rlrec.envs.registry import check_overrides
     from rlrec.files import FolderLock
+    from rlrec.rollout.modes import MODES
 
     agents = agents or ["random", "linucb", "lm-linucb", "oracle"]
     if env_id.removeprefix("rlrec/") not in REGISTRY:
@@ -137,9 +137,9 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
 
     from rlrec.agents import make_agent
     from rlrec.bench import report
-    from rlrec.rollout import run as run_agent
     from rlrec.envs.registry import catalog_extras, make
     from rlrec.files import atomic_write_text
+    from rlrec.rollout import run as run_agent
 
     seeds, steps, mode = settings["seeds"], settings["steps"], settings["mode"]
     env, params = make(env_id, **overrides)

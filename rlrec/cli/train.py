@@ -43,11 +43,12 @@ def train(
     list_hp: Annotated[bool, typer.Option("--list-hp", help="Show the agent's hyperparameters and exit.")] = False,
 ) -> None:
     """Train an agent (DQN/SlateQ, PPO, REINFORCE, ...) with checkpoints, metrics and resume."""
-    from rlrec.agents import AGENTS, hyperparameter_specs
     import json
 
+    from rlrec.agents import AGENTS, hyperparameter_specs
     from rlrec.files import atomic_write_text
-    from rlrec.train.run import EVALUATION_FILE, TrainConfig, evaluate as evaluate_run, run_training
+    from rlrec.train.run import EVALUATION_FILE, TrainConfig, run_training
+    from rlrec.train.run import evaluate as evaluate_run
 
     if agent not in AGENTS:
         fail(f"Unknown agent {agent!r}; choose one of {', '.join(AGENTS)}.")

@@ -30,8 +30,8 @@ from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
 from rlrec.rollout.driver import join, run_chunks
-from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS, SeedPlacement, in_seed_blocks, seed_block, stream_keys
 from rlrec.rollout.modes import MODES, PERSONAL, SHARED
+from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS, SeedPlacement, in_seed_blocks, seed_block, stream_keys
 from rlrec.rollout.steps import personal_step, shared_step, start_users
 
 

@@ -17,7 +17,6 @@ from rlrec.rollout.seeds import init_key
 from rlrec.simulators import choice
 
 
-
 def env_step(env: RecEnv, params: EnvParams, key, env_state, obs, action, extras=None):
     """Steps one user and packs what they taught: ``(next_obs, next_state, transition, info)``."""
     next_obs, next_state, reward, terminated, truncated, info = env.step(key, env_state, action, params)

@@ -7,7 +7,7 @@
 resume; ``evaluate(out_dir)`` scores a saved run on fresh users.
 """
 
-from rlrec.train.checkpoint import CheckpointError, Checkpointer
+from rlrec.train.checkpoint import Checkpointer, CheckpointError
 from rlrec.train.run import TrainConfig, evaluate, load_trained, run_training
 from rlrec.train.trainer import Trainer, TrainResult, train
 

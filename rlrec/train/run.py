@@ -294,8 +294,8 @@ def evaluate(
     overrides). Returns per-trained-seed mean episode returns, CTR and regret, and the settings that give them
     (``iteration``, ``num_seeds``, ``num_steps``, ``seed``): the same settings give the same numbers.
     """
-    from rlrec.rollout.runner import run
     from rlrec.metrics import episode_returns
+    from rlrec.rollout.runner import run
 
     if step is None and (Path(out_dir) / "config.json").exists():  # the latest, named before it is restored
         with Checkpointer(out_dir) as checkpointer:
