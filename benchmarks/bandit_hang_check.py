@@ -49,7 +49,8 @@ def one_run(env_id: str, agent: str, seeds: int, steps: int, timeout: float) -> 
     last = (done.stdout.strip().splitlines() or [""])[-1].split()
     if done.returncode != 0 or not last or last[0] != "ok":
         return {"outcome": "failed", "wall": wall, "error": (done.stderr.strip().splitlines() or ["?"])[-1][:200]}
-    return {"outcome": "ok", "wall": wall, "inside": float(last[1]), "compile": float(last[2]), "regret": float(last[3])}
+    return {"outcome": "ok", "wall": wall, "inside": float(last[1]), "compile": float(last[2]),
+            "regret": float(last[3])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -407,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     linucb_b = make_agent("linucb", env_b)
     alpha, regulariser = float(linucb_b.alpha), float(linucb_b.regulariser)
     checks.append(check_same_learner(env_b, params_b, IncrementalLinUCB(features_b, alpha, regulariser), args.seed))
-    agents_b = {"LinUCB": linucb_b, "LinTS": make_agent("lints", env_b), "epsilon-greedy": make_agent("epsilon-greedy", env_b)}
+    agents_b = {"LinUCB": linucb_b, "LinTS": make_agent("lints", env_b),
+                "epsilon-greedy": make_agent("epsilon-greedy", env_b)}
     rlrec_b = bench_rlrec(env_b, params_b, agents_b, args.slate_seeds, args.slate_steps, args.seed, args.repeats)
     print_rlrec(rlrec_b, args.slate_seeds, args.slate_steps)
     textbook_b = numpy_loop(model_b, TextbookLinUCB(features_b, alpha, regulariser), args.slate_numpy_rounds, args.seed)
@@ -447,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  device: {jax.devices()[0].device_kind} ({jax.default_backend()}), {len(jax.devices())} device(s)")
     for tag, shares in (("(a)", shares_a), ("(b)", shares_b)):
         if shares:
-            summary.append((f"{tag} LinUCB time shares", ", ".join(f"{name} {share:.0%}" for name, share in shares.items())))
+            shown = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+            summary.append((f"{tag} LinUCB time shares", shown))
     summary.append(("checks", "all pass" if all(checks) else "SOME FAILED (see above)"))
     width = max(len(name) for name, _ in summary)
     for name, value in summary:

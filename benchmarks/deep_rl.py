@@ -1,4 +1,4 @@
-"""Deep RL vs myopic policies on the full session setting (budget + leaving), with confidence intervals.
+r"""Deep RL vs myopic policies on the full session setting (budget + leaving), with confidence intervals.
 
 Trains PPO, REINFORCE, DQN and SlateQ (several seeds each, vmapped), freezes each trained seed and evaluates it on
 fresh users (``rlrec.run``, personal mode), next to the best myopic bandit (LinUCB, personal), popularity,
@@ -8,7 +8,8 @@ CTR, and the environment steps per second measured *while training* (after compi
 
     python benchmarks/deep_rl.py                 # the README's table (~35 min on 2 CPU cores)
     python benchmarks/deep_rl.py --quick         # a smoke run (~3 min)
-    python benchmarks/deep_rl.py --agents ppo ppo@old --hp ppo@old:epochs=4 ppo@old:minibatches=4 ppo@old:learning_rate=3e-4 --baselines oracle
+    python benchmarks/deep_rl.py --agents ppo ppo@old \
+        --hp ppo@old:epochs=4 ppo@old:minibatches=4 ppo@old:learning_rate=3e-4 --baselines oracle
 
 ``--agents NAME@TAG`` with ``--hp NAME@TAG:name=value`` trains variants of one agent side by side (as in
 ``benchmarks/train_throughput.py``).
@@ -118,7 +119,8 @@ def main() -> None:
     for name in args.baselines:
         per_group, ctrs = [], []
         for index in range(args.seeds):
-            value, ctr = evaluate(env, params, make_agent(name, env), args.eval_seeds, args.eval_steps, seed=1000 + index)
+            value, ctr = evaluate(env, params, make_agent(name, env), args.eval_seeds, args.eval_steps,
+                                  seed=1000 + index)
             per_group.append(value)
             ctrs.append(ctr)
         rows.append(("myopic oracle" if name == "oracle" else name, per_group, float(np.mean(ctrs)), 0, float("nan")))
@@ -126,7 +128,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"deep_rl-{args.env}.csv"
     print()
-    print(f"{'agent':<15}{'episode return (95% CI over seeds)':>38}{'CTR':>8}{'trained env steps':>20}{'train steps/s':>15}")
+    print(f"{'agent':<15}{'episode return (95% CI over seeds)':>38}{'CTR':>8}{'trained env steps':>20}"
+          f"{'train steps/s':>15}")
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["agent", "episode_return_mean", "ci95_half_width", "per_seed", "ctr", "train_env_steps",

@@ -5,8 +5,8 @@ What it measures (all in the same process, so the printed ratios compare like wi
 1. **Jitted, vmapped env.** ``env.step`` (the auto-resetting functional step, oracle and regret included) under
    ``jax.jit`` + ``jax.vmap`` over users + ``jax.lax.scan`` over steps. The whole rollout is compiled ahead of
    time once (compile time reported separately); a separate call is then timed with ``block_until_ready``.
-   Actions come from a cheap uniformly random slate policy (:func:`rlrec.agents.base.random_distinct_items`), and per-user sums of
-   regret/reward are carried through the scan and printed, so no work can be optimised away.
+   Actions come from a cheap uniformly random slate policy (:func:`rlrec.agents.base.random_distinct_items`),
+   and per-user sums of regret/reward are carried through the scan and printed, so no work can be optimised away.
 2. **Python loop baseline.** The same environment through the Gymnasium adapter
    (``gymnasium.make("rlrec/<id>")``), one user, ``env.step(env.action_space.sample())`` in a plain Python
    loop (reset on done). The ratio jitted/Python is the headline number (target: >= 100x).

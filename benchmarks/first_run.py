@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{base['RLREC_CACHE_DIR']}, scratch {work}")
     try:
         if not args.skip_encode:
-            cold_cache = {**env, "RLREC_CACHE_DIR": str(work / "empty-cache"), "JAX_COMPILATION_CACHE_DIR": str(work / "x0")}
+            cold_cache = {**env, "RLREC_CACHE_DIR": str(work / "empty-cache"),
+                          "JAX_COMPILATION_CACHE_DIR": str(work / "x0")}
             wall, done = timed([sys.executable, "-c", ENCODE, str(work / "cold.npz")], cold_cache)
             inside = float(done.stdout.split()[-1])
             _, _ = timed([sys.executable, "-c", ENCODE, str(work / "cached.npz")], env)

@@ -215,8 +215,8 @@ class FolderLock:
                     ) from None
         except PermissionError as error:
             raise PathPermissionError(
-                f"Cannot lock {self.folder} ({error.strerror}): the folder of this {self.what} must be writable. Choose one "
-                "you can write to."
+                f"Cannot lock {self.folder} ({error.strerror}): the folder of this {self.what} must be writable. "
+                "Choose one you can write to."
             ) from None
         self._lock = lock
         owner = {

@@ -301,7 +301,8 @@ def test_declared_hyperparameters_cover_every_field_and_defaults_are_valid():
         # Every field is declared as exactly one kind: hyperparameter, from the env, or internal.
         kinds = [set(hyperparameter_names(name)) if name in AGENTS else set(), set(env_fields_of(cls)),
                  set(internal_fields_of(cls))]
-        assert sorted(field.name for field in dataclasses.fields(cls)) == sorted(n for kind in kinds for n in kind), name
+        declared = sorted(n for kind in kinds for n in kind)
+        assert sorted(field.name for field in dataclasses.fields(cls)) == declared, name
         assert name not in AGENTS or all(spec.meaning for _, spec in hyperparameter_specs(name).values())
     agent = make_agent("linucb", type("Env", (), {"slate_size": 3, "history_length": 8})(), alpha=1, regulariser=2)
     assert isinstance(agent.alpha, float) and agent.alpha == 1.0 and agent.slate_size == 3

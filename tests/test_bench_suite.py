@@ -313,7 +313,9 @@ def test_one_device_equals_eight_forced_cpu_devices(tiny_run, tmp_path):
     )
     one, eight = read_rows(tiny_run.out / "results.csv"), read_rows(out / "results.csv")
     assert {r["devices"] for r in one} == {"1"} and {r["devices"] for r in eight} == {"8"}
-    assert [(r["env"], r["agent"], r["seed_index"]) for r in one] == [(r["env"], r["agent"], r["seed_index"]) for r in eight]
+    assert [(r["env"], r["agent"], r["seed_index"]) for r in one] == [
+        (r["env"], r["agent"], r["seed_index"]) for r in eight
+    ]
     for column in METRIC_COLUMNS:
         np.testing.assert_allclose(
             [float(r[column]) for r in eight], [float(r[column]) for r in one], rtol=1e-5, atol=1e-6, err_msg=column
@@ -402,7 +404,8 @@ def test_questions_section_and_plot_from_hand_made_cells(tmp_path):
     rate = {"agent": "ask-linucb", "question_schedule": "linear"}
     suite = Suite(name="talk", envs=(env,), agents=("linucb", "ask-linucb", "ask-0", "ask-0.5"), seeds=3, steps=5,
                   variants={"ask-0": {**rate, "question_scale": 0.0}, "ask-0.5": {**rate, "question_scale": 0.5}})
-    regret = {"linucb": [4.0, 5.0, 6.0], "ask-linucb": [3.0, 3.0, 4.0], "ask-0": [3.5, 4.0, 5.0], "ask-0.5": [2.0, 4.0, 6.0]}
+    regret = {"linucb": [4.0, 5.0, 6.0], "ask-linucb": [3.0, 3.0, 4.0], "ask-0": [3.5, 4.0, 5.0],
+              "ask-0.5": [2.0, 4.0, 6.0]}
     asked = {"linucb": [0.0] * 3, "ask-linucb": [2.0, 2.0, 4.0], "ask-0": [0.0] * 3, "ask-0.5": [0.0, 2.0, 2.0]}
     cells = []
     for agent in suite.agents:

@@ -40,11 +40,15 @@ def test_embed_writes_npz(tmp_path, encoder):
     source = tmp_path / "texts.csv"
     source.write_text("sku,description\nA1,a funny cartoon\nB2,a war documentary\n")
     out = tmp_path / "out.npz"
-    result = runner.invoke(app, ["embed", str(source), "--text-column", "description", "--id-column", "sku", "-o", str(out)])
+    result = runner.invoke(
+        app, ["embed", str(source), "--text-column", "description", "--id-column", "sku", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     with np.load(out) as saved:
         assert saved["ids"].tolist() == ["A1", "B2"]
-        np.testing.assert_allclose(saved["embeddings"], encoder.encode(["a funny cartoon", "a war documentary"]), atol=1e-6)
+        np.testing.assert_allclose(
+            saved["embeddings"], encoder.encode(["a funny cartoon", "a war documentary"]), atol=1e-6
+        )
         assert str(saved["model"]) == "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -69,7 +73,9 @@ def test_run_prints_table_and_writes_plot_and_csv(tmp_path, movielens):
     assert "cumulative regret" in result.output and "oracle" in result.output
     assert (out / "regret.png").stat().st_size > 0
     rows = (out / "summary.csv").read_text().splitlines()
-    oracle_regret = [row for row in rows if row.startswith("MovieLens-BanditSlate-v0,oracle,personal,2,6,cumulative_regret,")]
+    oracle_regret = [
+        row for row in rows if row.startswith("MovieLens-BanditSlate-v0,oracle,personal,2,6,cumulative_regret,")
+    ]
     assert oracle_regret and float(oracle_regret[0].split(",")[6]) == 0.0
     config = json.loads((out / "config.json").read_text())
     assert config["agents"] == ["random", "oracle"] and config["seeds"] == 2 and config["steps"] == 6

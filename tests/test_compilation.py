@@ -70,8 +70,9 @@ def test_a_second_process_finds_every_program_in_the_cache(tmp_path):
 
 def test_jax_own_folder_is_respected(tmp_path):
     mine = tmp_path / "jax-own"
-    outcome = run_python(RUN_TWICE.replace("rlrec.run(env", "None and rlrec.run(env").replace(
-        'print("regret", repr(float(result.regret.sum())))', ""), clean_env(tmp_path, JAX_COMPILATION_CACHE_DIR=str(mine)))
+    script = RUN_TWICE.replace("rlrec.run(env", "None and rlrec.run(env").replace(
+        'print("regret", repr(float(result.regret.sum())))', "")
+    outcome = run_python(script, clean_env(tmp_path, JAX_COMPILATION_CACHE_DIR=str(mine)))
     assert outcome["folder"] == str(mine)
 
 

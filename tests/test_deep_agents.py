@@ -107,7 +107,9 @@ def test_training_is_deterministic_and_chunking_invariant():
 def test_item_tree_is_a_balanced_partition():
     env, params = make_probe("one-step")
     params = params.replace(
-        item_features=jax.random.normal(jax.random.key(0), (1000, 8)), item_quality=jnp.zeros(1000), item_appeal=jnp.zeros(1000)
+        item_features=jax.random.normal(jax.random.key(0), (1000, 8)),
+        item_quality=jnp.zeros(1000),
+        item_appeal=jnp.zeros(1000),
     )
     tree = jax.jit(item_tree.build_item_tree)(params)
     leaves = np.asarray(tree.leaves)
@@ -322,7 +324,9 @@ def test_leaf_products_equal_the_direct_gather(users, group):
         similarity = item_tree.leaf_item_similarity(tree, memory, leaves)
         return item_tree.leaf_item_scores(tree, head, similarity, leaves)
 
-    np.testing.assert_allclose(np.asarray(grouped(head, memory)), np.asarray(direct(head, memory)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(grouped(head, memory)), np.asarray(direct(head, memory)), rtol=1e-5, atol=1e-4
+    )
 
     def loss(fn):
         return lambda h, m: jnp.sum(jnp.where(tree.leaves[leaves] >= 0, jnp.tanh(fn(h, m)), 0.0))

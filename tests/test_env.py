@@ -345,8 +345,12 @@ def test_untracked_regret_gives_the_same_users(slate_size):
             def one_step(carry, step_key):
                 obs, state = carry
                 act_key, env_key = jax.random.split(step_key)
-                obs, state, reward, terminated, truncated, info = env.step(env_key, state, policy(act_key, obs, state), params)
-                return (obs, state), (reward, terminated, info["expected_reward"], info["budget"], info["regret"], info["oracle_slate"])
+                obs, state, reward, terminated, truncated, info = env.step(
+                    env_key, state, policy(act_key, obs, state), params
+                )
+                return (obs, state), (
+                    reward, terminated, info["expected_reward"], info["budget"], info["regret"], info["oracle_slate"]
+                )
 
             obs, state = env.reset(key, params)
             return jax.lax.scan(one_step, (obs, state), jax.random.split(key, 60))[1]

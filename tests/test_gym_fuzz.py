@@ -54,7 +54,8 @@ def _expected_slate(action, slate_size, batch=None, distinct=False):
         return None
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         return None
-    shape = (() if slate_size == 1 else (slate_size,)) if batch is None else ((batch,) if slate_size == 1 else (batch, slate_size))
+    one = () if slate_size == 1 else (slate_size,)  # the shape of one slate
+    shape = one if batch is None else (batch, *one)
     if slate_size == 1 and batch is None and array.shape == (1,):
         array = array.reshape(())
     if array.shape != shape:
@@ -62,7 +63,9 @@ def _expected_slate(action, slate_size, batch=None, distinct=False):
     values = array.astype(object)
     if any(v < 0 or v >= ITEMS for v in np.ravel(values)):
         return None
-    if distinct and slate_size > 1 and any(len(set(row)) < slate_size for row in values.reshape(-1, slate_size).tolist()):
+    if distinct and slate_size > 1 and any(
+        len(set(row)) < slate_size for row in values.reshape(-1, slate_size).tolist()
+    ):
         return None
     return array.astype(np.int64)
 

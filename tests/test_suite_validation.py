@@ -154,12 +154,14 @@ COUNT_OPTION = "must be a whole number in [1, 2147483647], got "
     (["ope", "--seed", "4294967296"], "Invalid value for '--seed': " + SEED_OPTION + "4294967296"),
     (["ope", "--seeds", "99999999999999999999"], "Invalid value for '--seeds': must be a whole number in [2, "
                                                  "2147483647], got 99999999999999999999"),
-    (["bench", "--seed", "99999999999999999999"], "Invalid value for '--seed': " + SEED_OPTION + "99999999999999999999"),
+    (["bench", "--seed", "99999999999999999999"],
+     "Invalid value for '--seed': " + SEED_OPTION + "99999999999999999999"),
     (["bench", "--seed", "-1"], "Invalid value for '--seed': " + SEED_OPTION + "-1"),
     (["bench", "--steps", "2147483648"], "Invalid value for '--steps': " + COUNT_OPTION + "2147483648"),
     (["run", "--seed", "99999999999999999999"], "Invalid value for '--seed': " + SEED_OPTION + "99999999999999999999"),
     (["run", "--seed", "-1"], "Invalid value for '--seed': " + SEED_OPTION + "-1"),
-    (["run", "--users", "2147483648", "--mode", "shared"], "Invalid value for '--users': " + COUNT_OPTION + "2147483648"),
+    (["run", "--users", "2147483648", "--mode", "shared"],
+     "Invalid value for '--users': " + COUNT_OPTION + "2147483648"),
     (["run", "--seeds", "0"], "Invalid value for '--seeds': " + COUNT_OPTION + "0"),
     (["run", "--accuracy-k", "-1"], "Invalid value for '--accuracy-k': must be a whole number in [0, 2147483647]"),
     (["run", "--set", "temperature=[1,2]"], "temperature must be one number in [0.001, 10000]"),
@@ -213,7 +215,8 @@ def test_a_suite_named_like_a_path_writes_nothing_outside_runs(no_work, tmp_path
     monkeypatch.chdir(tmp_path / "work")  # runs/bench-x/../../../escaped would be tmp_path/escaped
     line = one_error_line(runner.invoke(app, [command, "--suite", str(path)]))
     assert "'x/../../../escaped' must be letters, digits" in line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json", "work"] and not any((tmp_path / "work").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json", "work"]
+    assert not any((tmp_path / "work").iterdir())
     assert not no_work
 
 

@@ -249,7 +249,9 @@ def suite_markdown(result, confidence: float = 0.95) -> str:
                 text = format_value(*values.get(m, (np.nan, np.nan)), digits=digits.get(m, 3))
                 row.append(f"**{text}**" if agent in best[m] else text)
             lines.append(f"| {agent} | " + " | ".join(row) + " |")
-    backends = sorted({f"{c.info['backend']} ({len(c.info['devices'])} x {c.info['device_kind']})" for c in result.cells})
+    backends = sorted(
+        {f"{c.info['backend']} ({len(c.info['devices'])} x {c.info['device_kind']})" for c in result.cells}
+    )
     seconds, compiling = result.wall_time, result.compile_time
     running = max(seconds - compiling, 1e-9)
     lines += [

@@ -197,7 +197,9 @@ _SILENT = {"conucb-0": {"agent": "conucb", "question_schedule": "never"}}
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         name="quick",
-        description="Bandits on MovieLens, one item and slates of 5, 8 cold-start users x 200 steps (minutes on a laptop CPU).",
+        description=(
+            "Bandits on MovieLens, one item and slates of 5, 8 cold-start users x 200 steps (minutes on a laptop CPU)."
+        ),
         envs=("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0"),
         agents=_BANDITS,
         seeds=8,
@@ -223,7 +225,9 @@ SUITES: dict[str, Suite] = {
         # is one learner on one user; session users still leave when unsatisfied.
         env_overrides={
             env: {"max_steps": 500}
-            for env in ("MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0", "MovieLens-DriftSlate-v0", "IMDB-BanditSlate-v0")
+            for env in (
+                "MovieLens-Bandit-v0", "MovieLens-BanditSlate-v0", "MovieLens-DriftSlate-v0", "IMDB-BanditSlate-v0"
+            )
         },
     ),
     "conversational": Suite(

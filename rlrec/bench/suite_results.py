@@ -138,7 +138,9 @@ def _write_tables(result: SuiteResult) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(result.out / "results.csv", buffer.getvalue())
-    clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows]
+    clean = [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()} for row in rows
+    ]
     atomic_write_text(result.out / "results.json", json.dumps(clean, indent=1) + "\n")
     markdown = report.suite_markdown(result)
     talking = questions.questions_markdown(result)

@@ -153,7 +153,9 @@ def _prepare(suite: Suite, out: Path) -> None:
         try:
             saved = json.loads(config_path.read_text())
         except json.JSONDecodeError as error:
-            raise SuiteError(f"{config_path} is not valid JSON ({error}); delete {out} or choose another --out.") from None
+            raise SuiteError(
+                f"{config_path} is not valid JSON ({error}); delete {out} or choose another --out."
+            ) from None
         if saved.get("format") != FORMAT:
             raise SuiteError(f"{config_path} has format {saved.get('format')!r}, not {FORMAT!r}; choose another --out.")
         different = _differences(_comparable(saved.get("suite", {})), suite_json)

@@ -20,7 +20,9 @@ def bench(
         str, typer.Option("--suite", "-s",
                           help="Built-in suite (quick, standard, conversational) or a JSON file describing one.")
     ] = "quick",
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Run folder (default: runs/bench-SUITE); rerun to resume.")
+    ] = None,
     seeds: Annotated[Optional[int], whole_number_option("Override the suite's seeds per cell.", 1, MAX_COUNT)] = None,
     steps: Annotated[Optional[int], whole_number_option("Override the suite's steps per seed.", 1, MAX_COUNT)] = None,
     seed: Annotated[Optional[int], whole_number_option("Override the suite's root seed.", 0, MAX_SEED)] = None,

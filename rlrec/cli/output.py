@@ -40,7 +40,10 @@ def _fits(table: Table) -> bool:
 
 
 def _fitted_table(
-    first: str, rows: dict[str, dict[str, str]], columns: dict[str, str], styles: dict[tuple[str, str], str] | None = None
+    first: str,
+    rows: dict[str, dict[str, str]],
+    columns: dict[str, str],
+    styles: dict[tuple[str, str], str] | None = None,
 ) -> tuple[Table, list[str]]:
     """One row per name (never cut) and as many of ``columns`` (key -> label, in priority order) as fit the
     console width, each value on one line; returns the table and the labels of the columns left out.

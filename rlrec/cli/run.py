@@ -81,7 +81,9 @@ def run(
     agents: Annotated[Optional[list[str]], typer.Option("--agent", "-a")] = None,  # help: RunCommand's
     seeds: Annotated[int, whole_number_option("Independent seeds (vmapped, sharded over devices).", 1, MAX_COUNT)] = 8,
     steps: Annotated[int, whole_number_option("Steps per seed.", 1, MAX_COUNT)] = 200,
-    mode: Annotated[str, typer.Option(help="personal (one learner per user) or shared (one for a batch).")] = "personal",
+    mode: Annotated[
+        str, typer.Option(help="personal (one learner per user) or shared (one for a batch).")
+    ] = "personal",
     users: Annotated[int, whole_number_option("Users per seed in shared mode.", 1, MAX_COUNT)] = 64,
     seed: Annotated[int, whole_number_option("Root random seed.", 0, MAX_SEED)] = 0,
     accuracy_k: Annotated[
@@ -164,7 +166,9 @@ def _run_and_write(env_id: str, agents: list[str], overrides: dict, hyper: dict,
     out.mkdir(parents=True, exist_ok=True)
     lines = [["env", "agent", "mode", "seeds", "steps", "metric", "mean", "ci95_half_width"]]
     for agent_name, summary in summaries.items():
-        lines += [[env.name, agent_name, mode, seeds, steps, name, mean, half] for name, (mean, half) in summary.items()]
+        lines += [
+            [env.name, agent_name, mode, seeds, steps, name, mean, half] for name, (mean, half) in summary.items()
+        ]
         lines.append([env.name, agent_name, mode, seeds, steps, "wall_time_s", wall_times[agent_name], ""])
     with io.StringIO() as text:
         csv.writer(text).writerows(lines)

@@ -191,8 +191,8 @@ class KeyTerms:
             for index in np.argsort(-counts, kind="stable")[:pairs]:
                 if counts[index] >= min_members:
                     a, b = catalog.genre_names[first[index]], catalog.genre_names[second[index]]
-                    add(f"{a.lower()} {b.lower()} films", np.flatnonzero(genres[:, first[index]] & genres[:, second[index]]),
-                        "genre pair")
+                    add(f"{a.lower()} {b.lower()} films",
+                        np.flatnonzero(genres[:, first[index]] & genres[:, second[index]]), "genre pair")
         if "year" in catalog.metadata.columns:
             years = pd.to_numeric(catalog.metadata["year"], errors="coerce").to_numpy()
             decades = np.floor(years / 10) * 10
@@ -203,7 +203,8 @@ class KeyTerms:
         if "title" in catalog.metadata.columns and titles > 0:
             popular = np.argsort(-catalog.popularity, kind="stable")[:titles]
             for item in popular:
-                add(f"films like {readable_title(str(catalog.metadata['title'].iloc[item]))}", np.zeros(1), "like title")
+                add(f"films like {readable_title(str(catalog.metadata['title'].iloc[item]))}", np.zeros(1),
+                    "like title")
         if not texts:
             raise CatalogError(f"Catalog {catalog.name!r} has no genres, years or titles to build key-terms from; "
                                "pass your own: KeyTerms.from_texts(catalog, texts).")

@@ -57,8 +57,8 @@ def check_vectors(vectors, what: str, *, rows: str = "rows") -> np.ndarray:
     bad = ~np.isfinite(flat).all(axis=1)
     if bad.any():
         raise CatalogError(
-            f"{what}: {_count(int(bad.sum()), rows, ('holds', 'hold'))} NaN or inf (first at row {int(np.argmax(bad))}). Fix or drop "
-            "them."
+            f"{what}: {_count(int(bad.sum()), rows, ('holds', 'hold'))} NaN or inf "
+            f"(first at row {int(np.argmax(bad))}). Fix or drop them."
         )
     zero = ~np.any(flat != 0, axis=1)
     if zero.any():

@@ -99,7 +99,9 @@ def validate_conversational_actions(
     try:
         question = np.asarray(action["question"])
     except (ValueError, TypeError, OverflowError):
-        raise InvalidActionError(f"The question must be an integer key-term index or -1, got {action['question']!r:.80}.") from None
+        raise InvalidActionError(
+            f"The question must be an integer key-term index or -1, got {action['question']!r:.80}."
+        ) from None
     if question.shape != expected or question.dtype == bool or not np.issubdtype(question.dtype, np.integer):
         raise InvalidActionError(f"The question must be an integer with shape {expected} (a key-term index, -1 for "
                                  f"none), got {question.dtype} with shape {question.shape}.")
@@ -239,7 +241,9 @@ class RecGymEnv(gymnasium.Env):
         ``strict_slates=True`` refuses slates that repeat an item (by default a repeat is shown once);
         ``flat_action=True`` takes a conversational action as one integer array (see the module docstring)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InputError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}.")
+            raise InputError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}."
+            )
         self.render_mode = render_mode
         self.strict_slates, self.flat_action = bool(strict_slates), bool(flat_action)
         self.env, self.params = _functional(env_id, functional, overrides)

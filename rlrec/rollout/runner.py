@@ -43,8 +43,9 @@ class RunResult:
     ``ndcg`` and ``diversity`` (intra-list, NaN for single items) are ``(S, T)`` (shared mode: means over the
     batch of users); ``done`` is ``(S, T)`` (shared: number of users whose episode ended); ``slates`` are
     ``(S, T, k)`` or ``(S, T, B, k)`` item ids shown. On conversational envs ``questions`` is ``(S, T)``, 1 where
-    a question was asked (shared mode: the share of users asked), else ``None``. With pinned users (``run(users=...)``) the rows are
-    user-major: row ``u * seeds + s`` is user ``pinned[u * seeds + s]`` with seed ``s`` (:meth:`by_user`).
+    a question was asked (shared mode: the share of users asked), else ``None``. With pinned users
+    (``run(users=...)``) the rows are user-major: row ``u * seeds + s`` is user ``pinned[u * seeds + s]`` with
+    seed ``s`` (:meth:`by_user`).
     """
 
     env_id: str
@@ -146,7 +147,9 @@ def _pinned_rows(users, params: EnvParams, num_seeds: int, mode: str):
     count = int(params.prototype_log_weights.shape[0])
     users = list(range(count)) if isinstance(users, str) and users == "all" else users
     if isinstance(users, str) or not isinstance(users, Sequence | np.ndarray) or len(users) == 0:
-        raise InputError(f"users must be 'all' or a non-empty list of population users (0..{count - 1}), got {users!r}.")
+        raise InputError(
+            f"users must be 'all' or a non-empty list of population users (0..{count - 1}), got {users!r}."
+        )
     chosen = np.asarray(users)
     if chosen.dtype.kind not in "iu" or chosen.ndim != 1 or chosen.min() < 0 or chosen.max() >= count:
         raise InputError(f"users must be population users 0..{count - 1} (the prototypes of params), got {users!r}.")

@@ -135,8 +135,11 @@ class Population:
             if not np.isfinite(noise) or noise < 0:
                 raise CatalogError(f"request_noise must be a finite number >= 0, got {request_noise!r}.")
             if seed is None:
-                raise CatalogError("Deriving requests draws noise: pass seed= (an integer) so the population is reproducible.")
-            if isinstance(requests_per_user, bool) or not isinstance(requests_per_user, (int, np.integer)) or requests_per_user < 1:
+                raise CatalogError(
+                    "Deriving requests draws noise: pass seed= (an integer) so the population is reproducible."
+                )
+            if (isinstance(requests_per_user, bool) or not isinstance(requests_per_user, (int, np.integer))
+                    or requests_per_user < 1):
                 raise CatalogError(f"requests_per_user must be a positive integer, got {requests_per_user!r}.")
             dim = interests.shape[1]
             z = np.random.default_rng(seed).normal(size=(count, int(requests_per_user), dim))

@@ -162,8 +162,9 @@ def run_training(
         raise NotAFolderError(f"{out_dir} is a file, not a folder; choose another --out for the training run.")
     check_folder_command(out_dir, "rlrec train")
     config_path = out_dir / "config.json"
+    taken = f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out."
     if config_path.exists() and not resume:
-        raise PathTakenError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+        raise PathTakenError(taken)
     if resume and not config_path.exists():
         raise CheckpointError(f"Nothing to resume in {out_dir} (no config.json); start a new run without --resume.")
     env, params, agent = config.build()
@@ -172,7 +173,7 @@ def run_training(
     # the holder, instead of interleaving its checkpoints and metrics with the first's.
     with FolderLock(out_dir, "training run"):
         if config_path.exists() and not resume:  # another process started a run here since the check above
-            raise PathTakenError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out.")
+            raise PathTakenError(taken)
         return _train_locked(config, out_dir, resume, progress, env, agent, trainer)
 
 
