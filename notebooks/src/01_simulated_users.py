@@ -321,7 +321,8 @@ print(explain(shown).to_string(index=False))
 
 _, _, _, _, _, info = step(jax.random.key(SEED + 2), state, jnp.asarray(shown), params)
 logits = jnp.asarray(np.asarray(utility)[shown] + np.asarray(params.position_bias))
-print(f"\nP(click) of the random slate: by hand {float(choice.click_probabilities(logits, params.no_click_logit).sum()):.4f}, "
+print(f"\nP(click) of the random slate: by hand "
+      f"{float(choice.click_probabilities(logits, params.no_click_logit).sum()):.4f}, "
       f"env {float(info['expected_reward']):.4f}; best slate (oracle) {float(info['oracle_expected_reward']):.4f}")
 """,
     ),
@@ -414,13 +415,15 @@ def play(policy, key):
         key, step_key = jax.random.split(key)
         item = policy(state)
         obs, state, reward, terminated, truncated, info = session_step(step_key, state, item, session)
-        trace.append((float(reward), float(info["satisfaction"]), float(info["budget"]), float(session.item_appeal[item])))
+        trace.append((float(reward), float(info["satisfaction"]), float(info["budget"]),
+                      float(session.item_appeal[item])))
         if terminated or truncated:  # auto-reset: the state now belongs to a new user
             break
     return np.array(trace)  # (steps, [click, satisfaction, budget, appeal])
 
 policies = {"myopic": myopic, "click + satisfaction": click_and_satisfaction}
-traces = {name: [play(policy, jax.random.key(SEED * 1000 + i)) for i in range(NUM_SESSIONS)] for name, policy in policies.items()}
+traces = {name: [play(policy, jax.random.key(SEED * 1000 + i)) for i in range(NUM_SESSIONS)]
+          for name, policy in policies.items()}
 for name, runs in traces.items():
     steps = np.concatenate(runs)
     clicked = steps[:, 0] > 0

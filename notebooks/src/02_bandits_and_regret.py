@@ -24,7 +24,7 @@ are unknown, and the only way to learn them is to try. We compare the classic st
 and measure each with **regret**: the expected clicks lost compared with an oracle that knows the user's
 hidden taste (see notebook 00). The questions: why do some strategies have regret that grows *linearly* with
 time and others *sublinearly*, and what does a language model buy you at the start?
-""",
+""",  # noqa: E501 - a markdown table row cannot wrap
     ),
     (
         "markdown",
@@ -83,7 +83,8 @@ def plot(labels, title, first=None, smooth=SMOOTH):
         left.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.15, linewidth=0)
         per_step = results[label].regret.mean(axis=0)[:first]
         window = min(smooth, len(per_step))
-        right.plot(steps[window - 1 :], np.convolve(per_step, np.ones(window) / window, "valid"), color=line.get_color())
+        right.plot(steps[window - 1 :], np.convolve(per_step, np.ones(window) / window, "valid"),
+                   color=line.get_color())
     left.set(xlabel="step", ylabel="cumulative regret (expected clicks)", title=title)
     right.set(xlabel="step", ylabel="regret per step", title=f"per-step regret ({window}-step average)")
     right.set_ylim(bottom=0)
@@ -264,7 +265,7 @@ replacement for learning.
 | learning with independent arms on a huge catalog (UCB1) | linear over any realistic horizon | cannot generalise |
 | structured exploration (LinUCB, Thompson sampling, decaying epsilon) | sublinear | exploration fades as uncertainty shrinks |
 | plus a prior from what the user said | lower at the start | cold start solved partly by the LM |
-""",
+""",  # noqa: E501 - a markdown table row cannot wrap
     ),
     (
         "markdown",

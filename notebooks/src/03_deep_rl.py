@@ -284,7 +284,8 @@ the hidden taste). Looking ahead is what the discount buys.
 
 ```python
 myopic_ppo = make_agent("ppo", env, gamma=0.0)
-run = train(env, params, myopic_ppo, num_iterations=PPO_ITERATIONS, num_seeds=TRAIN_SEEDS, num_users=PPO_USERS, seed=SEED)
+run = train(env, params, myopic_ppo, num_iterations=PPO_ITERATIONS, num_seeds=TRAIN_SEEDS, num_users=PPO_USERS,
+            seed=SEED)
 evaluate("PPO, gamma=0", Frozen.of(myopic_ppo, run.agent_state(0)))
 ```
 </details>

@@ -22,7 +22,7 @@ This notebook measures, for several agents on the same users:
 | novelty | one user | mean $-\log_2$ (popularity share) of shown movies: high for rarely rated movies |
 
 and asks: what does low regret cost in diversity, and when does diversity *help* regret?
-""",
+""",  # noqa: E501 - a markdown table row cannot wrap
     ),
     (
         "markdown",
@@ -219,7 +219,8 @@ settings = {
     "no dynamics": params,
     "boredom only": rlrec.make(ENV_ID, max_steps=NUM_STEPS, boredom_weight=2.0, boredom_decay=0.8)[1],
     "drift only": rlrec.make(ENV_ID, max_steps=NUM_STEPS, drift_rate=0.1)[1],
-    "drift + boredom": rlrec.make(ENV_ID, max_steps=NUM_STEPS, drift_rate=0.1, boredom_weight=2.0, boredom_decay=0.8)[1],
+    "drift + boredom": rlrec.make(ENV_ID, max_steps=NUM_STEPS, drift_rate=0.1, boredom_weight=2.0,
+                                  boredom_decay=0.8)[1],
 }
 agents = {"oracle": make_agent("oracle", env), "text-match": make_agent("text-match", env),
           "LinUCB alpha=0.3": make_agent("linucb", env)}
@@ -306,7 +307,8 @@ class DiverseLinUCB(LinUCB):
 diverse = DiverseLinUCB(slate_size=env.slate_size, label="diverse LinUCB", lam=1.0)
 for name, setting in [("no dynamics", params), ("drift + boredom", settings["drift + boredom"])]:
     result = rlrec.run(env, setting, diverse, num_seeds=NUM_SEEDS, num_steps=NUM_STEPS, seed=SEED)
-    print(name, "regret", result.cumulative_regret()[:, -1].mean().round(1), "ILD", np.nanmean(result.diversity).round(3))
+    print(name, "regret", result.cumulative_regret()[:, -1].mean().round(1),
+          "ILD", np.nanmean(result.diversity).round(3))
 ```
 
 Expect clearly higher ILD than plain LinUCB. Without

@@ -112,7 +112,7 @@ for text in ("war films", "comedies", "animated films", "films from the 1950s", 
 The asking agents follow ConUCB's schedule: by step $t$ they have asked $b(t) = 5\lfloor\ln t\rfloor$
 questions, at most one per step (15 questions over 50 steps). Critiques (after a slate with no click) are
 heard too: the LM-native agents treat one as an observation along the critique's embedding; ConUCB ignores them.
-""",
+""",  # noqa: E501 - a markdown table row cannot wrap
     ),
     (
         "code",
@@ -127,7 +127,8 @@ def run(label, agent, env=env, params=params, quiet=False):
     result = results[label]
     if not quiet:
         print(f"{label:>22}: cumulative regret {result.cumulative_regret()[:, -1].mean():6.2f}, "
-              f"{result.questions.sum(axis=1).mean():5.1f} questions per user   ({time.perf_counter() - started:.1f} s)")
+              f"{result.questions.sum(axis=1).mean():5.1f} questions per user   "
+              f"({time.perf_counter() - started:.1f} s)")
 
 
 for name in ("linucb", "ask-random", "ask-linucb", "conucb"):
