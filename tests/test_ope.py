@@ -4,7 +4,7 @@ The policies' probabilities against an enumeration of every slate of a 5-item ca
 policies; logging; the exact truth against running the target; the estimators' unbiasedness end to end; policies
 by name; the agents' item scores. Small synthetic worlds (tests/synthetic.py), fixed seeds; every statistical
 check states its budget (SIGMA standard errors). Compilation dominates the time, so the worlds and the log
-shapes are shared: every 1-item log has blocks of ROUNDS users (collect's BLOCK_USERS set to it for longer
+shapes are shared: every 1-item log has blocks of ROUNDS users (rlrec.ope.blocks.USERS set to it for longer
 logs, which the log does not depend on).
 """
 
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from synthetic import synthetic_env
 
+from rlrec import ope
 from rlrec.agents.bandits import REQUEST_ITEM, LinTS, LinUCB, PopularityAgent, TextMatchAgent
 from rlrec.agents.registry import make_agent
-from rlrec import ope
-from rlrec.ope import collect, collector, evaluate, make_policy, on_policy_value, policies, true_value
+from rlrec.ope import blocks, collect, evaluate, make_policy, on_policy_value, policies, true_value
 from rlrec.ope.specs import parse_policy
 from rlrec.ope.truth import restore_states, slate_value
 
@@ -72,7 +72,7 @@ def slates10():
 def collect_in_blocks(env, params, behaviour, num_rounds, *, seed):
     """``collect`` with blocks of ROUNDS users: longer logs reuse the compiled block of the ROUNDS-round ones."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(collector, "BLOCK_USERS", ROUNDS)
+        patch.setattr(blocks, "USERS", ROUNDS)
         return collect(env, params, behaviour, num_rounds, seed=seed)
 
 
@@ -586,7 +586,7 @@ def test_deterministic_slates_dedup_equals_each_round(items20, slates10, uniform
         obs = {name: value[rows] for name, value in log.observations().items()}
         each = np.asarray(_slates_each(policy, obs, params))
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(policies, "SLATE_BLOCK", 16)
+            patch.setattr(blocks, "ROUNDS", 16)
             np.testing.assert_array_equal(policies.deterministic_slates(policy, obs, params), each)
         assert len(np.unique(each, axis=0)) > 1
     with pytest.raises(ValueError, match="not deterministic"):

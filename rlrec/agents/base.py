@@ -226,13 +226,24 @@ def slot_rewards(clicked_slot: jax.Array, slate_size: int) -> jax.Array:
     return (jnp.arange(slate_size) == clicked_slot).astype(jnp.float32)
 
 
-def top_k_slate(scores: jax.Array, slate_size: int, *, exact_ties: bool = True) -> jax.Array:
+# Scale of the noise that breaks ties between equal scores: far below any difference of scores that matters.
+TIE_BREAK_SCALE = 1e-6
+
+
+def top_k_slate(scores: jax.Array, slate_size: int, *, key: chex.PRNGKey | None = None,
+                exact_ties: bool = True) -> jax.Array:
     """The ``slate_size`` best-scoring items, best first (scalar item when ``slate_size == 1``).
 
-    ``exact_ties=False`` takes the faster two-level :func:`rlrec.simulators.choice.top_k` (the same items, except
-    that among exactly equal scores another may be taken than ``lax.top_k``'s lowest index).
+    With ``key``, ties are broken at random: ``TIE_BREAK_SCALE`` times noise in ``[0, 1)`` is added to every
+    score first. ``exact_ties=True`` takes ``lax.top_k`` (among equal scores, the lowest index) and
+    ``jax.random.uniform`` noise; ``exact_ties=False`` the faster two-level :func:`rlrec.simulators.choice.top_k`
+    (the same items, except among exactly equal scores) and the cheaper :func:`tie_breaks`. The two draw different
+    numbers from one key, so each agent keeps the one it was measured with.
     """
     chex.assert_rank(scores, 1)
+    if key is not None:
+        noise = jax.random.uniform(key, scores.shape) if exact_ties else tie_breaks(key, scores.shape[0])
+        scores = scores + TIE_BREAK_SCALE * noise
     _, items = jax.lax.top_k(scores, slate_size) if exact_ties else choice.top_k(scores, slate_size)
     items = items.astype(jnp.int32)
     return items[0] if slate_size == 1 else items
@@ -243,8 +254,7 @@ def tie_breaks(key: chex.PRNGKey, count: int) -> jax.Array:
 
     One 32-bit draw from ``key``, then each index hashed with it by MurmurHash3's finaliser (a bijective mixer):
     about ten integer operations per item instead of ``jax.random.uniform``'s threefry rounds, which cost more
-    than scoring the catalog itself (a linear bandit on 9,066 items spent most of its time drawing them). Good
-    enough to order ties at random; not for sampling.
+    than scoring the catalog itself. Good enough to order ties at random; not for sampling.
     """
     seed = jax.random.bits(key, (), jnp.uint32)
     h = jnp.arange(count, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9) + seed

@@ -43,7 +43,7 @@ from rlrec.agents.bandits import (
     score_items,
     square_root_update,
 )
-from rlrec.agents.base import Agent, Transition, as_slate, hyperparameter, tie_breaks, top_k_slate
+from rlrec.agents.base import Agent, Transition, as_slate, hyperparameter, top_k_slate
 from rlrec.envs.conversation import NO_QUESTION, ConversationalEnv
 from rlrec.envs.recsys import bandit_features
 from rlrec.errors import InputError
@@ -196,7 +196,7 @@ class ConUCB(AskingAgent):
 
     def act(self, key, state, obs, env_params):
         scores = self.scores(state, env_params)
-        slate = top_k_slate(scores + 1e-6 * tie_breaks(key, scores.shape[0]), self.slate_size, exact_ties=False)
+        slate = top_k_slate(scores, self.slate_size, key=key, exact_ties=False)
         question = jnp.where(self.asks(state), jnp.argmax(self.question_scores(state, env_params)), NO_QUESTION)
         return {"slate": slate, "question": question.astype(jnp.int32)}
 

@@ -19,8 +19,12 @@ from rlrec import _repr
 from rlrec.agents import item_tree, networks, returns
 from rlrec.agents.base import Transition, as_slate, from_env, hyperparameter, random_slate
 from rlrec.agents.deep import DeepAgent, flatten_leading
-from rlrec.envs.recsys import bandit_features, blank_observation
+from rlrec.envs.recsys import HISTORY_LENGTH, bandit_features, blank_observation
 from rlrec.errors import InputError
+
+# SlateQ's click logits are clipped to +-LOGIT_CLIP: the weights exp(logit - max) and exp(-max) then stay finite
+# in float32 (exp overflows past 88), and sigmoid(30) is already 1 there.
+LOGIT_CLIP = 30.0
 
 
 class DQNState(struct.PyTreeNode):
@@ -40,23 +44,23 @@ class DQN(DeepAgent):
     """Double DQN with a target network, a replay buffer (flashbax) and a linear epsilon schedule.
 
     Single items: ``Q(s, i)`` is the tower's score of item ``i``; the greedy action is the best-scoring item
-    (searched in the ``beam`` best leaves of the item tree, or the whole catalog with ``beam=0``), and the target is ``r + gamma Q_target(s', argmax_i Q(s', i))`` (bootstrapped on
-    truncation, not when the user left).
+    (searched in the ``beam`` best leaves of the item tree, or the whole catalog with ``beam=0``), and the target
+    is ``r + gamma Q_target(s', argmax_i Q(s', i))`` (bootstrapped on truncation, not when the user left).
 
-    Slates (``slate_size > 1``, or ``decomposed=True``): **SlateQ**. Two heads score every item: ``Qbar(s, i)``, the long-term value
-    of the user clicking ``i``, and ``v(s, i)``, a click logit (a learnt multinomial-logit choice model with a
-    no-click option of logit 0, fitted by maximum likelihood on the observed clicks). The tower's value
-    output is the long-term value of no click. ``Q(s, A) = P(none | A) V_none(s) + sum_i P(i | A) Qbar(s,
-    i)``; the slate shown maximises it exactly (Dinkelbach's method, see :meth:`_select`; not SlateQ's top-k
-    heuristic, which favours clickbait); ``Qbar`` learns only from the clicked item, with the next slate
-    chosen greedily by the online network (double Q).
+    Slates (``slate_size > 1``, or ``decomposed=True``): **SlateQ**. Two heads score every item: ``Qbar(s, i)``, the
+    long-term value of the user clicking ``i``, and ``v(s, i)``, a click logit (a learnt multinomial-logit choice
+    model with a no-click option of logit 0, fitted by maximum likelihood on the observed clicks). The tower's value
+    output is the long-term value of no click. ``Q(s, A) = P(none | A) V_none(s) + sum_i P(i | A) Qbar(s, i)``; the
+    slate shown maximises it exactly (Dinkelbach's method, see :meth:`_select`; not SlateQ's top-k heuristic, which
+    favours clickbait); ``Qbar`` learns only from the clicked item, with the next slate chosen greedily by the
+    online network (double Q).
     """
 
     # Defaults tuned on MovieLens-Session-v0 (benchmarks/deep_rl.py, benchmarks/README.md), where the value of
     # keeping a user (budget, hence session length) shows only several steps after the choice and the budget
-    # is hidden: long rollouts with 10-step returns, gamma 0.99 (gamma 0.95 plateaued near the myopic policy),
-    # 8 gradient steps per rollout at learning rate 1e-3, and epsilon down to 0.01 (a uniformly random item
-    # wastes a step of the user's budget, and every 10-step return containing one is biased low).
+    # is hidden: long rollouts with 10-step returns, gamma 0.99, 8 gradient steps per rollout at learning rate
+    # 1e-3, and epsilon down to 0.01 (a uniformly random item wastes a step of the user's budget, and every
+    # 10-step return containing one is biased low).
     rollout_length: int = hyperparameter(16, "steps of every user collected before each update", low=1, high=1e6)
     buffer_size: int = hyperparameter(50_000, "replay buffer capacity (transitions)", low=1, high=1e9)
     batch_size: int = hyperparameter(256, "transitions per gradient step", low=1, high=1e7)
@@ -78,11 +82,12 @@ class DQN(DeepAgent):
     decomposed: bool = hyperparameter(False, "SlateQ decomposition (required for slates)")
     # Greedy actions (acting and the double-DQN target) search the best `beam` leaves of the item tree:
     # O((C + beam L) d) instead of O(N d) per user; 0: exact argmax over the whole catalog.
-    beam: int = hyperparameter(8, "item-tree leaves searched for greedy actions (0: the whole catalog)", low=0, high=1e6)
+    beam: int = hyperparameter(8, "item-tree leaves searched for greedy actions (0: the whole catalog)", low=0,
+                               high=1e6)
     # n-step returns, computed within each rollout of rollout_length steps (1: one-step TD). Uncorrected for
     # exploration, as in Rainbow: slightly biased toward the behaviour policy, much faster credit assignment.
     n_step: int = hyperparameter(10, "steps of the n-step return (1: one-step TD)", low=1, high=1e6)
-    history_length: int = from_env(8)  # the env's: the replay buffer stores observations of its layout
+    history_length: int = from_env(HISTORY_LENGTH)  # the env's: the replay buffer stores observations of its layout
     # SlateQ slates (k > 1): Dinkelbach iterations of the exact slate argmax (each one a top-k; it converges
     # in a handful).
     dinkelbach_steps: int = hyperparameter(4, "iterations of SlateQ's exact slate argmax", low=1, high=1e4)
@@ -174,19 +179,18 @@ class DQN(DeepAgent):
         ignores that, next to a no-click option, the click probability saturates, so a large click logit
         (clickbait) outweighs any difference in ``Qbar``; for ``k = 1`` it is not even the argmax of SlateQ's own
         ``Q(s, i)``. Dinkelbach's iterations increase ``lambda`` monotonically and stop at the maximiser in a few
-        steps (``dinkelbach_steps``; checked against brute force in tests/test_deep_agents.py). On
-        MovieLens-Session-v0 this alone did not lift SlateQ (the hyperparameters did, see benchmarks/README.md),
-        but it is the argmax the double-Q target assumes.
+        steps (``dinkelbach_steps``; checked against brute force in tests/test_deep_agents.py), and it is the
+        argmax the double-Q target assumes.
         """
         valid = jnp.ones(scores.shape[1], bool) if valid is None else valid
         if not self.decomposed:
             return jax.lax.top_k(jnp.where(valid, scores[0], -jnp.inf), self.slate_size)[1]
-        value, logit = scores[0], jnp.clip(scores[1], -30.0, 30.0)
+        value, logit = scores[0], jnp.clip(scores[1], -LOGIT_CLIP, LOGIT_CLIP)
         if self.slate_size == 1:
             gain = jax.nn.sigmoid(logit) * (value - none_value)
             return jax.lax.top_k(jnp.where(valid, gain, -jnp.inf), 1)[1]
-        weight = jnp.exp(logit - jnp.max(jnp.where(valid, logit, -30.0)))  # rescaled: the no-click weight too
-        none_weight = jnp.exp(-jnp.max(jnp.where(valid, logit, -30.0)))
+        weight = jnp.exp(logit - jnp.max(jnp.where(valid, logit, -LOGIT_CLIP)))  # rescaled: the no-click weight too
+        none_weight = jnp.exp(-jnp.max(jnp.where(valid, logit, -LOGIT_CLIP)))
 
         def step(_, carry):
             slate_value, _ = carry
@@ -209,7 +213,7 @@ class DQN(DeepAgent):
         # Leaves ranked as single items by their centroid's scores (for SlateQ: the k = 1 criterion).
         centroid = self._item_scores(outputs, memory, env_params, tree=tree)
         if self.decomposed:
-            leaf_rank = jax.nn.sigmoid(jnp.clip(centroid[1], -30.0, 30.0)) * (centroid[0] - none_value)
+            leaf_rank = jax.nn.sigmoid(jnp.clip(centroid[1], -LOGIT_CLIP, LOGIT_CLIP)) * (centroid[0] - none_value)
         else:
             leaf_rank = centroid[0]
         _, leaves = jax.lax.top_k(leaf_rank, beam)
@@ -238,7 +242,7 @@ class DQN(DeepAgent):
         outputs, memory = self.tower(state.params, obs, env_params)
         if self.deterministic:
             return self._greedy(outputs, memory, env_params, state.tree), {}
-        explore_key, random_key, _ = jax.random.split(key, 3)  # three, as when a third drove exploration noise
+        explore_key, random_key, _ = jax.random.split(key, 3)  # the third is unused
         greedy = self._greedy(outputs, memory, env_params, state.tree)
         random = random_slate(random_key, env_params.item_features.shape[0], self.slate_size)
         explore = jax.random.uniform(explore_key) < self.epsilon(state)

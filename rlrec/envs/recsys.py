@@ -18,6 +18,10 @@ from rlrec.envs import spaces
 from rlrec.errors import InputError
 from rlrec.simulators import choice, dynamics, population
 
+# Steps of history an observation carries by default: every observation and replay buffer grows with it, and the
+# deep agents' summary of it decays by 0.8 a step (history_decay), so the oldest step already weighs 0.8^7 = 0.21.
+HISTORY_LENGTH = 8
+
 
 @struct.dataclass
 class EnvParams:
@@ -156,6 +160,16 @@ def bandit_features(env_params: Any) -> jax.Array:
     )
 
 
+def click_utility(params: EnvParams, match: jax.Array, memory_match: jax.Array, quality: jax.Array,
+                  appeal: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(utility, match, boredom)`` of items from their ``match = <u, e_i>``, ``memory_match = <m, e_i>``, quality
+    and appeal: ``v_i = affinity_weight match + quality_weight q_i + appeal_weight a_i - boredom_i`` (before
+    position bias), with ``boredom_i = boredom_weight relu(memory_match)``; every item's or a slate's alike."""
+    boredom = params.boredom_weight * jax.nn.relu(memory_match)
+    utility = params.affinity_weight * match + params.quality_weight * quality + params.appeal_weight * appeal - boredom
+    return utility, match, boredom
+
+
 def display_name(default: str) -> Any:
     """The ``name`` field of an env class: shown in tables, left out of ``==`` and ``hash`` (so out of every compiled
     program: the env is a static argument of ``jax.jit``), so envs that differ only in name share programs."""
@@ -192,7 +206,7 @@ class RecEnv:
     """
 
     slate_size: int = 1
-    history_length: int = 8
+    history_length: int = HISTORY_LENGTH
     choice_model: str = choice.MNL
     name: str = display_name("RecEnv")
     track_regret: bool = True
@@ -239,30 +253,15 @@ class RecEnv:
         # One pass over the catalog for interest and memory, laid out (2, N): under vmap each user's scores
         # are contiguous, so XLA does not transpose a (N, users x 2) matrix.
         scores = jnp.stack([state.interest, state.memory]) @ params.item_features.T
-        match = scores[0]
-        boredom = params.boredom_weight * jax.nn.relu(scores[1])
-        utility = (
-            params.affinity_weight * match
-            + params.quality_weight * params.item_quality
-            + params.appeal_weight * params.item_appeal
-            - boredom
-        )
-        return utility, match, boredom
+        return click_utility(params, scores[0], scores[1], params.item_quality, params.item_appeal)
 
     def slate_utilities(
         self, state: EnvState, slate: jax.Array, params: EnvParams
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """:meth:`item_utilities` of the ``(k,)`` items of ``slate`` only: ``O(k d)`` work."""
         features = params.item_features[slate]
-        match = features @ state.interest
-        boredom = params.boredom_weight * jax.nn.relu(features @ state.memory)
-        utility = (
-            params.affinity_weight * match
-            + params.quality_weight * params.item_quality[slate]
-            + params.appeal_weight * params.item_appeal[slate]
-            - boredom
-        )
-        return utility, match, boredom
+        return click_utility(params, features @ state.interest, features @ state.memory, params.item_quality[slate],
+                             params.item_appeal[slate])
 
     def slot_click_probabilities(self, slate_utility: jax.Array, shown: jax.Array, params: EnvParams) -> jax.Array:
         """``(k,)`` the click probability of each slot of a slate whose items have utilities ``slate_utility``

@@ -22,7 +22,7 @@ from rlrec.data import Catalog, load_catalog
 from rlrec.data.key_terms import Critiques, KeyTerms
 from rlrec.data.preprocessing import standardise
 from rlrec.envs.conversation import ConversationalEnv, ConversationalParams
-from rlrec.envs.recsys import EnvParams, RecEnv, bandit_features
+from rlrec.envs.recsys import HISTORY_LENGTH, EnvParams, RecEnv, bandit_features
 from rlrec.envs.specs import (  # noqa: F401  (re-exported)
     CONVERSATION_SETTINGS,
     REGISTRY,
@@ -203,13 +203,16 @@ def overrides_of(env_id: str) -> list[Override]:
     from rlrec.data.builtin import BUILTIN_CATALOGS
 
     rows = [
-        Override("slate_size", spec.slate_size, "a whole number >= 1, at most the catalog size", "items shown per step"),
-        Override("history_length", 8, "a whole number >= 1", "recent consumed items the agent observes"),
+        Override("slate_size", spec.slate_size, "a whole number >= 1, at most the catalog size",
+                 "items shown per step"),
+        Override("history_length", HISTORY_LENGTH, "a whole number >= 1",
+                 "recent consumed items the agent observes"),
         Override("choice_model", choice.MNL, " or ".join(choice.CHOICE_MODELS), "how a user picks from a slate"),
         Override("track_regret", True, "True or False", "compute the oracle and regret (False: faster training)"),
         Override("catalog", spec.catalog, " or ".join(sorted(BUILTIN_CATALOGS)) + " (Python: a Catalog)",
                  "the items"),
-        Override("dim", DEFAULT_DIM, "a whole number >= 1, or None (the LM's own)", "PCA dimension of the simulator space"),
+        Override("dim", DEFAULT_DIM, "a whole number >= 1, or None (the LM's own)",
+                 "PCA dimension of the simulator space"),
         Override("model_path", None, "a transformers model folder", "the LM (default: all-MiniLM-L6-v2)"),
         Override("population", None, "Python only: a Population", "the users (default: the 671 MovieLens raters)"),
     ]
@@ -337,7 +340,7 @@ def make(env_id: str, **overrides: Any) -> tuple[RecEnv, EnvParams]:
     check_overrides(env_id, overrides)
 
     slate_size = overrides.pop("slate_size", spec.slate_size)
-    history_length = overrides.pop("history_length", 8)
+    history_length = overrides.pop("history_length", HISTORY_LENGTH)
     choice_model = overrides.pop("choice_model", choice.MNL)
     track_regret = overrides.pop("track_regret", True)
     dim_given = "dim" in overrides

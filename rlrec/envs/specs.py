@@ -12,13 +12,9 @@ from typing import Any
 SETTINGS: dict[str, dict[str, Any]] = {
     "bandit": {"max_steps": 200},
     "drift": {"max_steps": 200, "drift_rate": 0.1, "boredom_weight": 2.0, "boredom_decay": 0.8},
-    # Tuned so that maximising the next click is clearly not maximising the session. Popular items are strong
-    # clickbait (appeal_weight 4) and satisfying items refill the budget (refund 2 per fully satisfying click),
-    # so the myopic oracle (best next click, reading the hidden taste) gets ~8.9 clicks per episode while a
-    # heuristic that reads only the request and the history and weighs satisfaction gets ~10.7, and the same
-    # heuristic with the hidden taste ~13.7 (MovieLens, single item): a learner that looks ahead can beat the
-    # myopic oracle without seeing hidden state. See tests/test_env.py::test_session_setting_rewards_looking_ahead
-    # and benchmarks/deep_rl.py.
+    # Tuned so that maximising the next click is not maximising the session: popular items are strong clickbait
+    # (appeal_weight 4) and satisfying items refill the budget (refund 2 per fully satisfying click), so a learner
+    # that looks ahead beats the myopic oracle without seeing hidden state (benchmarks/README.md, "Tuning history").
     "session": {
         "max_steps": 100,
         "drift_rate": 0.05,
@@ -35,9 +31,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 # The conversation's knobs per setting (rlrec.envs.conversation.ConversationalParams): in the session setting a
-# question costs a tenth of a step's patience. Asking at every step then shortens sessions (MovieLens slates, 128
-# users x 50 steps: 6.30 clicks per user against 6.93 never asking); free questions lengthen them (7.09), and the
-# break-even lies near 0.02 (notebooks/src/05_conversation.py).
+# question costs a tenth of a step's patience: enough that asking at every step shortens sessions, not so much
+# that every question is ruinous (benchmarks/README.md, "Tuning history").
 CONVERSATION_SETTINGS: dict[str, dict[str, Any]] = {"bandit": {}, "session": {"question_cost": 0.1}}
 
 

@@ -25,14 +25,10 @@ from rlrec import _memory, _progress
 from rlrec.agents.base import slot_rewards
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
+from rlrec.ope import blocks
 from rlrec.ope.log import OBSERVATION_FIELDS, ROUND_LAYOUT, Log, is_whole_number
 from rlrec.ope.policies import Policy
 from rlrec.rollout.seeds import RUNNER_COMPILER_OPTIONS
-
-# Users per compiled block: bounds the memory of one block's per-round outputs (the history dominates), and of
-# a Monte Carlo behaviour's draws (one (N,) draw per user at a time).
-BLOCK_USERS = 8192
-MONTE_CARLO_BLOCK_USERS = 1024
 
 # A seed's independent key streams: the log (users, the behaviour's draws, clicks), the truth's Monte Carlo draws,
 # the estimators' (Monte Carlo targets) and a target's training users. Each is fold_in(key(seed), stream), and
@@ -187,6 +183,15 @@ def round_bytes(env: RecEnv, params: EnvParams, behaviour: Policy) -> int:
     return total + sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
 
 
+def block_users(env: RecEnv, params: EnvParams, behaviour: Policy, steps_per_user: int) -> int:
+    """User streams per compiled block of :func:`collect`: each holds its rounds' outputs and, for a Monte Carlo
+    behaviour, one ``(N,)`` float32 draw at a time."""
+    per_user = steps_per_user * round_bytes(env, params, behaviour)
+    if behaviour.samples:
+        return blocks.rows_per_block(per_user + 4 * env.num_items(params), blocks.MONTE_CARLO_USERS)
+    return blocks.rows_per_block(per_user, blocks.USERS)
+
+
 def check_memory(env: RecEnv, params: EnvParams, behaviour: Policy, num_rounds: int, *,
                  steps_per_user: int = 1) -> None:
     """Raises :class:`~rlrec.errors.InputError`, naming the largest size that fits, when :func:`collect`'s
@@ -199,7 +204,7 @@ def check_memory(env: RecEnv, params: EnvParams, behaviour: Policy, num_rounds: 
     if available is None:
         return
     per_user = steps_per_user * round_bytes(env, params, behaviour)
-    block = MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS
+    block = block_users(env, params, behaviour, steps_per_user)
 
     def needed(users: int) -> int:
         return (2 * users + min(users, block)) * per_user
@@ -258,17 +263,17 @@ def collect(
         )
     check_memory(env, params, behaviour, num_rounds, steps_per_user=steps_per_user)
     num_users = num_rounds // steps_per_user
-    block = min(num_users, MONTE_CARLO_BLOCK_USERS if behaviour.samples else BLOCK_USERS)
-    blocks = math.ceil(num_users / block)
+    block = min(num_users, block_users(env, params, behaviour, steps_per_user))
+    num_blocks = math.ceil(num_users / block)
     # The log needs no oracle: skipping it makes a step O(k d) instead of O(N d), and changes no click.
     program_env = dataclasses.replace(env, track_regret=False)
     root = stream_key(seed, LOG)
-    display = _progress.Progress(blocks, f"logging {behaviour.name} on {env.name}", "block") \
+    display = _progress.Progress(num_blocks, f"logging {behaviour.name} on {env.name}", "block") \
         if _progress.wanted(progress) else None
     pieces = []
     started = time.perf_counter()
     try:
-        for index in range(blocks):
+        for index in range(num_blocks):
             users = jnp.arange(index * block, (index + 1) * block, dtype=jnp.int32)
             rounds = _collect_block(users, root, params, behaviour, env=program_env, steps=steps_per_user)
             pieces.append(jax.tree.map(np.asarray, rounds))

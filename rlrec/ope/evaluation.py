@@ -20,14 +20,11 @@ from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
 from rlrec.ope import estimators as est
 from rlrec.ope import reward_model
+from rlrec.ope.blocks import target_rounds
 from rlrec.ope.collector import EVALUATE, check_log, check_policy, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates, in_slate, matching_prefix
 from rlrec.ope.pseudo_inverse import PI_KINDS, pi_weights
-from rlrec.ope.truth import monte_carlo_block
-
-# Rounds per compiled block of the target's probabilities (bounds the (block, k, N) arrays of stochastic targets).
-BLOCK_ROUNDS = 4096
 
 
 @functools.partial(jax.jit, static_argnames=("greedy",))
@@ -98,7 +95,7 @@ def estimator_inputs(env: RecEnv, params: EnvParams, log: Log, target: Policy, *
     obs = log.observations()
     keys = jax.random.split(stream_key(seed, EVALUATE), log.num_rounds)
     target_slates = deterministic_slates(target, obs, params) if target.deterministic else None
-    rows = BLOCK_ROUNDS if target.deterministic else monte_carlo_block(log.slate_size, log.num_items)
+    rows = target_rounds(log.slate_size, log.num_items, target.deterministic)
     parts = []
     for start in range(0, log.num_rounds, rows):
         cut = slice(start, start + rows)

@@ -28,6 +28,7 @@ from flax import struct
 from rlrec.agents.base import Agent, as_slate, random_distinct_items, top_k_slate
 from rlrec.agents.pytree import ClassKeyed
 from rlrec.errors import InputError
+from rlrec.ope import blocks
 
 _NEG_INF = -jnp.inf
 
@@ -322,10 +323,6 @@ class Sampled(Policy):
         return _count_marginals(draw, key, self.draws, self.slate_size, params.item_features.shape[0]) / self.draws
 
 
-# Rounds per compiled block of deterministic_slates.
-SLATE_BLOCK = 4096
-
-
 @jax.jit
 def _slates_block(obs, params, policy):
     return jax.vmap(lambda ob: policy.sample(jax.random.key(0), ob, params))(obs)
@@ -347,7 +344,8 @@ def deterministic_slates(policy: Policy, obs: dict, params: Any) -> np.ndarray:
         _, first, inverse = np.unique(obs["request"], axis=0, return_index=True, return_inverse=True)
         obs = {name: value[first] for name, value in obs.items()}
     count = obs["request"].shape[0]
-    blocks = [np.asarray(_slates_block({name: value[start:start + SLATE_BLOCK] for name, value in obs.items()},
-                                       params, policy)) for start in range(0, count, SLATE_BLOCK)]
-    slates = np.concatenate(blocks) if blocks else np.zeros((0, policy.slate_size), np.int32)
+    block = blocks.ROUNDS
+    parts = [np.asarray(_slates_block({name: value[start:start + block] for name, value in obs.items()}, params,
+                                      policy)) for start in range(0, count, block)]
+    slates = np.concatenate(parts) if parts else np.zeros((0, policy.slate_size), np.int32)
     return slates if inverse is None else slates[np.reshape(inverse, (rows,))]

@@ -16,9 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlrec.errors import InputError
-
-# Rounds per block of the sufficient statistics (bounds the (block * k, f) feature matrix).
-BLOCK_ROUNDS = 65536
+from rlrec.ope import blocks
 
 
 def item_features(params, request: jax.Array) -> jax.Array:
@@ -48,9 +46,13 @@ def fit(params, requests: np.ndarray, slates: np.ndarray, clicks: np.ndarray, re
     k)``); ``regulariser`` is the ridge strength on the sum of squared errors over slots."""
     if regulariser <= 0:
         raise InputError(f"regulariser must be > 0 (the ridge strength), got {regulariser}.")
+    slate_size = np.shape(slates)[1]
+    # Each round's (k, f) features, f = k + 2 d + 2, in float32.
+    rows = blocks.rows_per_block(4 * slate_size * (slate_size + 2 * params.item_features.shape[1] + 2),
+                                 blocks.STATISTICS_ROUNDS)
     gram, moment = None, None
-    for start in range(0, len(requests), BLOCK_ROUNDS):
-        cut = slice(start, start + BLOCK_ROUNDS)
+    for start in range(0, len(requests), rows):
+        cut = slice(start, start + rows)
         block_gram, block_moment = _statistics(params, jnp.asarray(requests[cut]), jnp.asarray(slates[cut]),
                                                jnp.asarray(clicks[cut], jnp.float32))
         gram = block_gram if gram is None else gram + block_gram

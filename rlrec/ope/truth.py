@@ -21,20 +21,12 @@ import numpy as np
 from rlrec.agents.base import Agent
 from rlrec.envs.recsys import EnvParams, RecEnv
 from rlrec.errors import InputError
+from rlrec.ope.blocks import target_rounds
 from rlrec.ope.collector import TRUTH, check_log, check_policy, state_class, stream_key
 from rlrec.ope.log import Log
 from rlrec.ope.policies import Policy, deterministic_slates
 from rlrec.rollout.runner import run
 from rlrec.simulators import choice
-
-# Rounds per compiled block of true_value (deterministic targets).
-BLOCK_ROUNDS = 4096
-
-
-def monte_carlo_block(slate_size: int, num_items: int, budget: int = 2**27) -> int:
-    """Rounds per block for a stochastic policy: its ``(k, N)`` marginals or one draw's ``(N,)`` noise per round,
-    times the block, within ``budget`` bytes (128 MB)."""
-    return int(max(16, min(BLOCK_ROUNDS, budget // (4 * (slate_size + 1) * num_items))))
 
 
 def slate_value(env: RecEnv, state, slate: jax.Array, params: EnvParams) -> jax.Array:
@@ -127,7 +119,7 @@ def true_value(env: RecEnv, params: EnvParams, target: Policy, log: Log, *, samp
     states, obs = restore_states(env, params, log), log.observations()
     slates = deterministic_slates(target, obs, params) if target.deterministic else log.slate
     keys = jax.random.split(stream_key(seed, TRUTH), log.num_rounds)
-    block = BLOCK_ROUNDS if target.deterministic else monte_carlo_block(env.slate_size, env.num_items(params))
+    block = target_rounds(env.slate_size, env.num_items(params), target.deterministic)
     means, variances = [], []
     for start in range(0, log.num_rounds, block):
         cut = slice(start, start + block)

@@ -14,17 +14,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rlrec.errors import InputError
 
-# XLA compiler options of the training loop (rlrec.train): XLA's CPU backend hands dots *and* the element-wise
-# ops and reductions around them to YNNPACK as one fusion by default; under ``vmap`` over seeds some of those
-# fused reductions ran far slower than XLA's own loops. Handing YNNPACK only the dots themselves made PPO's
-# training faster (benchmarks/README.md, "Tuning history"). A CPU option: other backends ignore it.
+# XLA compiler options of the training loop (rlrec.train): XLA's CPU backend hands YNNPACK dots together with the
+# element-wise ops and reductions around them by default, and under ``vmap`` over seeds some of those fused
+# reductions are far slower than XLA's own loops, so YNNPACK gets only the dots (benchmarks/README.md, "Tuning
+# history"). A CPU option: other backends ignore it.
 LOOP_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
-# XLA options of rlrec.run's programs: LLVM optimisation level 1 instead of 2. Compiling is most of a short run's
-# time; level 1 compiles a third faster with the same numbers, bit for bit, and no measurable loss of running
-# speed (benchmarks/README.md, "Tuning history"). Not taken: XLA's older CPU emitters
-# (xla_cpu_use_fusion_emitters=False) compile faster still, but once ran one benchmark cell with another cell's
-# program: wrong results are not worth seconds.
+# XLA options of rlrec.run's programs: compiling is most of a short run's time, and LLVM optimisation level 1
+# (instead of 2) compiles faster with the same numbers, bit for bit (benchmarks/README.md, "Tuning history").
 RUNNER_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
