@@ -136,11 +136,11 @@ class ConUCB(AskingAgent):
 
     Class defaults: ``arm_weight`` lambda 0.5, ``key_term_regulariser`` lambda~ 1, the schedule ``5 floor(log t)``
     and key-term rewards 1 (yes) and 0 (no) are the paper's experimental settings; ``alpha = key_term_alpha = 0.25``
-    are ours (the paper sets them from its confidence bound). The registry's ``conucb`` is tuned for MovieLens
-    (:data:`rlrec.agents.registry.AGENTS`). ``act`` costs ``O(N f^2)`` (the
-    second width term depends on both ``M`` and ``M~``, so nothing catalog-sized can be kept); ``update`` ``O(f^2)``
-    per shown slot and answer. ``b`` and ``b~`` are kept explicitly (``theta`` moves with ``theta~``, so the
-    recursive-least-squares estimate of :class:`LinearBandit` does not apply).
+    are ours (the paper sets them from its confidence bound). The registered ``conucb`` is tuned for MovieLens (its
+    row in :mod:`rlrec.agents.names`). ``act`` costs ``O(N f^2)`` (the second width term depends on both ``M`` and
+    ``M~``, so nothing catalog-sized can be kept); ``update`` ``O(f^2)`` per shown slot and answer. ``b`` and ``b~``
+    are kept explicitly (``theta`` moves with ``theta~``, so the recursive-least-squares estimate of
+    :class:`LinearBandit` does not apply).
     """
 
     arm_weight: float = hyperparameter(0.5, "lambda: weight of the clicks against the answers' prior (paper: 0.5)",
