@@ -131,9 +131,10 @@ def from_env(default: Any = None, read: Callable[[Any], Any] | None = None) -> A
     return struct.field(pytree_node=False, default=default, metadata={FROM_ENV: read})
 
 
-def internal(default: Any, meaning: str, *, static: bool = True) -> Any:
-    """A field that is neither a hyperparameter nor read from the env (a display name, an evaluation switch)."""
-    return struct.field(pytree_node=not static, default=default, metadata={INTERNAL: meaning})
+def internal(default: Any, meaning: str, *, static: bool = True, compare: bool = True) -> Any:
+    """A field that is neither a hyperparameter nor read from the env (a display name, an evaluation switch);
+    ``compare=False`` leaves it out of ``==`` and ``hash``."""
+    return struct.field(pytree_node=not static, default=default, compare=compare, metadata={INTERNAL: meaning})
 
 
 def hyperparameters_of(cls: type) -> dict[str, Hyperparameter]:
@@ -303,8 +304,7 @@ class Agent(ClassKeyed):
     """
 
     slate_size: int = from_env(1)
-    label: str = struct.field(pytree_node=False, default="", compare=False,
-                              metadata={INTERNAL: "display name only (left out of ==, hash and compiled programs)"})
+    label: str = internal("", "display name only (left out of ==, hash and compiled programs)", compare=False)
 
     def __init_subclass__(cls, **kwargs):
         # Subclasses keep the short repr below instead of a generated one (unless they write their own).
